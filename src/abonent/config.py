@@ -1,0 +1,232 @@
+"""Settings: environment variables ``ABONENT_*`` over an optional TOML file (CONTRACT §2).
+
+Everything is validated once at start, so a typo in a deployment's TOML fails loudly
+instead of surfacing as a wrong tariff in a customer's reply.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, time
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_NAMES_RU = ("пн", "вт", "ср", "чт", "пт", "сб", "вс")
+_HOURS_RE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
+
+
+class MessengerLink(BaseModel):
+    """A messenger the site widget lists: what the customer sees and where the link goes."""
+
+    type: str
+    title: str
+    url: str
+
+
+class WorkingHours(BaseModel):
+    """Operators' hours per weekday; a day missing from ``days`` is a day off."""
+
+    days: dict[int, tuple[time, time]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        """Accept ``{"mon-fri": "08:00-20:00", "sat": "09:00-15:00"}`` as an editor writes it."""
+        if not isinstance(value, dict) or "days" in value:
+            return value
+        days: dict[int, tuple[time, time]] = {}
+        for spec, hours in value.items():
+            match = _HOURS_RE.match(str(hours).strip())
+            if not match:
+                raise ValueError(f"working hours {hours!r} must look like 08:00-20:00")
+            h1, m1, h2, m2 = (int(g) for g in match.groups())
+            start = time(h1, m1)
+            end = time(23, 59, 59) if (h2, m2) == (24, 0) else time(h2, m2)
+            for day in _expand_days(str(spec)):
+                days[day] = (start, end)
+        return {"days": days}
+
+    def is_open(self, moment: datetime) -> bool:
+        span = self.days.get(moment.weekday())
+        return span is not None and span[0] <= moment.time() < span[1]
+
+    def describe(self) -> str:
+        """Russian text such as «пн–пт 08:00–20:00, сб 09:00–15:00»; consecutive equal days merge."""
+        parts: list[str] = []
+        day = 0
+        while day < 7:
+            span = self.days.get(day)
+            if span is None:
+                day += 1
+                continue
+            last = day
+            while last + 1 < 7 and self.days.get(last + 1) == span:
+                last += 1
+            names = DAY_NAMES_RU[day] if last == day else f"{DAY_NAMES_RU[day]}–{DAY_NAMES_RU[last]}"
+            parts.append(f"{names} {span[0]:%H:%M}–{span[1]:%H:%M}")
+            day = last + 1
+        return ", ".join(parts) if parts else "по будням"
+
+
+def _expand_days(spec: str) -> list[int]:
+    result: list[int] = []
+    for chunk in spec.lower().replace(" ", "").split(","):
+        if "-" in chunk:
+            first, last = chunk.split("-", 1)
+            a, b = DAY_NAMES.index(first), DAY_NAMES.index(last)
+            result.extend(range(a, b + 1))
+        elif chunk:
+            result.append(DAY_NAMES.index(chunk))
+    return result
+
+
+class CompanySettings(BaseModel):
+    name: str = "ЭнергоСбыт"
+    emergency_phone: str = "112"
+    call_center_phone: str = "8 800 000-00-00"
+    timezone: str = "Europe/Moscow"
+    working_hours: WorkingHours = Field(
+        default_factory=lambda: WorkingHours.model_validate({"mon-fri": "08:00-20:00"})
+    )
+    links: dict[str, str] = Field(default_factory=dict)
+    messengers: list[MessengerLink] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises for an unknown zone
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class TwoZone(BaseModel):
+    day: Decimal
+    night: Decimal
+
+
+class ThreeZone(BaseModel):
+    peak: Decimal
+    half_peak: Decimal
+    night: Decimal
+
+
+class TariffSettings(BaseModel):
+    """Rubles per kWh for each plan and zone."""
+
+    single: Decimal = Decimal("6.43")
+    two_zone: TwoZone = Field(
+        default_factory=lambda: TwoZone(day=Decimal("7.36"), night=Decimal("3.79"))
+    )
+    three_zone: ThreeZone = Field(
+        default_factory=lambda: ThreeZone(
+            peak=Decimal("8.85"), half_peak=Decimal("6.43"), night=Decimal("3.79")
+        )
+    )
+
+
+class ReadingsSettings(BaseModel):
+    """The monthly submission window and the plausibility bound for a jump."""
+
+    first_day: int = Field(default=15, ge=1, le=31)
+    last_day: int = Field(default=25, ge=1, le=31)
+    max_daily_kwh: Decimal = Decimal("60")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReadingsSettings:
+        if self.first_day > self.last_day:
+            raise ValueError("readings.first_day must not be after readings.last_day")
+        return self
+
+
+class BillingSettings(BaseModel):
+    backend: Literal["local"] = "local"
+    account_length: int = Field(default=10, ge=4, le=20)
+
+
+class ChannelSettings(BaseModel):
+    """One ``[[channels]]`` entry; platform-specific fields stay in ``extra``."""
+
+    model_config = {"extra": "allow"}
+
+    id: str
+    type: Literal["telegram", "whatsapp", "viber", "vk", "max", "webchat"]
+    token: str = ""
+    secret: str = ""
+    api_base: str = ""
+
+
+class OperatorSettings(BaseModel):
+    """Until the operator workspace brings logins, its HTTP API takes this bearer token."""
+
+    api_token: str = ""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ABONENT_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    database_url: str = "sqlite+aiosqlite:///abonent.db"
+    redis_url: str = ""
+    public_url: str = ""
+    log_level: str = "INFO"
+    company: CompanySettings = Field(default_factory=CompanySettings)
+    tariffs: TariffSettings = Field(default_factory=TariffSettings)
+    readings: ReadingsSettings = Field(default_factory=ReadingsSettings)
+    billing: BillingSettings = Field(default_factory=BillingSettings)
+    operators: OperatorSettings = Field(default_factory=OperatorSettings)
+    channels: list[ChannelSettings] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get("ABONENT_CONFIG")
+        if path:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"ABONENT_CONFIG points to a missing file: {path}")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        """Accept the plain URLs admins paste and pick the async driver for them."""
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
