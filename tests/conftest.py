@@ -23,6 +23,7 @@ from abonent import clock
 from abonent.db.migrate import upgrade
 from abonent.db.models import Base
 from abonent.db.session import Database
+from support import LiveServer, make_settings
 
 PG_URL = os.environ.get("ABONENT_TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("ABONENT_TEST_REDIS_URL", "")
@@ -121,3 +122,22 @@ async def db(fresh_database_url: str) -> AsyncIterator[Database]:
 def _real_clock() -> Iterator[None]:
     yield
     clock.set_clock(None)
+
+
+@pytest.fixture
+def live_server(fresh_database_url: str) -> Iterator[LiveServer]:
+    """The real server on a free port, demo accounts loaded, the readings window always open."""
+    from abonent.demo import seed_demo_accounts
+
+    async def seed() -> dict[str, str]:
+        database = Database(fresh_database_url)
+        accounts = await seed_demo_accounts(database)
+        await database.dispose()
+        return {a.plan: a.number for a in accounts}
+
+    accounts = asyncio.run(seed())
+    server = LiveServer(make_settings(fresh_database_url))
+    server.accounts = accounts
+    server.start()
+    yield server
+    server.stop()

@@ -75,7 +75,9 @@ class WorkingHours(BaseModel):
             last = day
             while last + 1 < 7 and self.days.get(last + 1) == span:
                 last += 1
-            names = DAY_NAMES_RU[day] if last == day else f"{DAY_NAMES_RU[day]}–{DAY_NAMES_RU[last]}"
+            names = (
+                DAY_NAMES_RU[day] if last == day else f"{DAY_NAMES_RU[day]}–{DAY_NAMES_RU[last]}"
+            )
             parts.append(f"{names} {span[0]:%H:%M}–{span[1]:%H:%M}")
             day = last + 1
         return ", ".join(parts) if parts else "по будням"

@@ -126,9 +126,7 @@ class Message(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE")
-    )
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     identity_id: Mapped[int] = mapped_column(
         ForeignKey("channel_identities.id", ondelete="CASCADE")
     )
@@ -195,9 +193,7 @@ class ReadingsRecord(Base):
     __table_args__ = (Index("ix_readings_history_account", "account_number", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    account_number: Mapped[str] = mapped_column(
-        ForeignKey("accounts.number", ondelete="CASCADE")
-    )
+    account_number: Mapped[str] = mapped_column(ForeignKey("accounts.number", ondelete="CASCADE"))
     t1: Mapped[Decimal | None] = mapped_column(Kwh)
     t2: Mapped[Decimal | None] = mapped_column(Kwh)
     t3: Mapped[Decimal | None] = mapped_column(Kwh)

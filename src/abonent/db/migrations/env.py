@@ -23,5 +23,7 @@ def run_migrations_online() -> None:
 
 
 if context.is_offline_mode():
-    raise SystemExit("offline migrations are not supported; run `abonent serve` or `abonent migrate`")
+    raise SystemExit(
+        "offline migrations are not supported; run `abonent serve` or `abonent migrate`"
+    )
 run_migrations_online()

@@ -1,0 +1,3 @@
+from abonent.cli import main
+
+main()

@@ -1,0 +1,123 @@
+"""create_app(): wires settings, database, bus, channels, bot, pipeline and the routers.
+
+Everything a request needs hangs off one ``Runtime`` object on ``app.state``; the
+background loops (outbox sender, bus listener) start and stop with the app.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+
+from abonent import __version__
+from abonent.billing.base import Billing
+from abonent.billing.local import LocalBilling
+from abonent.bot.dialog import Services
+from abonent.bot.engine import Bot
+from abonent.channels.base import Channel
+from abonent.channels.registry import build_channels
+from abonent.config import Settings, get_settings
+from abonent.core.bus import LocalBus, make_bus
+from abonent.core.contacts import ContactDirectory
+from abonent.core.metrics import Metrics
+from abonent.core.outbox import OutboxSender
+from abonent.core.pipeline import Pipeline
+from abonent.db.migrate import upgrade
+from abonent.db.session import Database
+from abonent.nlu.base import Understander
+from abonent.nlu.keywords import KeywordUnderstander
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    bus: LocalBus
+    channels: dict[str, Channel]
+    billing: Billing
+    understander: Understander
+    pipeline: Pipeline
+    sender: OutboxSender
+    metrics: Metrics
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    db = Database(settings.database_url)
+    bus = make_bus(settings.redis_url)
+    channels = build_channels(settings)
+    billing = LocalBilling(db, settings.tariffs)
+    understander = KeywordUnderstander()
+    services = Services(
+        settings=settings,
+        billing=billing,
+        understander=understander,
+        contacts=ContactDirectory(db),
+        db=db,
+    )
+    pipeline = Pipeline(db, bus, Bot(services))
+    sender = OutboxSender(db, bus, channels)
+    return Runtime(
+        settings=settings,
+        db=db,
+        bus=bus,
+        channels=channels,
+        billing=billing,
+        understander=understander,
+        pipeline=pipeline,
+        sender=sender,
+        metrics=Metrics(bus),
+    )
+
+
+def create_app(settings: Settings | None = None, *, extra: dict[str, Any] | None = None) -> FastAPI:
+    """The ASGI app; ``extra`` lands on the runtime (the demo passes its sample accounts)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = build_runtime(settings)
+        runtime.extra.update(extra or {})
+        await upgrade(runtime.db.engine)
+        await runtime.bus.start()
+        for channel in runtime.channels.values():
+            await channel.start()
+        await runtime.sender.start()
+        app.state.runtime = runtime
+        recovered = await runtime.pipeline.recover()
+        if recovered:
+            log.info("resuming %d conversations with unanswered messages", recovered)
+        log.info("Abonent %s ready on %s", __version__, "SQLite" if settings.is_sqlite else "PostgreSQL")
+        try:
+            yield
+        finally:
+            await runtime.pipeline.drain_all()
+            await runtime.sender.stop()
+            for channel in runtime.channels.values():
+                await channel.stop()
+            await runtime.bus.stop()
+            await runtime.db.dispose()
+
+    from abonent.web import client_api, errors, operator_api, pages, service
+
+    app = FastAPI(
+        title="Abonent",
+        version=__version__,
+        description="Chat centre and virtual consultant for utilities.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    client_api.install(app)
+    app.include_router(client_api.router)
+    app.include_router(operator_api.router)
+    app.include_router(service.router)
+    app.include_router(pages.router)
+    pages.mount_static(app)
+    return app

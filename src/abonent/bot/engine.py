@@ -1,0 +1,139 @@
+"""The self-service bot: routes each turn to the menu, a flow step, or the operators.
+
+Order of precedence for a customer message: the commands «меню», «назад», «отмена»
+(at any step); the menu's own buttons (they restart a flow from anywhere); the step
+of a flow in progress; and only then free text, whose meaning is asked of the
+``Understander`` — the one seam the trained classifier will plug into.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from types import ModuleType
+from typing import Any
+
+from abonent.bot import texts as t
+from abonent.bot.dialog import Dialog, Services
+from abonent.bot.flows import balance, handoff, readings
+from abonent.core.pipeline import Turn, TurnOutcome
+from abonent.nlu.normalize import normalize
+
+log = logging.getLogger(__name__)
+
+FLOWS: dict[str, ModuleType] = {readings.FLOW: readings, balance.FLOW: balance}
+FLOW_INTENTS = {"readings_submit": readings, "balance": balance}
+
+COMMANDS = {
+    "меню": t.P_MENU, "главное меню": t.P_MENU, "menu": t.P_MENU, "start": t.P_MENU,
+    "начало": t.P_MENU, "в меню": t.P_MENU, "vtyu": t.P_MENU,
+    "назад": t.P_BACK, "back": t.P_BACK,
+    "отмена": t.P_CANCEL, "отменить": t.P_CANCEL, "стоп": t.P_CANCEL, "cancel": t.P_CANCEL,
+}
+_DIGIT = re.compile(r"\d")
+
+
+class Bot:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def handle(self, turn: Turn) -> TurnOutcome:
+        d = Dialog.from_turn(turn, self.services)
+        if turn.is_start:
+            self._greet(d)
+        else:
+            await self._route(d, turn.text or "", turn.payload)
+        d.meta.setdefault("flow", d.flow)
+        d.meta.setdefault("step", d.step)
+        return TurnOutcome(
+            replies=d.replies, state=d.state(), handoff=d.handoff, meta=d.meta, events=d.events
+        )
+
+    def _greet(self, d: Dialog) -> None:
+        d.end()
+        d.say(d.fmt(t.GREETING), *t.MENU_BUTTONS)
+
+    def _menu(self, d: Dialog, text: str = t.MENU) -> None:
+        d.end()
+        d.say(d.fmt(text), *t.MENU_BUTTONS)
+
+    async def _route(self, d: Dialog, text: str, payload: str | None) -> None:
+        command = payload if payload in (t.P_MENU, t.P_BACK, t.P_CANCEL) else None
+        if command is None and not payload:
+            command = COMMANDS.get(normalize(text).removeprefix("/"))
+        if command is not None:
+            d.meta["command"] = command
+            await self._command(d, command)
+            return
+        if payload in (t.P_READINGS, t.P_BALANCE, t.P_OPERATOR):
+            d.meta["button"] = payload
+            d.misses = 0
+            await self._start(d, payload)
+            return
+        if d.flow in FLOWS:
+            if not payload and not _DIGIT.search(text):
+                # «Хочу к оператору» in the middle of a flow: honour the new request.
+                meaning = self.services.understander.parse(text)
+                d.meta.update(intent=meaning.intent, confidence=meaning.confidence)
+                target = _flow_for(meaning.intent)
+                if target is not None and target != d.flow:
+                    await self._start(d, target)
+                    return
+            await FLOWS[d.flow].handle(d, text, payload)
+            return
+        await self._free_text(d, text)
+
+    async def _command(self, d: Dialog, command: str) -> None:
+        if command == t.P_MENU:
+            self._menu(d)
+        elif command == t.P_CANCEL:
+            self._menu(d, t.CANCELLED if d.flow else t.MENU)
+        elif d.flow in FLOWS and d.step in FLOWS[d.flow].PREVIOUS:
+            step = FLOWS[d.flow].PREVIOUS[d.step]
+            d.step = step
+            await FLOWS[d.flow].prompt(d, step)
+        else:
+            self._menu(d)
+
+    async def _start(self, d: Dialog, what: str) -> None:
+        if what == t.P_OPERATOR:
+            await handoff.begin(d)
+        elif what == t.P_READINGS:
+            await readings.begin(d)
+        else:
+            await balance.begin(d)
+
+    async def _free_text(self, d: Dialog, text: str) -> None:
+        meaning = self.services.understander.parse(text)
+        d.meta.update(intent=meaning.intent, confidence=meaning.confidence)
+        target = _flow_for(meaning.intent)
+        if target is not None:
+            d.misses = 0
+            await self._start(d, target)
+        elif meaning.intent == "greeting":
+            d.misses = 0
+            self._greet(d)
+        elif meaning.intent == "thanks_bye":
+            d.misses = 0
+            d.say(t.THANKS, t.BTN_MENU)
+        else:
+            d.misses += 1
+            if d.misses >= 2:
+                d.misses = 0
+                d.say(d.fmt(t.NOT_UNDERSTOOD_AGAIN), t.BTN_OPERATOR, t.BTN_MENU)
+            else:
+                d.say(d.fmt(t.NOT_UNDERSTOOD), *t.MENU_BUTTONS)
+
+
+def _flow_for(intent: str) -> str | None:
+    return {
+        "readings_submit": t.P_READINGS,
+        "balance": t.P_BALANCE,
+        "operator": t.P_OPERATOR,
+    }.get(intent)
+
+
+def describe_state(state: dict[str, Any]) -> str:
+    """For logs and the operator view: «readings/values»."""
+    flow = state.get("flow")
+    return f"{flow}/{state.get('step')}" if flow else "menu"

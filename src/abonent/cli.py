@@ -1,0 +1,107 @@
+"""The ``abonent`` command (CONTRACT §1)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from abonent.billing.cli import billing_app
+from abonent.config import Settings, get_settings
+
+app = typer.Typer(help="Abonent: chat centre and virtual consultant for utilities.", no_args_is_help=True)
+app.add_typer(billing_app, name="billing")
+
+DEMO_CONFIG = Path(__file__).parent / "demo" / "demo.toml"
+DEMO_DB = "abonent-demo.db"
+
+
+def _run_server(settings: Settings, host: str, port: int, extra: dict[str, object] | None = None) -> None:
+    import uvicorn
+
+    from abonent.app import create_app
+    from abonent.logs import setup_logging
+
+    setup_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings, extra=extra),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        ws_ping_interval=20,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the server on the configured database (the schema is migrated at start)."""
+    _run_server(get_settings(), host, port)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date and exit."""
+    from abonent.db.migrate import upgrade
+    from abonent.db.session import Database
+
+    async def run() -> None:
+        db = Database(get_settings().database_url)
+        await upgrade(db.engine)
+        await db.dispose()
+
+    asyncio.run(run())
+    typer.echo("Schema is up to date.")
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Start a self-contained demo: SQLite file, demo company and accounts, the widget at /."""
+    os.environ.setdefault("ABONENT_CONFIG", str(DEMO_CONFIG))
+    os.environ.setdefault("ABONENT_DATABASE_URL", f"sqlite+aiosqlite:///{DEMO_DB}")
+    get_settings.cache_clear()
+    settings = get_settings()
+
+    from abonent.billing.base import AccountInfo
+    from abonent.db.migrate import upgrade
+    from abonent.db.session import Database
+    from abonent.demo import seed_demo_accounts
+
+    async def seed() -> list[AccountInfo]:
+        db = Database(settings.database_url)
+        await upgrade(db.engine)
+        accounts = await seed_demo_accounts(db)
+        await db.dispose()
+        return accounts
+
+    accounts = asyncio.run(seed())
+    plans = {"single": "однотарифный", "two_zone": "двухзонный", "three_zone": "трёхзонный"}
+    typer.echo("")
+    typer.echo(f"Abonent demo: {settings.company.name}")
+    typer.echo(f"  Site with the chat widget:  http://{host}:{port}/")
+    typer.echo(f"  API documentation:          http://{host}:{port}/docs")
+    typer.echo(f"  Operator API token:         {settings.operators.api_token}")
+    typer.echo("  Demo accounts to try:")
+    for acc in accounts:
+        typer.echo(f"    {acc.number}  {plans.get(acc.plan, acc.plan)}, баланс {acc.balance} ₽")
+    typer.echo("")
+    extra: dict[str, object] = {
+        "demo_accounts": [
+            {"number": a.number, "plan": plans.get(a.plan, a.plan), "holder": a.holder} for a in accounts
+        ]
+    }
+    _run_server(settings, host, port, extra)
+
+
+def main() -> None:
+    app()

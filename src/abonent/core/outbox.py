@@ -1,0 +1,265 @@
+"""The persisted outbox and its sender loop.
+
+Replies are written to ``outbox`` in the same transaction as the message, so a crash
+between "the bot decided" and "the platform got it" loses nothing. The sender claims
+due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several processes share the
+work), sends them in order per conversation, and retries with backoff, honouring a
+platform's own retry hint. Permanent errors stop at once and stay on the message for
+operators to see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from abonent.channels.base import Channel, OutgoingMessage, SendError, SendResult
+from abonent.clock import utcnow
+from abonent.core import events
+from abonent.core.bus import LocalBus
+from abonent.core.events import Event
+from abonent.core.types import Button
+from abonent.db.models import ChannelIdentity, Message, OutboxItem
+from abonent.db.session import Database
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 12
+CLAIM_BATCH = 200
+LEASE = timedelta(seconds=120)
+
+
+def enqueue(session: AsyncSession, message: Message) -> OutboxItem:
+    item = OutboxItem(
+        message_id=message.id, channel_id=message.channel_id, next_attempt_at=utcnow()
+    )
+    session.add(item)
+    return item
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before the next try: 1, 2, 4 … capped at 5 minutes."""
+    return float(min(2 ** max(attempts - 1, 0), 300))
+
+
+@dataclass
+class _Claimed:
+    item_id: int
+    attempts: int
+    message: Message
+    recipient: str
+
+
+@dataclass
+class _Outcome:
+    claimed: _Claimed
+    result: SendResult | None = None
+    error: SendError | None = None
+
+
+class OutboxSender:
+    def __init__(
+        self, db: Database, bus: LocalBus, channels: dict[str, Channel], *, poll: float = 1.0
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.channels = channels
+        self.poll = poll
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe = bus.subscribe(lambda _e: self._wake.set(), {events.OUTBOX_ENQUEUED})
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-sender")
+
+    async def stop(self) -> None:
+        self._unsubscribe()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                busy = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox pass failed")
+                busy = False
+            if busy:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
+            self._wake.clear()
+
+    async def run_once(self) -> bool:
+        """One pass: claim, send, record. True when it found work (there may be more)."""
+        claimed = await self._claim()
+        if not claimed:
+            return False
+        by_conversation: dict[int, list[_Claimed]] = defaultdict(list)
+        for c in claimed:
+            by_conversation[c.message.conversation_id].append(c)
+        results = await asyncio.gather(
+            *(self._send_in_order(cs) for cs in by_conversation.values())
+        )
+        outcomes = [o for group in results for o in group]
+        await self._record(outcomes)
+        return True
+
+    async def _claim(self) -> list[_Claimed]:
+        now = utcnow()
+        async with self.db.transaction() as session:
+            query = (
+                select(OutboxItem.id)
+                .where(
+                    or_(
+                        (OutboxItem.status == "pending") & (OutboxItem.next_attempt_at <= now),
+                        # A process died mid-send: its lease ran out, take the row over.
+                        (OutboxItem.status == "sending") & (OutboxItem.locked_until < now),
+                    )
+                )
+                .order_by(OutboxItem.id)
+                .limit(CLAIM_BATCH)
+            )
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            ids = list(await session.scalars(query))
+            if not ids:
+                return []
+            await session.execute(
+                update(OutboxItem)
+                .where(OutboxItem.id.in_(ids))
+                .values(
+                    status="sending", locked_until=now + LEASE, attempts=OutboxItem.attempts + 1
+                )
+            )
+            rows = await session.execute(
+                select(OutboxItem.id, OutboxItem.attempts, Message, ChannelIdentity.external_id)
+                .join(Message, Message.id == OutboxItem.message_id)
+                .join(ChannelIdentity, ChannelIdentity.id == Message.identity_id)
+                .where(OutboxItem.id.in_(ids))
+                .order_by(OutboxItem.id)
+            )
+            return [_Claimed(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def _send_in_order(self, claimed: list[_Claimed]) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
+        for i, c in enumerate(claimed):
+            outcome = await self._send_one(c)
+            outcomes.append(outcome)
+            if outcome.error is not None and not outcome.error.permanent:
+                # Keep the order: later messages of this conversation wait for this one.
+                for rest in claimed[i + 1 :]:
+                    outcomes.append(
+                        _Outcome(rest, error=SendError("waiting for an earlier message"))
+                    )
+                break
+        return outcomes
+
+    async def _send_one(self, c: _Claimed) -> _Outcome:
+        channel = self.channels.get(c.message.channel_id)
+        if channel is None:
+            return _Outcome(c, error=SendError("channel is not configured", permanent=True))
+        outgoing = OutgoingMessage(
+            message_id=c.message.id,
+            conversation_id=c.message.conversation_id,
+            recipient=c.recipient,
+            text=c.message.text,
+            buttons=tuple(Button(b["title"], b["payload"]) for b in c.message.buttons or []),
+        )
+        try:
+            return _Outcome(c, result=await channel.send(outgoing))
+        except SendError as exc:
+            return _Outcome(c, error=exc)
+        except Exception as exc:
+            log.exception("channel %s failed to send message %s", channel.id, c.message.id)
+            return _Outcome(c, error=SendError(f"{type(exc).__name__}: {exc}"))
+
+    async def _record(self, outcomes: list[_Outcome]) -> None:
+        now = utcnow()
+        published: list[Event] = []
+        async with self.db.transaction() as session:
+            sent_ids = [o.claimed.item_id for o in outcomes if o.result is not None]
+            if sent_ids:
+                await session.execute(
+                    update(OutboxItem)
+                    .where(OutboxItem.id.in_(sent_ids))
+                    .values(status="sent", sent_at=now, locked_until=None, last_error=None)
+                )
+                msg_ids = [o.claimed.message.id for o in outcomes if o.result is not None]
+                await session.execute(
+                    update(Message).where(Message.id.in_(msg_ids)).values(delivery="sent")
+                )
+            for o in outcomes:
+                if o.result is not None:
+                    ext = o.result.external_id
+                    if ext:
+                        msg = await session.get(Message, o.claimed.message.id)
+                        if msg is not None:
+                            msg.meta = {**(msg.meta or {}), "platform_id": ext}
+                    published.append(
+                        Event(events.MESSAGE_SENT, _event_data(o.claimed.message, None))
+                    )
+                    continue
+                assert o.error is not None
+                err = o.error
+                final = err.permanent or o.claimed.attempts >= MAX_ATTEMPTS
+                if final:
+                    await session.execute(
+                        update(OutboxItem)
+                        .where(OutboxItem.id == o.claimed.item_id)
+                        .values(status="failed", locked_until=None, last_error=err.reason)
+                    )
+                    await session.execute(
+                        update(Message)
+                        .where(Message.id == o.claimed.message.id)
+                        .values(delivery="failed", delivery_error=err.reason)
+                    )
+                    published.append(
+                        Event(events.MESSAGE_FAILED, _event_data(o.claimed.message, err.reason))
+                    )
+                    log.warning(
+                        "message %s to %s failed for good: %s",
+                        o.claimed.message.id,
+                        o.claimed.message.channel_id,
+                        err.reason,
+                    )
+                else:
+                    delay = (
+                        err.retry_after
+                        if err.retry_after is not None
+                        else backoff(o.claimed.attempts)
+                    )
+                    await session.execute(
+                        update(OutboxItem)
+                        .where(OutboxItem.id == o.claimed.item_id)
+                        .values(
+                            status="pending",
+                            locked_until=None,
+                            last_error=err.reason,
+                            next_attempt_at=now + timedelta(seconds=delay),
+                        )
+                    )
+        await self.bus.publish_many(published)
+
+
+def _event_data(message: Message, error: str | None) -> dict[str, object]:
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "channel_id": message.channel_id,
+        "error": error,
+    }

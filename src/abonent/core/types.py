@@ -1,0 +1,51 @@
+"""Platform-neutral message shapes: what channels produce and what the bot emits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Button:
+    title: str
+    payload: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"title": self.title, "payload": self.payload}
+
+
+@dataclass(frozen=True)
+class Attachment:
+    kind: str  # photo | sticker | voice | video | file | location | contact | other
+    url: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One customer message as a channel parsed it (rasa's UserMessage, our fields)."""
+
+    channel_id: str
+    external_user_id: str
+    text: str = ""
+    payload: str | None = None
+    # The platform's own id of this delivery: the dedupe key for retried webhooks.
+    external_id: str | None = None
+    display_name: str | None = None
+    phone: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    sent_at: datetime | None = None
+    # Known already (web chat: the token names it), saves a look-up.
+    identity_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the bot (or an operator) says; each channel renders the buttons its own way."""
+
+    text: str
+    buttons: tuple[Button, ...] = ()
+    author: str = "bot"
+    meta: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,29 @@
+"""The one question the bot asks about free text: what does it mean?
+
+Intent ids are those of ``shared/nlu/intents.yaml``; ``fallback`` means "not sure
+enough to answer". The keyword matcher below is the first implementation; a trained
+classifier replaces it behind the same ``Understander`` protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+FALLBACK = "fallback"
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    intent: str
+    confidence: float
+    # The closest intents with their scores, best first (for "did you mean" buttons).
+    alternatives: tuple[tuple[str, float], ...] = field(default=())
+
+    @property
+    def understood(self) -> bool:
+        return self.intent != FALLBACK
+
+
+class Understander(Protocol):
+    def parse(self, text: str) -> Interpretation: ...

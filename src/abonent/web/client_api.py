@@ -1,0 +1,293 @@
+"""The client API of CONTRACT §5: web chat and the company's own apps.
+
+A bearer token names one channel identity (one browser, one app install). Messages
+are read from the store; live delivery (WebSocket, long poll) is driven by
+``message.created`` events on the bus, so a message written by another server
+process reaches this one's clients through Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict, defaultdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.middleware.cors import CORSMiddleware
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from abonent.channels.webchat import WEBCHAT_ID
+from abonent.core import events, inbox
+from abonent.core.events import Event
+from abonent.core.serialize import message_dict
+from abonent.core.types import InboundMessage
+from abonent.db.models import ChannelIdentity, Message
+from abonent.web.deps import BearerDep, RuntimeDep
+from abonent.web.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 4096
+MAX_PAYLOAD = 256
+MAX_WAIT = 30.0
+PAGE = 200
+PUBLIC_FIELDS = ("id", "author", "text", "buttons", "created_at")
+
+router = APIRouter(prefix="/api/client/v1", tags=["client"])
+
+
+class Listeners:
+    """Live subscribers per identity (WebSockets and long polls of this process)."""
+
+    def __init__(self) -> None:
+        self._queues: dict[int, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+
+    def on_event(self, event: Event) -> None:
+        identity = event.data.get("identity_id")
+        for queue in self._queues.get(identity, ()):  # type: ignore[arg-type]
+            queue.put_nowait({k: event.data[k] for k in PUBLIC_FIELDS})
+
+    @contextlib.contextmanager
+    def listen(self, identity_id: int) -> Any:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._queues[identity_id].add(queue)
+        try:
+            yield queue
+        finally:
+            self._queues[identity_id].discard(queue)
+            if not self._queues[identity_id]:
+                del self._queues[identity_id]
+
+
+class TokenCache:
+    """Token hash → identity id; identities never change owner, so caching is safe."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._items: OrderedDict[str, int] = OrderedDict()
+        self._size = size
+
+    def get(self, key: str) -> int | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: int) -> None:
+        self._items[key] = value
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+
+def install(app: FastAPI) -> None:
+    """CORS for the widget on the company's own site; state shared by the endpoints."""
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        allow_credentials=False,
+    )
+    app.state.client_listeners = Listeners()
+    app.state.client_tokens = TokenCache()
+    app.state.client_subscribed = False
+
+
+def _listeners(request: Request | WebSocket) -> Listeners:
+    app = request.app
+    if not app.state.client_subscribed:
+        app.state.runtime.bus.subscribe(app.state.client_listeners.on_event, {events.MESSAGE_CREATED})
+        app.state.client_subscribed = True
+    listeners: Listeners = app.state.client_listeners
+    return listeners
+
+
+async def _identity_for(request: Request | WebSocket, token: str | None) -> int:
+    if not token:
+        raise ApiError(401, "missing_token", "Send 'Authorization: Bearer <token>' from POST /conversations.")
+    cache: TokenCache = request.app.state.client_tokens
+    key = inbox.hash_token(token)
+    identity_id = cache.get(key)
+    if identity_id is not None:
+        return identity_id
+    runtime = request.app.state.runtime
+    async with runtime.db.session() as session:
+        found = await session.scalar(
+            select(ChannelIdentity.id).where(ChannelIdentity.token_hash == key)
+        )
+    if found is None:
+        raise ApiError(401, "invalid_token", "The token is not valid; start a new conversation.")
+    cache.put(key, found)
+    return int(found)
+
+
+class NewConversation(BaseModel):
+    name: str | None = Field(default=None, max_length=200)
+
+
+class ConversationCreated(BaseModel):
+    conversation_id: int
+    token: str
+
+
+class NewMessage(BaseModel):
+    text: str | None = None
+    payload: str | None = None
+    client_message_id: str | None = Field(default=None, max_length=64)
+
+
+class Accepted(BaseModel):
+    id: int
+
+
+class ButtonOut(BaseModel):
+    title: str
+    payload: str
+
+
+class MessageOut(BaseModel):
+    id: int
+    author: str
+    text: str
+    buttons: list[ButtonOut]
+    created_at: str
+
+
+class MessageList(BaseModel):
+    messages: list[MessageOut]
+
+
+class WidgetConfig(BaseModel):
+    title: str
+    chat_title: str
+    company: dict[str, str]
+    messengers: list[dict[str, str]]
+
+
+@router.get("/widget", response_model=WidgetConfig)
+async def widget_config(runtime: RuntimeDep) -> dict[str, Any]:
+    """What the site widget shows before any chat starts."""
+    company = runtime.settings.company
+    return {
+        "title": "Помощь",
+        "chat_title": "Онлайн-чат",
+        "company": {"name": company.name},
+        "messengers": [m.model_dump() for m in company.messengers],
+    }
+
+
+@router.post("/conversations", status_code=201, response_model=ConversationCreated)
+async def create_conversation(runtime: RuntimeDep, body: NewConversation | None = None) -> dict[str, Any]:
+    name = (body.name or "").strip() or None if body else None
+    conv, token = await inbox.start_webchat(runtime.db, WEBCHAT_ID, name)
+    await runtime.pipeline.start(conv.id)
+    return {"conversation_id": conv.id, "token": token}
+
+
+@router.post("/messages", status_code=202, response_model=Accepted)
+async def post_message(
+    request: Request,
+    runtime: RuntimeDep,
+    credentials: BearerDep,
+    body: NewMessage,
+    idempotency_key: Annotated[str | None, Header(max_length=64)] = None,
+) -> dict[str, Any]:
+    identity_id = await _identity_for(request, credentials.credentials if credentials else None)
+    text = (body.text or "").strip()
+    payload = (body.payload or "").strip() or None
+    if not text and not payload:
+        raise ApiError(422, "empty_message", "Send a non-empty 'text' or a button's 'payload'.")
+    if len(text) > MAX_TEXT:
+        raise ApiError(
+            422, "message_too_long", f"A message may have at most {MAX_TEXT} characters.",
+            length=len(text), limit=MAX_TEXT,
+        )
+    if payload is not None and len(payload) > MAX_PAYLOAD:
+        raise ApiError(422, "payload_too_long", f"A payload may have at most {MAX_PAYLOAD} characters.")
+    if payload is not None and not text:
+        text = _button_title(payload)
+    key = body.client_message_id or idempotency_key
+    received = await runtime.pipeline.accept(
+        InboundMessage(
+            channel_id=WEBCHAT_ID,
+            external_user_id="",
+            identity_id=identity_id,
+            text=text,
+            payload=payload,
+            external_id=f"{identity_id}:{key}" if key else None,
+        )
+    )
+    return {"id": received.message.id}
+
+
+def _button_title(payload: str) -> str:
+    """The text shown for a pressed button whose title the client did not send."""
+    from abonent.bot import texts
+
+    titles = {b.payload: b.title for b in (*texts.MENU_BUTTONS, texts.BTN_MENU, texts.BTN_BACK, texts.BTN_CANCEL)}
+    titles.update({texts.P_YES: texts.CONFIRM_YES, texts.P_NO: texts.CONFIRM_NO})
+    return titles.get(payload, payload)
+
+
+async def _messages_after(runtime: Any, identity_id: int, after: int) -> list[dict[str, Any]]:
+    async with runtime.db.session() as session:
+        rows = await session.scalars(
+            select(Message)
+            .where(Message.identity_id == identity_id, Message.id > after)
+            .order_by(Message.id)
+            .limit(PAGE)
+        )
+        return [message_dict(m) for m in rows]
+
+
+@router.get("/messages", response_model=MessageList)
+async def get_messages(
+    request: Request,
+    runtime: RuntimeDep,
+    credentials: BearerDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0,
+) -> dict[str, Any]:
+    identity_id = await _identity_for(request, credentials.credentials if credentials else None)
+    if wait <= 0:
+        return {"messages": await _messages_after(runtime, identity_id, after)}
+    with _listeners(request).listen(identity_id) as queue:
+        messages = await _messages_after(runtime, identity_id, after)
+        if messages:
+            return {"messages": messages}
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(queue.get(), timeout=wait)
+    return {"messages": await _messages_after(runtime, identity_id, after)}
+
+
+@router.websocket("/ws")
+async def websocket(ws: WebSocket, token: str | None = None) -> None:
+    try:
+        identity_id = await _identity_for(ws, token)
+    except ApiError as exc:
+        await ws.close(code=4401, reason=exc.code)
+        return
+    await ws.accept()
+    with _listeners(ws).listen(identity_id) as queue:
+        reader = asyncio.create_task(_drain_client(ws))
+        try:
+            while True:
+                getter = asyncio.create_task(queue.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if reader in done:
+                    getter.cancel()
+                    return
+                await ws.send_json(getter.result())
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        finally:
+            reader.cancel()
+
+
+async def _drain_client(ws: WebSocket) -> None:
+    """Read (and ignore) client frames so a closed socket is noticed at once."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            await ws.receive_text()

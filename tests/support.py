@@ -1,0 +1,182 @@
+"""Test helpers: settings, a real server on a free port, and a web-chat customer."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import uvicorn
+
+from abonent.app import Runtime, create_app
+from abonent.config import Settings
+
+TEST_COMPANY: dict[str, Any] = {
+    "name": "ЭнергоСбыт Тест",
+    "emergency_phone": "8 800 111-11-11",
+    "call_center_phone": "8 800 222-22-22",
+    "timezone": "Europe/Moscow",
+    "working_hours": {"mon-fri": "08:00-20:00", "sat": "09:00-15:00"},
+    "links": {
+        "payment": "https://pay.example/energo",
+        "virtual_reception": "https://energo.example/reception",
+    },
+    "messengers": [
+        {"type": "telegram", "title": "Telegram", "url": "https://t.me/energo_test_bot"},
+        {"type": "vk", "title": "ВКонтакте", "url": "https://vk.me/energo_test"},
+    ],
+}
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "company": TEST_COMPANY,
+        "tariffs": {
+            "single": "6.43",
+            "two_zone": {"day": "7.36", "night": "3.79"},
+            "three_zone": {"peak": "8.85", "half_peak": "6.43", "night": "3.79"},
+        },
+        "readings": {"first_day": 1, "last_day": 31, "max_daily_kwh": "60"},
+        "operators": {"api_token": "test-operator-token"},
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def moscow(year: int, month: int, day: int, hour: int = 12, minute: int = 0) -> datetime:
+    """A moment given in Moscow time, as an aware UTC datetime for the clock."""
+    local = datetime(year, month, day, hour, minute, tzinfo=ZoneInfo("Europe/Moscow"))
+    return local.astimezone(UTC)
+
+
+@dataclass
+class LiveServer:
+    """The real app under uvicorn, in a thread with its own event loop."""
+
+    settings: Settings
+    extra: dict[str, Any] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    accounts: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(self.settings, extra=self.extra)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.server.serve())
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.app.state.runtime
+        return runtime
+
+    def call(self, coro: Any) -> Any:
+        """Run a coroutine on the server's loop and wait for its result."""
+        assert self.loop is not None
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(timeout=30)
+
+    async def settle(self) -> None:
+        """Wait until the server has finished every scheduled bot turn and send."""
+
+        async def idle() -> None:
+            await self.runtime.pipeline.drain_all()
+            while await self.runtime.sender.run_once():
+                pass
+
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(idle(), self.loop))  # type: ignore[arg-type]
+
+
+class Customer:
+    """A web-chat customer speaking the client API, as the widget or an app would."""
+
+    def __init__(self, server: LiveServer, client: httpx.AsyncClient) -> None:
+        self.server = server
+        self.client = client
+        self.token = ""
+        self.conversation_id = 0
+        self.last_id = 0
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def start(self) -> list[dict[str, Any]]:
+        r = await self.client.post(f"{self.server.url}/api/client/v1/conversations", json={})
+        assert r.status_code == 201, r.text
+        self.token = r.json()["token"]
+        self.conversation_id = r.json()["conversation_id"]
+        return await self.replies()
+
+    async def say(self, text: str) -> list[dict[str, Any]]:
+        r = await self.client.post(
+            f"{self.server.url}/api/client/v1/messages", json={"text": text}, headers=self.headers
+        )
+        assert r.status_code == 202, r.text
+        return await self.replies()
+
+    async def press(self, payload: str) -> list[dict[str, Any]]:
+        r = await self.client.post(
+            f"{self.server.url}/api/client/v1/messages",
+            json={"payload": payload},
+            headers=self.headers,
+        )
+        assert r.status_code == 202, r.text
+        return await self.replies()
+
+    async def replies(self) -> list[dict[str, Any]]:
+        """Everything the bot said since the last call (customer echoes excluded)."""
+        await self.server.settle()
+        r = await self.client.get(
+            f"{self.server.url}/api/client/v1/messages",
+            params={"after": self.last_id},
+            headers=self.headers,
+        )
+        assert r.status_code == 200, r.text
+        messages = r.json()["messages"]
+        if messages:
+            self.last_id = messages[-1]["id"]
+        return [m for m in messages if m["author"] != "customer"]
+
+
+def texts(replies: list[dict[str, Any]]) -> str:
+    return "\n".join(m["text"] for m in replies)
+
+
+def payloads(replies: list[dict[str, Any]]) -> list[str]:
+    return [b["payload"] for m in replies for b in m["buttons"]]
