@@ -38,7 +38,9 @@ class Metrics:
             registry=self.registry,
         )
         self.readings = Counter(
-            "abonent_readings_submitted_total", "Readings accepted by the bot", registry=self.registry
+            "abonent_readings_submitted_total",
+            "Readings accepted by the bot",
+            registry=self.registry,
         )
         # Events relayed from other processes are counted there, not here.
         bus.subscribe(self._on_event, local_only=True)

@@ -15,10 +15,11 @@ import contextlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from abonent.channels.base import Channel, OutgoingMessage, SendError, SendResult
 from abonent.clock import utcnow
@@ -38,7 +39,10 @@ LEASE = timedelta(seconds=120)
 
 def enqueue(session: AsyncSession, message: Message) -> OutboxItem:
     item = OutboxItem(
-        message_id=message.id, channel_id=message.channel_id, next_attempt_at=utcnow()
+        message_id=message.id,
+        conversation_id=message.conversation_id,
+        channel_id=message.channel_id,
+        next_attempt_at=utcnow(),
     )
     session.add(item)
     return item
@@ -62,6 +66,8 @@ class _Outcome:
     claimed: _Claimed
     result: SendResult | None = None
     error: SendError | None = None
+    # Not tried: an earlier message of the same conversation failed first.
+    held_by: int | None = None
 
 
 class OutboxSender:
@@ -121,6 +127,7 @@ class OutboxSender:
 
     async def _claim(self) -> list[_Claimed]:
         now = utcnow()
+        earlier = aliased(OutboxItem)
         async with self.db.transaction() as session:
             query = (
                 select(OutboxItem.id)
@@ -129,7 +136,17 @@ class OutboxSender:
                         (OutboxItem.status == "pending") & (OutboxItem.next_attempt_at <= now),
                         # A process died mid-send: its lease ran out, take the row over.
                         (OutboxItem.status == "sending") & (OutboxItem.locked_until < now),
-                    )
+                    ),
+                    ~exists().where(
+                        earlier.conversation_id == OutboxItem.conversation_id,
+                        earlier.id < OutboxItem.id,
+                        earlier.status.in_(("pending", "sending")),
+                        # ...unless the earlier one is itself due now (claimed in this batch).
+                        ~(
+                            (earlier.status == "pending") & (earlier.next_attempt_at <= now)
+                            | (earlier.status == "sending") & (earlier.locked_until < now)
+                        ),
+                    ),
                 )
                 .order_by(OutboxItem.id)
                 .limit(CLAIM_BATCH)
@@ -163,9 +180,7 @@ class OutboxSender:
             if outcome.error is not None and not outcome.error.permanent:
                 # Keep the order: later messages of this conversation wait for this one.
                 for rest in claimed[i + 1 :]:
-                    outcomes.append(
-                        _Outcome(rest, error=SendError("waiting for an earlier message"))
-                    )
+                    outcomes.append(_Outcome(rest, held_by=c.item_id))
                 break
         return outcomes
 
@@ -203,7 +218,10 @@ class OutboxSender:
                 await session.execute(
                     update(Message).where(Message.id.in_(msg_ids)).values(delivery="sent")
                 )
+            retry_at: dict[int, datetime] = {}
             for o in outcomes:
+                if o.held_by is not None:
+                    continue
                 if o.result is not None:
                     ext = o.result.external_id
                     if ext:
@@ -243,6 +261,7 @@ class OutboxSender:
                         if err.retry_after is not None
                         else backoff(o.claimed.attempts)
                     )
+                    retry_at[o.claimed.item_id] = now + timedelta(seconds=delay)
                     await session.execute(
                         update(OutboxItem)
                         .where(OutboxItem.id == o.claimed.item_id)
@@ -250,9 +269,22 @@ class OutboxSender:
                             status="pending",
                             locked_until=None,
                             last_error=err.reason,
-                            next_attempt_at=now + timedelta(seconds=delay),
+                            next_attempt_at=retry_at[o.claimed.item_id],
                         )
                     )
+            for o in outcomes:
+                if o.held_by is None:
+                    continue
+                await session.execute(
+                    update(OutboxItem)
+                    .where(OutboxItem.id == o.claimed.item_id)
+                    .values(
+                        status="pending",
+                        locked_until=None,
+                        attempts=OutboxItem.attempts - 1,  # it was not tried
+                        next_attempt_at=retry_at.get(o.held_by, now),
+                    )
+                )
         await self.bus.publish_many(published)
 
 

@@ -152,10 +152,15 @@ class OutboxItem(Base):
     """A message waiting to be sent by its channel; survives crashes and is shared by processes."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_conversation", "conversation_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    # Messages of one conversation leave in order: a later one waits for an earlier one.
+    conversation_id: Mapped[int] = mapped_column(BigId)
     channel_id: Mapped[str] = mapped_column(String(64))
     # pending | sending | sent | failed
     status: Mapped[str] = mapped_column(String(16), default="pending")

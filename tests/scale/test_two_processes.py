@@ -1,0 +1,137 @@
+"""Several server processes on one PostgreSQL + Redis act as one chat centre.
+
+Two real ``abonent serve`` processes: a customer talks to the first, a WebSocket is
+connected to the second, and everything the first writes arrives on the second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from conftest import require_postgres, require_redis
+from support import free_port
+
+pytestmark = pytest.mark.services
+
+CONFIG = """
+[company]
+name = "ЭнергоСбыт Тест"
+working_hours = { "mon-sun" = "00:00-24:00" }
+[readings]
+first_day = 1
+last_day = 31
+[operators]
+api_token = "t"
+"""
+
+
+def _start(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "abonent", "serve", "--port", str(port)],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server not ready: {log.read_text()}")
+
+
+@pytest.fixture
+def two_servers(fresh_database_url: str, tmp_path: Path) -> Iterator[list[str]]:
+    require_postgres()
+    redis_url = require_redis()
+    config = tmp_path / "abonent.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    env = {
+        **os.environ,
+        "ABONENT_DATABASE_URL": fresh_database_url,
+        "ABONENT_REDIS_URL": redis_url,
+        "ABONENT_CONFIG": str(config),
+        "ABONENT_LOG_LEVEL": "WARNING",
+    }
+    ports = [free_port(), free_port()]
+    logs = [tmp_path / f"server{i}.log" for i in range(2)]
+    procs = [_start(p, env, log) for p, log in zip(ports, logs, strict=True)]
+    try:
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        for url, proc, log in zip(urls, procs, logs, strict=True):
+            _wait_ready(url, proc, log)
+        yield urls
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=15)
+
+
+async def _until_bot(ws: Any, seen: list[dict[str, Any]]) -> None:
+    while not any(m["author"] == "bot" for m in seen):
+        seen.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=10)))
+
+
+async def test_a_message_sent_through_one_process_appears_on_the_others_websocket(
+    two_servers: list[str],
+) -> None:
+    first, second = two_servers
+    async with httpx.AsyncClient(timeout=30) as http:
+        r = await http.post(f"{first}/api/client/v1/conversations", json={})
+        token = r.json()["token"]
+        ws_url = second.replace("http", "ws") + f"/api/client/v1/ws?token={token}"
+        async with websockets.connect(ws_url) as ws:
+            # give the greeting (written by the first process) time to pass, then talk
+            await asyncio.sleep(0.5)
+            sent = await http.post(
+                f"{first}/api/client/v1/messages",
+                json={"text": "хочу передать показания"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            seen: list[dict[str, Any]] = []
+            await _until_bot(ws, seen)
+        mine = [m for m in seen if m["id"] == sent.json()["id"]]
+        assert mine and mine[0]["author"] == "customer"
+        bot = [m for m in seen if m["author"] == "bot"]
+        assert "10 цифр" in bot[-1]["text"]
+
+        # the long poll on the second process is woken by the first one's write too
+        after = max(m["id"] for m in seen)
+        poll = asyncio.create_task(
+            http.get(
+                f"{second}/api/client/v1/messages",
+                params={"after": after, "wait": 20},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        )
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        await http.post(
+            f"{first}/api/client/v1/messages",
+            json={"text": "меню"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        result = await poll
+        assert time.monotonic() - started < 5
+        assert result.json()["messages"][0]["text"] == "меню"
