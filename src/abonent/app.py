@@ -94,7 +94,9 @@ def create_app(settings: Settings | None = None, *, extra: dict[str, Any] | None
         recovered = await runtime.pipeline.recover()
         if recovered:
             log.info("resuming %d conversations with unanswered messages", recovered)
-        log.info("Abonent %s ready on %s", __version__, "SQLite" if settings.is_sqlite else "PostgreSQL")
+        log.info(
+            "Abonent %s ready on %s", __version__, "SQLite" if settings.is_sqlite else "PostgreSQL"
+        )
         try:
             yield
         finally:

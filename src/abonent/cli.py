@@ -12,14 +12,18 @@ import typer
 from abonent.billing.cli import billing_app
 from abonent.config import Settings, get_settings
 
-app = typer.Typer(help="Abonent: chat centre and virtual consultant for utilities.", no_args_is_help=True)
+app = typer.Typer(
+    help="Abonent: chat centre and virtual consultant for utilities.", no_args_is_help=True
+)
 app.add_typer(billing_app, name="billing")
 
 DEMO_CONFIG = Path(__file__).parent / "demo" / "demo.toml"
 DEMO_DB = "abonent-demo.db"
 
 
-def _run_server(settings: Settings, host: str, port: int, extra: dict[str, object] | None = None) -> None:
+def _run_server(
+    settings: Settings, host: str, port: int, extra: dict[str, object] | None = None
+) -> None:
     import uvicorn
 
     from abonent.app import create_app
@@ -97,7 +101,8 @@ def demo(
     typer.echo("")
     extra: dict[str, object] = {
         "demo_accounts": [
-            {"number": a.number, "plan": plans.get(a.plan, a.plan), "holder": a.holder} for a in accounts
+            {"number": a.number, "plan": plans.get(a.plan, a.plan), "holder": a.holder}
+            for a in accounts
         ]
     }
     _run_server(settings, host, port, extra)

@@ -107,13 +107,19 @@ async def test_new_customer_full_journey(server: LiveServer) -> None:
         assert "«ночь»" in texts(night_prompt)
         done = plain(texts(await me.say("5300,5")))
         assert "Показания приняты" in done
-        assert "День: 12 500 кВт·ч, расход 155 кВт·ч с 25.10.2026; 155 × 7,36 ₽ = 1 140,80 ₽" in done
-        assert "Ночь: 5 300,5 кВт·ч, расход 90,5 кВт·ч с 25.10.2026; 90,5 × 3,79 ₽ = 343,00 ₽" in done
+        assert (
+            "День: 12 500 кВт·ч, расход 155 кВт·ч с 25.10.2026; 155 × 7,36 ₽ = 1 140,80 ₽" in done
+        )
+        assert (
+            "Ночь: 5 300,5 кВт·ч, расход 90,5 кВт·ч с 25.10.2026; 90,5 × 3,79 ₽ = 343,00 ₽" in done
+        )
         assert "Итого расход 245,5 кВт·ч на сумму 1 483,80 ₽" in done
 
         account, history = await _account(server.settings.database_url, "1000000001")
         assert (account.t1, account.t2) == (Decimal("12500"), Decimal("5300.5"))
-        assert account.readings_date is not None and account.readings_date.isoformat() == "2026-11-23"
+        assert (
+            account.readings_date is not None and account.readings_date.isoformat() == "2026-11-23"
+        )
         last = history[-1]
         assert last.source == "bot" and last.cost == Decimal("1483.80")
         assert last.conversation_id == me.conversation_id
@@ -127,7 +133,10 @@ async def test_new_customer_full_journey(server: LiveServer) -> None:
         low = plain(texts(await me.say("8400")))
         assert "Показание 8 400 меньше предыдущего принятого — 8 500,5" in low
         done = plain(texts(await me.say("8650,7")))
-        assert "Показание: 8 650,7 кВт·ч, расход 150,2 кВт·ч с 25.10.2026; 150,2 × 6,43 ₽ = 965,79 ₽" in done
+        assert (
+            "Показание: 8 650,7 кВт·ч, расход 150,2 кВт·ч с 25.10.2026; 150,2 × 6,43 ₽ = 965,79 ₽"
+            in done
+        )
         account, history = await _account(server.settings.database_url, "1000000002")
         assert account.t1 == Decimal("8650.7") and history[-1].cost == Decimal("965.79")
 
@@ -194,7 +203,11 @@ async def test_menu_back_and_cancel_work_at_any_step(server: LiveServer) -> None
         back = await me.say("Назад")
         assert "Это ваш счёт?" in texts(back)
         cancel = await me.say("отмена")
-        assert "отменил" in texts(cancel) and payloads(cancel) == ["readings", "balance", "operator"]
+        assert "отменил" in texts(cancel) and payloads(cancel) == [
+            "readings",
+            "balance",
+            "operator",
+        ]
         menu = await me.say("МЕНЮ")
         assert payloads(menu) == ["readings", "balance", "operator"]
         # free text reaches the keyword matcher from the menu

@@ -25,10 +25,19 @@ FLOWS: dict[str, ModuleType] = {readings.FLOW: readings, balance.FLOW: balance}
 FLOW_INTENTS = {"readings_submit": readings, "balance": balance}
 
 COMMANDS = {
-    "меню": t.P_MENU, "главное меню": t.P_MENU, "menu": t.P_MENU, "start": t.P_MENU,
-    "начало": t.P_MENU, "в меню": t.P_MENU, "vtyu": t.P_MENU,
-    "назад": t.P_BACK, "back": t.P_BACK,
-    "отмена": t.P_CANCEL, "отменить": t.P_CANCEL, "стоп": t.P_CANCEL, "cancel": t.P_CANCEL,
+    "меню": t.P_MENU,
+    "главное меню": t.P_MENU,
+    "menu": t.P_MENU,
+    "start": t.P_MENU,
+    "начало": t.P_MENU,
+    "в меню": t.P_MENU,
+    "vtyu": t.P_MENU,
+    "назад": t.P_BACK,
+    "back": t.P_BACK,
+    "отмена": t.P_CANCEL,
+    "отменить": t.P_CANCEL,
+    "стоп": t.P_CANCEL,
+    "cancel": t.P_CANCEL,
 }
 _DIGIT = re.compile(r"\d")
 

@@ -87,7 +87,9 @@ READINGS_UNREADABLE = (
     "Не вижу в сообщении показаний. Введите, пожалуйста, числа с табло счётчика, "
     "например: {example}."
 )
-READINGS_TOO_MANY = "По вашему тарифу нужно {count} показания: {order}. Введите, пожалуйста, заново."
+READINGS_TOO_MANY = (
+    "По вашему тарифу нужно {count} показания: {order}. Введите, пожалуйста, заново."
+)
 READINGS_TOO_MANY_ONE = "По вашему тарифу нужно одно показание. Введите, пожалуйста, одно число."
 READINGS_LOWER = (
     "Показание{zone} {given} меньше предыдущего принятого — {previous} (от {date}). "
@@ -101,9 +103,7 @@ READINGS_JUMP = (
 JUMP_YES = "Да, всё верно"
 JUMP_NO = "Ввести заново"
 READINGS_ACCEPTED = "Показания приняты. Спасибо!\nЛицевой счёт {number}, дата: {date}."
-READINGS_ZONE_LINE = (
-    "{zone}: {current} кВт·ч, расход {consumption} кВт·ч с {since}; {consumption} × {tariff} = {cost}"
-)
+READINGS_ZONE_LINE = "{zone}: {current} кВт·ч, расход {consumption} кВт·ч с {since}; {consumption} × {tariff} = {cost}"
 READINGS_ZONE_LINE_FIRST = "{zone}: {current} кВт·ч"
 READINGS_TOTAL = "Итого расход {consumption} кВт·ч на сумму {cost}."
 READINGS_ERROR = (

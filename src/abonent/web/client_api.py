@@ -98,7 +98,9 @@ def install(app: FastAPI) -> None:
 def _listeners(request: Request | WebSocket) -> Listeners:
     app = request.app
     if not app.state.client_subscribed:
-        app.state.runtime.bus.subscribe(app.state.client_listeners.on_event, {events.MESSAGE_CREATED})
+        app.state.runtime.bus.subscribe(
+            app.state.client_listeners.on_event, {events.MESSAGE_CREATED}
+        )
         app.state.client_subscribed = True
     listeners: Listeners = app.state.client_listeners
     return listeners
@@ -106,7 +108,9 @@ def _listeners(request: Request | WebSocket) -> Listeners:
 
 async def _identity_for(request: Request | WebSocket, token: str | None) -> int:
     if not token:
-        raise ApiError(401, "missing_token", "Send 'Authorization: Bearer <token>' from POST /conversations.")
+        raise ApiError(
+            401, "missing_token", "Send 'Authorization: Bearer <token>' from POST /conversations."
+        )
     cache: TokenCache = request.app.state.client_tokens
     key = inbox.hash_token(token)
     identity_id = cache.get(key)
@@ -179,7 +183,9 @@ async def widget_config(runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.post("/conversations", status_code=201, response_model=ConversationCreated)
-async def create_conversation(runtime: RuntimeDep, body: NewConversation | None = None) -> dict[str, Any]:
+async def create_conversation(
+    runtime: RuntimeDep, body: NewConversation | None = None
+) -> dict[str, Any]:
     name = (body.name or "").strip() or None if body else None
     conv, token = await inbox.start_webchat(runtime.db, WEBCHAT_ID, name)
     await runtime.pipeline.start(conv.id)
@@ -201,11 +207,16 @@ async def post_message(
         raise ApiError(422, "empty_message", "Send a non-empty 'text' or a button's 'payload'.")
     if len(text) > MAX_TEXT:
         raise ApiError(
-            422, "message_too_long", f"A message may have at most {MAX_TEXT} characters.",
-            length=len(text), limit=MAX_TEXT,
+            422,
+            "message_too_long",
+            f"A message may have at most {MAX_TEXT} characters.",
+            length=len(text),
+            limit=MAX_TEXT,
         )
     if payload is not None and len(payload) > MAX_PAYLOAD:
-        raise ApiError(422, "payload_too_long", f"A payload may have at most {MAX_PAYLOAD} characters.")
+        raise ApiError(
+            422, "payload_too_long", f"A payload may have at most {MAX_PAYLOAD} characters."
+        )
     if payload is not None and not text:
         text = _button_title(payload)
     key = body.client_message_id or idempotency_key
@@ -226,7 +237,10 @@ def _button_title(payload: str) -> str:
     """The text shown for a pressed button whose title the client did not send."""
     from abonent.bot import texts
 
-    titles = {b.payload: b.title for b in (*texts.MENU_BUTTONS, texts.BTN_MENU, texts.BTN_BACK, texts.BTN_CANCEL)}
+    titles = {
+        b.payload: b.title
+        for b in (*texts.MENU_BUTTONS, texts.BTN_MENU, texts.BTN_BACK, texts.BTN_CANCEL)
+    }
     titles.update({texts.P_YES: texts.CONFIRM_YES, texts.P_NO: texts.CONFIRM_NO})
     return titles.get(payload, payload)
 

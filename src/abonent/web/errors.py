@@ -49,7 +49,10 @@ def install(app: FastAPI) -> None:
                 error_body("malformed_json", "The request body is not valid JSON."), 400
             )
         details = [
-            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "problem": e.get("msg")}
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+                "problem": e.get("msg"),
+            }
             for e in errors
         ]
         return JSONResponse(

@@ -110,11 +110,32 @@ def _yes_no(text: str, payload: str | None) -> bool | None:
     if payload in (t.P_YES, t.P_NO):
         return payload == t.P_YES
     word = text.strip().lower().rstrip("!.")
-    if word in {"да", "верно", "да верно", "да, верно", "ок", "ok", "yes", "подтверждаю", "все верно",
-                "всё верно", "да, всё верно", "да, все верно", "правильно"}:
+    if word in {
+        "да",
+        "верно",
+        "да верно",
+        "да, верно",
+        "ок",
+        "ok",
+        "yes",
+        "подтверждаю",
+        "все верно",
+        "всё верно",
+        "да, всё верно",
+        "да, все верно",
+        "правильно",
+    }:
         return True
-    if word in {"нет", "не", "нет, другой счёт", "нет, другой счет", "no", "неверно", "ввести заново",
-                "заново"}:
+    if word in {
+        "нет",
+        "не",
+        "нет, другой счёт",
+        "нет, другой счет",
+        "no",
+        "неверно",
+        "ввести заново",
+        "заново",
+    }:
         return False
     return None
 
@@ -142,7 +163,10 @@ def _previous_text(account: AccountInfo) -> str:
     when = format_date(account.readings_date)
     if account.plan == "single":
         return f"{format_kwh(account.last_readings[0])} кВт·ч от {when}"
-    parts = [f"{ZONE_TITLES[z]} {format_kwh(v)}" for z, v in zip(account.zones, account.last_readings, strict=True)]
+    parts = [
+        f"{ZONE_TITLES[z]} {format_kwh(v)}"
+        for z, v in zip(account.zones, account.last_readings, strict=True)
+    ]
     return f"{', '.join(parts)} кВт·ч от {when}"
 
 
@@ -151,7 +175,11 @@ def _ask_values(d: Dialog, account: AccountInfo) -> None:
     if collected:
         zone = account.zones[len(collected)]
         prev = account.last_readings[len(collected)]
-        d.say(t.ASK_NEXT_ZONE.format(zone=ZONE_TITLES[zone], previous=format_kwh(prev)), t.BTN_BACK, t.BTN_CANCEL)
+        d.say(
+            t.ASK_NEXT_ZONE.format(zone=ZONE_TITLES[zone], previous=format_kwh(prev)),
+            t.BTN_BACK,
+            t.BTN_CANCEL,
+        )
         return
     if account.plan == "single":
         d.say(t.ASK_SINGLE.format(previous=_previous_text(account)), t.BTN_BACK, t.BTN_CANCEL)
@@ -172,7 +200,9 @@ async def _take_values(d: Dialog, account: AccountInfo, text: str) -> None:
     parsed = parse_readings(text)
     if not parsed:
         d.misses += 1
-        d.say(t.READINGS_UNREADABLE.format(example=EXAMPLES[account.plan]), t.BTN_BACK, t.BTN_CANCEL)
+        d.say(
+            t.READINGS_UNREADABLE.format(example=EXAMPLES[account.plan]), t.BTN_BACK, t.BTN_CANCEL
+        )
         if d.misses >= 3:
             d.say(d.fmt(t.NOT_UNDERSTOOD_AGAIN), t.BTN_OPERATOR, t.BTN_MENU)
             d.misses = 0
@@ -184,7 +214,11 @@ async def _take_values(d: Dialog, account: AccountInfo, text: str) -> None:
         if need == 1:
             d.say(t.READINGS_TOO_MANY_ONE, t.BTN_BACK, t.BTN_CANCEL)
         else:
-            d.say(t.READINGS_TOO_MANY.format(count=need, order=_zone_list(account)), t.BTN_BACK, t.BTN_CANCEL)
+            d.say(
+                t.READINGS_TOO_MANY.format(count=need, order=_zone_list(account)),
+                t.BTN_BACK,
+                t.BTN_CANCEL,
+            )
         return
     if len(collected) < need:
         d.data["values"] = [str(v) for v in collected]
@@ -241,7 +275,9 @@ async def _save(d: Dialog, account: AccountInfo, values: list[Decimal]) -> None:
     for zone in result.zones:
         title = ZONE_TITLES[zone.zone].capitalize() if account.plan != "single" else "Показание"
         if since is None:
-            lines.append(t.READINGS_ZONE_LINE_FIRST.format(zone=title, current=format_kwh(zone.current)))
+            lines.append(
+                t.READINGS_ZONE_LINE_FIRST.format(zone=title, current=format_kwh(zone.current))
+            )
             continue
         lines.append(
             t.READINGS_ZONE_LINE.format(
