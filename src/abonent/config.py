@@ -13,7 +13,7 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
@@ -64,7 +64,7 @@ class WorkingHours(BaseModel):
         return span is not None and span[0] <= moment.time() < span[1]
 
     def describe(self) -> str:
-        """Russian text such as «пн–пт 08:00–20:00, сб 09:00–15:00»; consecutive equal days merge."""
+        """Russian text such as «пн–пт 08:00–20:00»; consecutive days with equal hours merge."""
         parts: list[str] = []
         day = 0
         while day < 7:
@@ -109,7 +109,12 @@ class CompanySettings(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        ZoneInfo(value)  # raises for an unknown zone
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as Europe/Moscow"
+            ) from exc
         return value
 
     @property

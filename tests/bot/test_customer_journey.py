@@ -243,3 +243,39 @@ async def test_outside_working_hours_the_customer_is_told_where_to_go(
             assert "8 800 111-11-11" in reply
     finally:
         srv.stop()
+
+
+async def test_a_queued_customer_can_leave_the_queue(server: LiveServer) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        me = Customer(server, http)
+        await me.start()
+        assert "1-й в очереди" in texts(await me.say("соедините с оператором"))
+        assert await me.say("жду") == []
+        back = await me.say("меню")
+        assert "вышли из очереди" in texts(back)
+        assert payloads(back) == ["readings", "balance", "operator"]
+        db = Database(server.settings.database_url)
+        async with db.session() as session:
+            conv = await session.get(Conversation, me.conversation_id)
+        await db.dispose()
+        assert conv is not None and conv.status == "bot" and conv.queued_at is None
+        # and the bot serves them again
+        assert "10 цифр" in texts(await me.press("balance"))
+
+
+async def test_readings_outside_the_window_are_not_taken(fresh_database_url: str) -> None:
+    clock.set_clock(lambda: moscow(2026, 11, 27, 12, 0))
+    settings = make_settings(
+        fresh_database_url, readings={"first_day": 15, "last_day": 25, "max_daily_kwh": "60"}
+    )
+    srv = LiveServer(settings).start()
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            me = Customer(srv, http)
+            await me.start()
+            reply = await me.press("readings")
+            assert "Показания принимаются с 15 по 25 число каждого месяца" in texts(reply)
+            assert "Сегодня 27.11.2026" in texts(reply)
+            assert "balance" in payloads(reply)
+    finally:
+        srv.stop()

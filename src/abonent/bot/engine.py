@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 from types import ModuleType
-from typing import Any
 
 from abonent.bot import texts as t
 from abonent.bot.dialog import Dialog, Services
@@ -22,7 +21,6 @@ from abonent.nlu.normalize import normalize
 log = logging.getLogger(__name__)
 
 FLOWS: dict[str, ModuleType] = {readings.FLOW: readings, balance.FLOW: balance}
-FLOW_INTENTS = {"readings_submit": readings, "balance": balance}
 
 COMMANDS = {
     "меню": t.P_MENU,
@@ -50,6 +48,11 @@ class Bot:
         d = Dialog.from_turn(turn, self.services)
         if turn.is_start:
             self._greet(d)
+        elif turn.status == "queued":
+            leave = self._in_queue(d, turn.text or "", turn.payload)
+            return TurnOutcome(
+                replies=d.replies, state=d.state(), leave_queue=leave, meta={"queued": True}
+            )
         else:
             await self._route(d, turn.text or "", turn.payload)
         d.meta.setdefault("flow", d.flow)
@@ -57,6 +60,18 @@ class Bot:
         return TurnOutcome(
             replies=d.replies, state=d.state(), handoff=d.handoff, meta=d.meta, events=d.events
         )
+
+    def _in_queue(self, d: Dialog, text: str, payload: str | None) -> bool:
+        """Waiting for a human, the customer may change their mind; anything else waits
+        for the operator, unanswered by the bot."""
+        command = payload if payload in (t.P_MENU, t.P_CANCEL) else None
+        if command is None and not payload:
+            command = COMMANDS.get(normalize(text).removeprefix("/"))
+        if command not in (t.P_MENU, t.P_CANCEL):
+            return False
+        d.end()
+        d.say(t.QUEUED_CANCELLED + " " + t.MENU, *t.MENU_BUTTONS)
+        return True
 
     def _greet(self, d: Dialog) -> None:
         d.end()
@@ -140,9 +155,3 @@ def _flow_for(intent: str) -> str | None:
         "balance": t.P_BALANCE,
         "operator": t.P_OPERATOR,
     }.get(intent)
-
-
-def describe_state(state: dict[str, Any]) -> str:
-    """For logs and the operator view: «readings/values»."""
-    flow = state.get("flow")
-    return f"{flow}/{state.get('step')}" if flow else "menu"

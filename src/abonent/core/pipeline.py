@@ -47,6 +47,8 @@ class Turn:
     payload: str | None = None
     message_id: int | None = None
     is_start: bool = False
+    # bot | queued: a queued customer may still leave the queue («отмена», «меню»).
+    status: str = "bot"
 
 
 @dataclass
@@ -55,6 +57,8 @@ class TurnOutcome:
     state: dict[str, Any] = field(default_factory=dict)
     # Hand the conversation to the operators' queue after these replies.
     handoff: bool = False
+    # Take a queued conversation back from the operators' queue.
+    leave_queue: bool = False
     # What the bot made of the message (intent, confidence, step), kept on the message.
     meta: dict[str, Any] | None = None
     events: list[Event] = field(default_factory=list)
@@ -178,8 +182,8 @@ class Pipeline:
             )
         if conv is None or message is None:
             return False
-        if conv.status != "bot":
-            # Operators' conversation: the message waits for them; nothing to answer.
+        if conv.status not in ("bot", "queued"):
+            # An operator has it: the message waits for them; nothing to answer.
             await self._commit_turn(conv, message, TurnOutcome(state=dict(conv.bot_state)))
             return True
         outcome = await self.handler.handle(
@@ -191,6 +195,7 @@ class Pipeline:
                 text=message.text,
                 payload=message.payload,
                 message_id=message.id,
+                status=conv.status,
             )
         )
         await self._commit_turn(conv, message, outcome)
@@ -250,6 +255,16 @@ class Pipeline:
             current.bot_state = outcome.state
             if written:
                 current.last_message_at = now
+            if outcome.leave_queue and current.status == "queued":
+                current.status = "bot"
+                current.queued_at = None
+                current.waiting_since = None
+                published.append(
+                    Event(
+                        events.CONVERSATION_RETURNED_TO_BOT,
+                        {"conversation_id": current.id, "by": "customer"},
+                    )
+                )
             if outcome.handoff and current.status == "bot":
                 current.status = "queued"
                 current.queued_at = now

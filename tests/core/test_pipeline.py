@@ -1,0 +1,111 @@
+"""The pipeline: dedupe, one answer per message, recovery after a crash, a failing bot."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select
+
+from abonent.core.bus import LocalBus
+from abonent.core.events import Event
+from abonent.core.inbox import start_webchat
+from abonent.core.pipeline import Pipeline, Turn, TurnOutcome
+from abonent.core.types import InboundMessage, Reply
+from abonent.db.models import Contact, Conversation, Message, OutboxItem
+from abonent.db.session import Database
+
+
+class Echo:
+    def __init__(self) -> None:
+        self.turns: list[Turn] = []
+
+    async def handle(self, turn: Turn) -> TurnOutcome:
+        self.turns.append(turn)
+        count = int(turn.state.get("count", 0)) + 1
+        return TurnOutcome(replies=[Reply(f"эхо {count}: {turn.text}")], state={"count": count})
+
+
+class Broken:
+    async def handle(self, turn: Turn) -> TurnOutcome:
+        raise RuntimeError("a bug in a dialog")
+
+
+def _msg(text: str, external_id: str | None = None, user: str = "u1") -> InboundMessage:
+    return InboundMessage(channel_id="tg", external_user_id=user, text=text, external_id=external_id)
+
+
+async def _rows(db: Database, model: type) -> list:  # type: ignore[type-arg]
+    async with db.session() as session:
+        return list(await session.scalars(select(model).order_by(model.id)))
+
+
+async def test_messages_are_answered_in_order_with_state_kept(db: Database) -> None:
+    bus = LocalBus()
+    seen: list[Event] = []
+    bus.subscribe(seen.append)
+    pipeline = Pipeline(db, bus, Echo())
+    for i in range(5):
+        await pipeline.accept(_msg(f"m{i}", f"ext{i}"))
+    await pipeline.drain_all()
+    messages = await _rows(db, Message)
+    bot = [m.text for m in messages if m.author == "bot"]
+    assert bot == [f"эхо {i + 1}: m{i}" for i in range(5)]
+    assert all(m.handled for m in messages)
+    assert len(await _rows(db, OutboxItem)) == 5
+    assert len(await _rows(db, Contact)) == 1 and len(await _rows(db, Conversation)) == 1
+    types = [e.type for e in seen]
+    assert types.count("message.created") == 10 and "outbox.enqueued" in types
+
+
+async def test_a_redelivered_webhook_creates_nothing_and_gets_no_second_answer(
+    db: Database,
+) -> None:
+    bot = Echo()
+    pipeline = Pipeline(db, LocalBus(), bot)
+    first, again, third = await asyncio.gather(
+        pipeline.accept(_msg("привет", "update-1")),
+        pipeline.accept(_msg("привет", "update-1")),
+        pipeline.accept(_msg("привет", "update-1")),
+    )
+    await pipeline.drain_all()
+    assert first.message.id == again.message.id == third.message.id
+    assert sorted([first.duplicate, again.duplicate, third.duplicate]).count(True) == 2
+    assert len(bot.turns) == 1
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Message)) == 2
+
+
+async def test_unhandled_messages_are_finished_after_a_restart(db: Database) -> None:
+    class Crashing(Pipeline):
+        def schedule(self, conversation_id: int) -> None:  # the process dies here
+            return None
+
+    await Crashing(db, LocalBus(), Echo()).accept(_msg("до сбоя", "e1"))
+    assert [m.author for m in await _rows(db, Message)] == ["customer"]
+
+    restarted = Pipeline(db, LocalBus(), Echo())
+    assert await restarted.recover() == 1
+    await restarted.drain_all()
+    assert [m.text for m in await _rows(db, Message)] == ["до сбоя", "эхо 1: до сбоя"]
+
+
+async def test_a_failing_bot_apologises_and_hands_over(db: Database) -> None:
+    pipeline = Pipeline(db, LocalBus(), Broken())
+    await pipeline.accept(_msg("что-то", "e1"))
+    await pipeline.drain_all()
+    messages = await _rows(db, Message)
+    assert "техническая ошибка" in messages[-1].text
+    assert all(m.handled for m in messages)
+    conv = (await _rows(db, Conversation))[0]
+    assert conv.status == "queued" and conv.waiting_since is not None
+
+
+async def test_the_webchat_start_is_greeted(db: Database) -> None:
+    bot = Echo()
+    pipeline = Pipeline(db, LocalBus(), bot)
+    conv, token = await start_webchat(db, "webchat", "Анна")
+    await pipeline.start(conv.id)
+    await pipeline.drain_all()
+    assert bot.turns[0].is_start and len(token) > 30
+    contact = (await _rows(db, Contact))[0]
+    assert contact.name == "Анна"
