@@ -77,6 +77,7 @@ def demo(
     settings = get_settings()
 
     from abonent.billing.base import AccountInfo
+    from abonent.billing.readings import format_rub
     from abonent.db.migrate import upgrade
     from abonent.db.session import Database
     from abonent.demo import seed_demo_accounts
@@ -97,7 +98,9 @@ def demo(
     typer.echo(f"  Operator API token:         {settings.operators.api_token}")
     typer.echo("  Demo accounts to try:")
     for acc in accounts:
-        typer.echo(f"    {acc.number}  {plans.get(acc.plan, acc.plan)}, баланс {acc.balance} ₽")
+        typer.echo(
+            f"    {acc.number}  {plans.get(acc.plan, acc.plan)}, баланс {format_rub(acc.balance)}"
+        )
     typer.echo("")
     extra: dict[str, object] = {
         "demo_accounts": [

@@ -271,9 +271,19 @@ async def get_messages(
         messages = await _messages_after(runtime, identity_id, after)
         if messages:
             return {"messages": messages}
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(queue.get(), timeout=wait)
+        getter = asyncio.create_task(queue.get())
+        gone = asyncio.create_task(_until_disconnected(request))
+        await asyncio.wait({getter, gone}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        for task in (getter, gone):
+            task.cancel()
+        await asyncio.gather(getter, gone, return_exceptions=True)
     return {"messages": await _messages_after(runtime, identity_id, after)}
+
+
+async def _until_disconnected(request: Request) -> None:
+    """A long poll whose client left (page closed, server shutting down) ends early."""
+    while not await request.is_disconnected():
+        await asyncio.sleep(1)
 
 
 @router.websocket("/ws")
