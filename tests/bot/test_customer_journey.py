@@ -279,3 +279,21 @@ async def test_readings_outside_the_window_are_not_taken(fresh_database_url: str
             assert "balance" in payloads(reply)
     finally:
         srv.stop()
+
+
+async def test_a_typo_in_a_known_account_number_is_caught(server: LiveServer) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        me = Customer(server, http)
+        await me.start()
+        await me.press("balance")
+        await me.say("1000000001")  # now known for this customer
+        await me.press("balance")
+        typo = await me.say("1000000010")  # two digits swapped
+        assert "Возможно, вы имели в виду свой счёт 1000000001" in texts(typo)
+        assert payloads(typo)[0] == "acct:1000000001"
+        assert "К оплате" in texts(await me.press("acct:1000000001"))
+        # a stranger's account one digit away is never suggested
+        other = Customer(server, http)
+        await other.start()
+        await other.press("balance")
+        assert "Возможно" not in texts(await other.say("1000000004"))

@@ -220,3 +220,21 @@ async def test_widget_config_lists_the_companys_messengers(live_server: LiveServ
             headers={"Origin": "https://energo.example", "Access-Control-Request-Method": "POST"},
         )
         assert cors.headers["access-control-allow-origin"] == "*"
+
+
+async def test_a_pressed_account_button_shows_its_title(live_server: LiveServer) -> None:
+    account = live_server.accounts["single"]
+    async with httpx.AsyncClient(timeout=30) as http:
+        me = Customer(live_server, http)
+        await me.start()
+        await me.press("balance")
+        await me.say(account)
+        ask = await me.press("balance")
+        button = next(b for m in ask for b in m["buttons"] if b["payload"].startswith("acct:"))
+        after = me.last_id
+        await me.press(button["payload"])
+        r = await http.get(
+            f"{live_server.url}{API}/messages", params={"after": after}, headers=me.headers
+        )
+        customer = [m for m in r.json()["messages"] if m["author"] == "customer"]
+        assert customer[0]["text"] == button["title"] == f"Счёт ******{account[-4:]}"

@@ -218,7 +218,7 @@ async def post_message(
             422, "payload_too_long", f"A payload may have at most {MAX_PAYLOAD} characters."
         )
     if payload is not None and not text:
-        text = _button_title(payload)
+        text = await _button_title(runtime, identity_id, payload)
     key = body.client_message_id or idempotency_key
     received = await runtime.pipeline.accept(
         InboundMessage(
@@ -233,16 +233,24 @@ async def post_message(
     return {"id": received.message.id}
 
 
-def _button_title(payload: str) -> str:
-    """The text shown for a pressed button whose title the client did not send."""
-    from abonent.bot import texts
-
-    titles = {
-        b.payload: b.title
-        for b in (*texts.MENU_BUTTONS, texts.BTN_MENU, texts.BTN_BACK, texts.BTN_CANCEL)
-    }
-    titles.update({texts.P_YES: texts.CONFIRM_YES, texts.P_NO: texts.CONFIRM_NO})
-    return titles.get(payload, payload)
+async def _button_title(runtime: Any, identity_id: int, payload: str) -> str:
+    """The title of the pressed button, as the customer saw it, for the history."""
+    async with runtime.db.session() as session:
+        recent = await session.scalars(
+            select(Message.buttons)
+            .where(
+                Message.identity_id == identity_id,
+                Message.author != "customer",
+                Message.buttons.is_not(None),
+            )
+            .order_by(Message.id.desc())
+            .limit(5)
+        )
+        for buttons in recent:
+            for button in buttons or []:
+                if button.get("payload") == payload:
+                    return str(button.get("title") or payload)
+    return payload
 
 
 async def _messages_after(runtime: Any, identity_id: int, after: int) -> list[dict[str, Any]]:
@@ -273,10 +281,12 @@ async def get_messages(
             return {"messages": messages}
         getter = asyncio.create_task(queue.get())
         gone = asyncio.create_task(_until_disconnected(request))
-        await asyncio.wait({getter, gone}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-        for task in (getter, gone):
-            task.cancel()
-        await asyncio.gather(getter, gone, return_exceptions=True)
+        try:
+            await asyncio.wait({getter, gone}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (getter, gone):
+                task.cancel()
+            await asyncio.gather(getter, gone, return_exceptions=True)
     return {"messages": await _messages_after(runtime, identity_id, after)}
 
 

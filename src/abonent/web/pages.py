@@ -40,6 +40,7 @@ async def demo_page(request: Request, runtime: RuntimeDep) -> HTMLResponse:
         "demo.html",
         {
             "company_name": runtime.settings.company.name,
+            "emergency_phone": runtime.settings.company.emergency_phone,
             "public_url": runtime.settings.public_url.rstrip("/"),
             "accounts": accounts,
         },

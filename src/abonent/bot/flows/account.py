@@ -7,6 +7,8 @@ printed. After three failures the bot stops insisting and offers a human.
 
 from __future__ import annotations
 
+from rapidfuzz.distance import DamerauLevenshtein
+
 from abonent.billing.accounts import check_account_number, mask_account
 from abonent.billing.base import AccountInfo, BillingError
 from abonent.bot import texts as t
@@ -43,6 +45,16 @@ async def take_account(d: Dialog, text: str, payload: str | None) -> AccountInfo
             d.end()
             return None
         problem = d.fmt(t.ACCOUNT_UNKNOWN, number=check.number)
+        if account is None:
+            guess = await _likely_typo(d, check.number)
+            if guess is not None:
+                d.meta["account_problem"] = "typo"
+                d.say(
+                    t.ACCOUNT_TYPO.format(number=check.number, guess=guess),
+                    Button(f"Да, {guess}", t.P_ACCOUNT + guess),
+                    t.BTN_CANCEL,
+                )
+                return None
     if account is not None:
         d.data.pop("account_failures", None)
         d.data["account"] = account.number
@@ -58,6 +70,14 @@ async def take_account(d: Dialog, text: str, payload: str | None) -> AccountInfo
     else:
         d.say(problem, t.BTN_CANCEL)
     return None
+
+
+async def _likely_typo(d: Dialog, number: str) -> str | None:
+    """One of the customer's own accounts that the unknown number differs from by one slip
+    (a wrong, missing or swapped digit). Only their own: never hint at strangers' accounts."""
+    known = await d.services.contacts.known_accounts(d.turn.contact_id, limit=10)
+    close = [n for n in known if DamerauLevenshtein.distance(n, number) == 1]
+    return close[0] if len(close) == 1 else None
 
 
 async def current_account(d: Dialog) -> AccountInfo | None:

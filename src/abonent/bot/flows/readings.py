@@ -186,7 +186,7 @@ def _ask_values(d: Dialog, account: AccountInfo) -> None:
     else:
         d.say(
             t.ASK_ZONES.format(
-                count=len(account.zones),
+                count={2: "двух", 3: "трёх"}[len(account.zones)],
                 order=_zone_list(account),
                 example=EXAMPLES[account.plan],
                 previous=_previous_text(account),
