@@ -22,6 +22,8 @@ from abonent.db.models import Account, Conversation, ReadingsRecord
 from abonent.db.session import Database
 from support import Customer, LiveServer, make_settings, moscow, payloads, texts
 
+# ruff: noqa: E501  (the CSV rows are kept whole, as a billing export writes them)
+
 ACCOUNTS_CSV = """account,holder,address,plan,t1,t2,t3,readings_date,balance,phone
 1000000001,Иванов Иван Иванович,"г. Энск, ул. Ленина, д. 15, кв. 7",two_zone,12345,5210,,2026-10-25,1234.56,+79120000001
 1000000002,Петрова Анна Сергеевна,"г. Энск, ул. Мира, д. 3, кв. 12",single,8500.5,,,2026-10-25,-200,

@@ -22,7 +22,8 @@ class Echo:
     async def handle(self, turn: Turn) -> TurnOutcome:
         self.turns.append(turn)
         count = int(turn.state.get("count", 0)) + 1
-        return TurnOutcome(replies=[Reply(f"эхо {count}: {turn.text}")], state={"count": count})
+        reply = Reply(f"эхо {count}: {turn.text}")
+        return TurnOutcome(replies=[reply], state={"count": count})
 
 
 class Broken:
@@ -31,7 +32,9 @@ class Broken:
 
 
 def _msg(text: str, external_id: str | None = None, user: str = "u1") -> InboundMessage:
-    return InboundMessage(channel_id="tg", external_user_id=user, text=text, external_id=external_id)
+    return InboundMessage(
+        channel_id="tg", external_user_id=user, text=text, external_id=external_id
+    )
 
 
 async def _rows(db: Database, model: type) -> list:  # type: ignore[type-arg]

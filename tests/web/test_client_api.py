@@ -70,7 +70,7 @@ async def test_websocket_pushes_the_customers_and_the_bots_messages(
             while not any(m["author"] == "bot" for m in seen):
                 seen.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=10)))
         assert seen[0] == {**seen[0], "id": sent_id, "author": "customer", "text": "меню"}
-        bot = [m for m in seen if m["author"] == "bot"][0]
+        bot = next(m for m in seen if m["author"] == "bot")
         assert bot["id"] > sent_id and bot["buttons"]
 
 

@@ -107,7 +107,10 @@ READINGS_JUMP = (
 JUMP_YES = "Да, всё верно"
 JUMP_NO = "Ввести заново"
 READINGS_ACCEPTED = "Показания приняты. Спасибо!\nЛицевой счёт {number}, дата: {date}."
-READINGS_ZONE_LINE = "{zone}: {current} кВт·ч, расход {consumption} кВт·ч с {since}; {consumption} × {tariff} = {cost}"
+READINGS_ZONE_LINE = (
+    "{zone}: {current} кВт·ч, расход {consumption} кВт·ч с {since}; "
+    "{consumption} × {tariff} = {cost}"
+)
 READINGS_ZONE_LINE_FIRST = "{zone}: {current} кВт·ч"
 READINGS_TOTAL = "Итого расход {consumption} кВт·ч на сумму {cost}."
 READINGS_ERROR = (

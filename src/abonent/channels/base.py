@@ -49,10 +49,10 @@ class Channel(ABC):
     @abstractmethod
     async def send(self, message: OutgoingMessage) -> SendResult: ...
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 (optional hook)
         """Open connections (HTTP clients) when the server starts."""
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027 (optional hook)
         """Release what ``start`` opened."""
 
 
