@@ -62,7 +62,8 @@ def build_runtime(settings: Settings) -> Runtime:
         contacts=ContactDirectory(db),
         db=db,
     )
-    pipeline = Pipeline(db, bus, Bot(services))
+    direct = frozenset(cid for cid, channel in channels.items() if channel.delivers_from_store)
+    pipeline = Pipeline(db, bus, Bot(services), store_delivered=direct)
     sender = OutboxSender(db, bus, channels)
     return Runtime(
         settings=settings,

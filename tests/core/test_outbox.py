@@ -53,8 +53,8 @@ async def _setup(db: Database, channel: Channel) -> tuple[Pipeline, OutboxSender
     bus.subscribe(seen.append)
     pipeline = Pipeline(db, bus, Silent())
     sender = OutboxSender(db, bus, {"webchat": channel})
-    conv, _ = await start_webchat(db, "webchat")
-    return pipeline, sender, seen, conv.id
+    conv_id, _ = await start_webchat(db, "webchat")
+    return pipeline, sender, seen, conv_id
 
 
 async def _items(db: Database) -> list[OutboxItem]:

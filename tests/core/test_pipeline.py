@@ -71,7 +71,7 @@ async def test_a_redelivered_webhook_creates_nothing_and_gets_no_second_answer(
         pipeline.accept(_msg("привет", "update-1")),
     )
     await pipeline.drain_all()
-    assert first.message.id == again.message.id == third.message.id
+    assert first.message_id == again.message_id == third.message_id
     assert sorted([first.duplicate, again.duplicate, third.duplicate]).count(True) == 2
     assert len(bot.turns) == 1
     async with db.session() as session:
@@ -106,8 +106,8 @@ async def test_a_failing_bot_apologises_and_hands_over(db: Database) -> None:
 async def test_the_webchat_start_is_greeted(db: Database) -> None:
     bot = Echo()
     pipeline = Pipeline(db, LocalBus(), bot)
-    conv, token = await start_webchat(db, "webchat", "Анна")
-    await pipeline.start(conv.id)
+    conv_id, token = await start_webchat(db, "webchat", "Анна")
+    await pipeline.start(conv_id)
     await pipeline.drain_all()
     assert bot.turns[0].is_start and len(token) > 30
     contact = (await _rows(db, Contact))[0]

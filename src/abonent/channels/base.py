@@ -42,6 +42,9 @@ class SendError(Exception):
 
 class Channel(ABC):
     type: str = ""
+    # Clients read this channel's messages from the store (web chat): a reply is
+    # delivered when it is written, with no outbox round.
+    delivers_from_store: bool = False
 
     def __init__(self, channel_id: str) -> None:
         self.id = channel_id

@@ -13,6 +13,7 @@ WEBCHAT_ID = "webchat"
 
 class WebChatChannel(Channel):
     type = "webchat"
+    delivers_from_store = True
 
     async def send(self, message: OutgoingMessage) -> SendResult:
         return SendResult(external_id=None)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from abonent.channels.base import Channel, OutgoingMessage, SendError, SendResult
@@ -35,17 +34,6 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 CLAIM_BATCH = 200
 LEASE = timedelta(seconds=120)
-
-
-def enqueue(session: AsyncSession, message: Message) -> OutboxItem:
-    item = OutboxItem(
-        message_id=message.id,
-        conversation_id=message.conversation_id,
-        channel_id=message.channel_id,
-        next_attempt_at=utcnow(),
-    )
-    session.add(item)
-    return item
 
 
 def backoff(attempts: int) -> float:

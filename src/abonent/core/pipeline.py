@@ -15,21 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
-from weakref import WeakValueDictionary
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from abonent.clock import utcnow
-from abonent.core import events, inbox, outbox
+from abonent.core import events, inbox
 from abonent.core.bus import LocalBus
 from abonent.core.events import Event
-from abonent.core.serialize import message_event_data
+from abonent.core.serialize import row_event_data
 from abonent.core.types import InboundMessage, Reply
-from abonent.db.models import Conversation, Message
+from abonent.db.models import Conversation, Message, OutboxItem
 from abonent.db.session import Database
 
 log = logging.getLogger(__name__)
@@ -68,12 +69,26 @@ class ConversationHandler(Protocol):
     async def handle(self, turn: Turn) -> TurnOutcome: ...
 
 
+_START = -1  # queue marker: greet, no customer message
+_LOOK_UP = 0  # queue marker: find the unhandled messages in the database
+
+
 class Pipeline:
-    def __init__(self, db: Database, bus: LocalBus, handler: ConversationHandler) -> None:
+    def __init__(
+        self,
+        db: Database,
+        bus: LocalBus,
+        handler: ConversationHandler,
+        *,
+        store_delivered: frozenset[str] = frozenset(),
+    ) -> None:
         self.db = db
         self.bus = bus
         self.handler = handler
-        self._locks: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
+        # Channels whose clients read the store (web chat): their replies are delivered
+        # the moment they are written, so they skip the outbox.
+        self.store_delivered = store_delivered
+        self._queues: dict[int, deque[int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ inbound
@@ -81,16 +96,16 @@ class Pipeline:
         """Store a customer message and schedule its handling; a redelivery does nothing."""
         received = await inbox.receive(self.db, msg)
         if received.duplicate:
-            log.info("duplicate delivery %s on %s ignored", msg.external_id, msg.channel_id)
+            log.info("duplicate delivery on %s ignored", msg.channel_id)
             await self.bus.publish(
                 Event(
                     events.MESSAGE_DUPLICATE,
-                    {"id": received.message.id, "channel_id": msg.channel_id},
+                    {"id": received.message_id, "channel_id": msg.channel_id},
                 )
             )
             return received
-        await self.bus.publish(Event(events.MESSAGE_CREATED, message_event_data(received.message)))
-        self.schedule(received.conversation.id)
+        await self.bus.publish(Event(events.MESSAGE_CREATED, received.data))
+        self._enqueue(received.conversation_id, received.message_id)
         return received
 
     async def start(self, conversation_id: int) -> None:
@@ -98,13 +113,20 @@ class Pipeline:
         await self.bus.publish(
             Event(events.CONVERSATION_STARTED, {"conversation_id": conversation_id})
         )
-        self._spawn(self._run_start(conversation_id))
+        self._enqueue(conversation_id, _START)
 
     def schedule(self, conversation_id: int) -> None:
-        self._spawn(self._drain(conversation_id))
+        """Handle whatever the conversation has unhandled (after a restart, say)."""
+        self._enqueue(conversation_id, _LOOK_UP)
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+    def _enqueue(self, conversation_id: int, item: int) -> None:
+        """Turns of one conversation run one after another, in arrival order, in one task."""
+        queue = self._queues.get(conversation_id)
+        if queue is not None:
+            queue.append(item)
+            return
+        self._queues[conversation_id] = deque([item])
+        task = asyncio.create_task(self._drain(conversation_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -127,59 +149,67 @@ class Pipeline:
             self.schedule(conv_id)
         return len(ids)
 
-    def _lock(self, conversation_id: int) -> asyncio.Lock:
-        lock = self._locks.get(conversation_id)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[conversation_id] = lock
-        return lock
-
-    async def _run_start(self, conversation_id: int) -> None:
-        async with self._lock(conversation_id):
-            try:
-                conv = await self._load(conversation_id)
-                if conv is None or conv.status != "bot":
-                    return
-                outcome = await self.handler.handle(
-                    Turn(
-                        conv.id,
-                        conv.contact_id,
-                        conv.channel_id,
-                        dict(conv.bot_state),
-                        is_start=True,
-                    )
-                )
-                await self._commit_turn(conv, None, outcome)
-            except Exception:
-                log.exception("greeting failed in conversation %s", conversation_id)
-
     async def _drain(self, conversation_id: int) -> None:
-        async with self._lock(conversation_id):
-            while True:
+        queue = self._queues[conversation_id]
+        try:
+            while queue:
+                item = queue.popleft()
                 try:
-                    if not await self._handle_next(conversation_id):
-                        return
+                    if item == _START:
+                        await self._greet(conversation_id)
+                    elif item == _LOOK_UP:
+                        while await self._handle(conversation_id, None):
+                            pass
+                    else:
+                        await self._handle(conversation_id, item)
                 except Exception:
                     log.exception("turn failed in conversation %s", conversation_id)
                     await self._fail_safe(conversation_id)
+        finally:
+            del self._queues[conversation_id]
 
-    async def _load(self, conversation_id: int) -> Conversation | None:
+    async def _load(
+        self, conversation_id: int, message_id: int | None
+    ) -> tuple[_Conv | None, _Msg | None]:
+        """The conversation's state and the message to answer (by id, or the oldest unhandled)."""
         async with self.db.session() as session:
-            return await session.get(Conversation, conversation_id)
-
-    async def _handle_next(self, conversation_id: int) -> bool:
-        async with self.db.session() as session:
-            conv = await session.get(Conversation, conversation_id)
-            message = await session.scalar(
-                select(Message)
-                .where(
-                    Message.conversation_id == conversation_id,
-                    Message.author == "customer",
-                    Message.handled.is_(False),
+            conv_row = (
+                await session.execute(
+                    select(
+                        Conversation.id,
+                        Conversation.contact_id,
+                        Conversation.identity_id,
+                        Conversation.channel_id,
+                        Conversation.status,
+                        Conversation.bot_state,
+                    ).where(Conversation.id == conversation_id)
                 )
-                .order_by(Message.id)
-                .limit(1)
+            ).first()
+            if conv_row is None:
+                return None, None
+            conv = _Conv(*conv_row)
+            query = select(Message.id, Message.text, Message.payload, Message.meta).where(
+                Message.conversation_id == conversation_id,
+                Message.author == "customer",
+                Message.handled.is_(False),
             )
+            if message_id is not None:
+                query = query.where(Message.id == message_id)
+            msg_row = (await session.execute(query.order_by(Message.id).limit(1))).first()
+        return conv, _Msg(*msg_row) if msg_row is not None else None
+
+    async def _greet(self, conversation_id: int) -> None:
+        conv, _ = await self._load(conversation_id, -1)
+        if conv is None or conv.status != "bot":
+            return
+        outcome = await self.handler.handle(
+            Turn(conv.id, conv.contact_id, conv.channel_id, dict(conv.bot_state), is_start=True)
+        )
+        await self._commit_turn(conv, None, outcome)
+
+    async def _handle(self, conversation_id: int, message_id: int | None) -> bool:
+        """One turn; False when there was nothing (left) to handle."""
+        conv, message = await self._load(conversation_id, message_id)
         if conv is None or message is None:
             return False
         if conv.status not in ("bot", "queued"):
@@ -203,23 +233,10 @@ class Pipeline:
 
     async def _fail_safe(self, conversation_id: int) -> None:
         """A bug in a dialog must not leave the customer unanswered nor loop forever."""
-        async with self.db.session() as session:
-            conv = await session.get(Conversation, conversation_id)
-            message = await session.scalar(
-                select(Message)
-                .where(
-                    Message.conversation_id == conversation_id,
-                    Message.author == "customer",
-                    Message.handled.is_(False),
-                )
-                .order_by(Message.id)
-                .limit(1)
-            )
+        conv, message = await self._load(conversation_id, None)
         if conv is None or message is None:
             return
-        sorry = Reply(
-            "Извините, произошла техническая ошибка. Я передаю ваш вопрос оператору.",
-        )
+        sorry = Reply("Извините, произошла техническая ошибка. Я передаю ваш вопрос оператору.")
         try:
             await self._commit_turn(
                 conv,
@@ -233,9 +250,8 @@ class Pipeline:
                     update(Message).where(Message.id == message.id).values(handled=True)
                 )
 
-    async def _commit_turn(
-        self, conv: Conversation, message: Message | None, outcome: TurnOutcome
-    ) -> None:
+    async def _commit_turn(self, conv: _Conv, message: _Msg | None, outcome: TurnOutcome) -> None:
+        """Replies, new state, status change and ``handled`` in one transaction."""
         now = utcnow()
         published: list[Event] = []
         async with self.db.transaction() as session:
@@ -248,81 +264,133 @@ class Pipeline:
                 if claim.rowcount == 0:  # type: ignore[attr-defined]
                     # Another worker answered this message first; drop our replies.
                     return
-            current = await session.get(Conversation, conv.id)
-            if current is None:
-                return
-            written = await self._write_replies(session, current, outcome.replies, now)
-            current.bot_state = outcome.state
+            written = await self._write_replies(session, conv, outcome.replies, now)
+            changes: dict[str, Any] = {"bot_state": outcome.state}
             if written:
-                current.last_message_at = now
-            if outcome.leave_queue and current.status == "queued":
-                current.status = "bot"
-                current.queued_at = None
-                current.waiting_since = None
-                published.append(
-                    Event(
-                        events.CONVERSATION_RETURNED_TO_BOT,
-                        {"conversation_id": current.id, "by": "customer"},
-                    )
+                changes["last_message_at"] = now
+            await session.execute(
+                update(Conversation).where(Conversation.id == conv.id).values(**changes)
+            )
+            if outcome.leave_queue and conv.status == "queued":
+                left = await session.execute(
+                    update(Conversation)
+                    .where(Conversation.id == conv.id, Conversation.status == "queued")
+                    .values(status="bot", queued_at=None, waiting_since=None)
                 )
-            if outcome.handoff and current.status == "bot":
-                current.status = "queued"
-                current.queued_at = now
-                current.waiting_since = now
-                published.append(
-                    Event(
-                        events.CONVERSATION_QUEUED,
-                        {"conversation_id": current.id, "channel_id": current.channel_id},
+                if left.rowcount:  # type: ignore[attr-defined]
+                    published.append(
+                        Event(
+                            events.CONVERSATION_RETURNED_TO_BOT,
+                            {"conversation_id": conv.id, "by": "customer"},
+                        )
                     )
+            if outcome.handoff:
+                queued = await session.execute(
+                    update(Conversation)
+                    .where(Conversation.id == conv.id, Conversation.status == "bot")
+                    .values(status="queued", queued_at=now, waiting_since=now)
                 )
-        published = (
-            [Event(events.MESSAGE_CREATED, message_event_data(m)) for m in written]
-            + published
-            + outcome.events
-        )
-        if written:
-            published.append(Event(events.OUTBOX_ENQUEUED, {"count": len(written)}))
-        await self.bus.publish_many(published)
+                if queued.rowcount:  # type: ignore[attr-defined]
+                    published.append(
+                        Event(
+                            events.CONVERSATION_QUEUED,
+                            {"conversation_id": conv.id, "channel_id": conv.channel_id},
+                        )
+                    )
+        await self.bus.publish_many(self._reply_events(written) + published + outcome.events)
+
+    def _reply_events(self, written: list[dict[str, Any]]) -> list[Event]:
+        created = [Event(events.MESSAGE_CREATED, row_event_data(row)) for row in written]
+        direct = [r for r in written if r["channel_id"] in self.store_delivered]
+        sent = [
+            Event(
+                events.MESSAGE_SENT,
+                {
+                    "id": r["id"],
+                    "conversation_id": r["conversation_id"],
+                    "channel_id": r["channel_id"],
+                    "error": None,
+                },
+            )
+            for r in direct
+        ]
+        queued = len(written) - len(direct)
+        outbox_event = [Event(events.OUTBOX_ENQUEUED, {"count": queued})] if queued else []
+        return created + sent + outbox_event
 
     async def _write_replies(
-        self, session: AsyncSession, conv: Conversation, replies: Iterable[Reply], now: Any
-    ) -> list[Message]:
-        written: list[Message] = []
-        for reply in replies:
-            msg = Message(
-                conversation_id=conv.id,
-                identity_id=conv.identity_id,
-                channel_id=conv.channel_id,
-                author=reply.author,
-                text=reply.text,
-                buttons=[b.as_dict() for b in reply.buttons] or None,
-                meta=reply.meta or None,
-                handled=True,
-                delivery="pending",
-                created_at=now,
+        self, session: AsyncSession, conv: _Conv, replies: Iterable[Reply], now: datetime
+    ) -> list[dict[str, Any]]:
+        direct = conv.channel_id in self.store_delivered
+        rows: list[dict[str, Any]] = [
+            {
+                "conversation_id": conv.id,
+                "identity_id": conv.identity_id,
+                "channel_id": conv.channel_id,
+                "author": reply.author,
+                "text": reply.text,
+                "payload": None,
+                "buttons": [b.as_dict() for b in reply.buttons] or None,
+                "meta": reply.meta or None,
+                "handled": True,
+                "delivery": "sent" if direct else "pending",
+                "created_at": now,
+            }
+            for reply in replies
+        ]
+        for row in rows:  # one by one: RETURNING with executemany is not on every driver
+            row["id"] = await session.scalar(insert(Message).values(**row).returning(Message.id))
+        if rows and not direct:
+            await session.execute(
+                insert(OutboxItem),
+                [
+                    {
+                        "message_id": row["id"],
+                        "conversation_id": conv.id,
+                        "channel_id": conv.channel_id,
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                    for row in rows
+                ],
             )
-            session.add(msg)
-            written.append(msg)
-        if written:
-            await session.flush()
-            for msg in written:
-                outbox.enqueue(session, msg)
-        return written
+        return rows
 
-    async def post(self, conversation_id: int, replies: list[Reply]) -> list[Message]:
+    async def post(self, conversation_id: int, replies: list[Reply]) -> list[dict[str, Any]]:
         """Write replies outside a bot turn (operators, system notices, reminders)."""
+        conv, _ = await self._load(conversation_id, -1)
+        if conv is None:
+            raise LookupError(f"conversation {conversation_id} does not exist")
         now = utcnow()
         async with self.db.transaction() as session:
-            conv = await session.get(Conversation, conversation_id)
-            if conv is None:
-                raise LookupError(f"conversation {conversation_id} does not exist")
             written = await self._write_replies(session, conv, replies, now)
-            conv.last_message_at = now
-        await self.bus.publish_many(
-            [Event(events.MESSAGE_CREATED, message_event_data(m)) for m in written]
-            + [Event(events.OUTBOX_ENQUEUED, {"count": len(written)})]
-        )
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id)
+                .values(last_message_at=now)
+            )
+        await self.bus.publish_many(self._reply_events(written))
         return written
+
+
+@dataclass(frozen=True)
+class _Conv:
+    id: int
+    contact_id: int
+    identity_id: int
+    channel_id: str
+    status: str
+    bot_state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Msg:
+    id: int
+    text: str
+    payload: str | None
+    meta: dict[str, Any] | None
 
 
 def _merge(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:

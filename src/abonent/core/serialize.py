@@ -27,3 +27,18 @@ def message_event_data(message: Message) -> dict[str, Any]:
         payload=message.payload,
     )
     return data
+
+
+def row_event_data(row: dict[str, Any]) -> dict[str, Any]:
+    """The same as ``message_event_data`` for a message written with Core (a dict of values)."""
+    return {
+        "id": row["id"],
+        "author": row["author"],
+        "text": row["text"],
+        "buttons": list(row.get("buttons") or []),
+        "created_at": row["created_at"].isoformat(),
+        "conversation_id": row["conversation_id"],
+        "identity_id": row["identity_id"],
+        "channel_id": row["channel_id"],
+        "payload": row.get("payload"),
+    }

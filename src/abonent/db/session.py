@@ -2,7 +2,8 @@
 
 SQLite allows one writer at a time and its busy handler sleeps in coarse steps, which
 shows up as latency spikes under load; so on SQLite the process serialises its own
-write transactions with an asyncio lock and readers run freely (WAL). PostgreSQL needs
+write transactions with an asyncio lock and readers run freely (WAL), and the calls
+run inline rather than on aiosqlite's thread (see ``inline_sqlite``). PostgreSQL needs
 no such lock.
 """
 
@@ -13,13 +14,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from abonent.db import inline_sqlite
 
 
 class Database:
@@ -28,12 +31,14 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30}
+            path = make_url(url).database or ":memory:"
+            kwargs["async_creator"] = inline_sqlite.creator(path)
             kwargs["pool_size"] = 8
         else:
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 10
-            kwargs["pool_pre_ping"] = True
+            # Not pool_pre_ping: on asyncpg it costs three round trips per checkout.
+            kwargs["pool_recycle"] = 1800
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -66,5 +71,5 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(inline_sqlite.BUSY_TIMEOUT_S * 1000)}")
     cursor.close()

@@ -187,9 +187,9 @@ async def create_conversation(
     runtime: RuntimeDep, body: NewConversation | None = None
 ) -> dict[str, Any]:
     name = (body.name or "").strip() or None if body else None
-    conv, token = await inbox.start_webchat(runtime.db, WEBCHAT_ID, name)
-    await runtime.pipeline.start(conv.id)
-    return {"conversation_id": conv.id, "token": token}
+    conv_id, token = await inbox.start_webchat(runtime.db, WEBCHAT_ID, name)
+    await runtime.pipeline.start(conv_id)
+    return {"conversation_id": conv_id, "token": token}
 
 
 @router.post("/messages", status_code=202, response_model=Accepted)
@@ -230,7 +230,7 @@ async def post_message(
             external_id=f"{identity_id}:{key}" if key else None,
         )
     )
-    return {"id": received.message.id}
+    return {"id": received.message_id}
 
 
 async def _button_title(runtime: Any, identity_id: int, payload: str) -> str:

@@ -14,7 +14,8 @@ from abonent.web.errors import ApiError
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """Async on purpose: a plain ``def`` dependency would run on a worker thread."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -23,7 +24,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def require_operator_token(runtime: RuntimeDep, credentials: BearerDep) -> None:
+async def require_operator_token(runtime: RuntimeDep, credentials: BearerDep) -> None:
     expected = runtime.settings.operators.api_token
     if not expected:
         raise ApiError(503, "not_configured", "Set operators.api_token to use the operator API.")

@@ -1,0 +1,183 @@
+"""The built-in billing backend: the ``accounts`` and ``readings_history`` tables fed by CSV import.
+
+It is what a supplier without a billing API runs on (a nightly CSV export is enough), and what
+the demo shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator, Sequence
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+
+from abonent.billing.accounts import normalise_account_number, normalise_phone
+from abonent.billing.base import (
+    PLANS,
+    ZONE_TITLES,
+    ZONES,
+    AccountInfo,
+    BillingError,
+    Plan,
+    ReadingsRejected,
+    SubmissionResult,
+)
+from abonent.billing.readings import (
+    KOPECK,
+    WATT_HOUR,
+    compute_zones,
+    format_kwh,
+    plain_decimal,
+    total_consumption,
+    total_cost,
+)
+from abonent.config import TariffSettings
+from abonent.db.models import Account, ReadingsRecord
+from abonent.db.session import Database
+
+# ReadingsRejected.reason is shown to the customer inside a sentence
+# ("Не удалось сохранить показания: {reason}."), so it is a lower-case Russian fragment.
+REJECT_UNKNOWN_ACCOUNT = "лицевой счёт не найден"
+REJECT_WRONG_COUNT = "для тарифа нужно показаний: {need}, передано: {given}"
+REJECT_NEGATIVE = "показание {zone} не может быть отрицательным"
+REJECT_LOWER = "показание {zone} ({given}) меньше последнего принятого ({previous})"
+
+
+@contextlib.asynccontextmanager
+async def _unavailable() -> AsyncIterator[None]:
+    """A database that cannot be reached is a billing that is down: the bot apologises for it.
+
+    Other database errors are bugs and stay as they are.
+    """
+    try:
+        yield
+    except (OperationalError, SQLAlchemyTimeoutError, OSError, TimeoutError) as exc:
+        raise BillingError(f"accounts database unavailable: {exc.__class__.__name__}") from exc
+
+
+def _squash(text: str) -> str:
+    """One space where an empty zone title left two (the single plan names no zone)."""
+    return re.sub(" {2,}", " ", text)
+
+
+def kwh(value: Decimal) -> Decimal:
+    """A reading as stored, without the float artefacts SQLite's Numeric can bring back."""
+    return Decimal(value).quantize(WATT_HOUR)
+
+
+def rubles(value: Decimal | None) -> Decimal:
+    return Decimal(0 if value is None else value).quantize(KOPECK)
+
+
+def account_info(row: Account) -> AccountInfo:
+    """The row as the bot sees it; an account that never had readings shows zeros and no date."""
+    # The import admits only known plans; a hand-edited row must not crash the bot.
+    plan: Plan = row.plan if row.plan in PLANS else "single"
+    stored = (row.t1, row.t2, row.t3)[: len(ZONES[plan])]
+    readings = tuple(Decimal("0.000") if value is None else kwh(value) for value in stored)
+    return AccountInfo(
+        number=row.number,
+        holder=row.holder,
+        address=row.address,
+        plan=plan,
+        last_readings=readings,
+        readings_date=row.readings_date,
+        balance=rubles(row.balance),
+        phone=row.phone,
+    )
+
+
+class LocalBilling:
+    """``Billing`` over the local tables."""
+
+    def __init__(self, db: Database, tariffs: TariffSettings) -> None:
+        self.db = db
+        self.tariffs = tariffs
+
+    async def get_account(self, number: str) -> AccountInfo | None:
+        key = normalise_account_number(number)
+        async with _unavailable(), self.db.session() as session:
+            row = await session.get(Account, key)
+            return account_info(row) if row is not None else None
+
+    async def find_accounts_by_phone(self, phone: str) -> list[AccountInfo]:
+        normalised = normalise_phone(phone)
+        if normalised is None:
+            return []
+        async with _unavailable(), self.db.session() as session:
+            rows = await session.scalars(
+                select(Account).where(Account.phone == normalised).order_by(Account.number)
+            )
+            return [account_info(row) for row in rows]
+
+    async def submit_readings(
+        self,
+        number: str,
+        values: Sequence[Decimal],
+        taken_on: date,
+        *,
+        source: str,
+        conversation_id: int | None = None,
+    ) -> SubmissionResult:
+        """Store readings and their history in one transaction, on the freshly locked row.
+
+        The bot checked the values against what it read a moment (or a conversation) ago; the
+        row is read again under lock so that two submissions for one account (two family
+        members, or the bot and an operator) cannot both pass against the same old readings.
+        """
+        key = normalise_account_number(number)
+        given = tuple(Decimal(v).quantize(WATT_HOUR) for v in values)
+        async with _unavailable(), self.db.transaction() as session:
+            query = select(Account).where(Account.number == key)
+            if not self.db.is_sqlite:  # SQLite: Database serialises writers already
+                query = query.with_for_update()
+            row = await session.scalar(query)
+            if row is None:
+                raise ReadingsRejected(REJECT_UNKNOWN_ACCOUNT)
+            account = account_info(row)
+            if len(given) != len(account.zones):
+                reason = REJECT_WRONG_COUNT.format(need=len(account.zones), given=len(given))
+                raise ReadingsRejected(reason)
+            for zone, previous, value in zip(
+                account.zones, account.last_readings, given, strict=True
+            ):
+                title = f"«{ZONE_TITLES[zone]}»" if account.plan != "single" else ""
+                if value < 0:
+                    raise ReadingsRejected(_squash(REJECT_NEGATIVE.format(zone=title)), zone)
+                if value < previous:
+                    reason = REJECT_LOWER.format(
+                        zone=title, given=format_kwh(value), previous=format_kwh(previous)
+                    )
+                    raise ReadingsRejected(_squash(reason), zone)
+            zones = compute_zones(account, given, self.tariffs)
+            cost = total_cost(zones)
+            padded = [*given, None, None][:3]
+            row.t1, row.t2, row.t3 = padded
+            row.readings_date = taken_on
+            session.add(
+                ReadingsRecord(
+                    account_number=key,
+                    t1=padded[0],
+                    t2=padded[1],
+                    t3=padded[2],
+                    taken_on=taken_on,
+                    source=source,
+                    consumption={z.zone: plain_decimal(z.consumption) for z in zones},
+                    cost=cost,
+                    conversation_id=conversation_id,
+                )
+            )
+            await session.flush()
+            updated = account_info(row)
+        return SubmissionResult(
+            account=updated,
+            zones=zones,
+            previous_date=account.readings_date,
+            total_consumption=total_consumption(zones),
+            total_cost=cost,
+        )
