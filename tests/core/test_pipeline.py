@@ -80,7 +80,7 @@ async def test_a_redelivered_webhook_creates_nothing_and_gets_no_second_answer(
 
 async def test_unhandled_messages_are_finished_after_a_restart(db: Database) -> None:
     class Crashing(Pipeline):
-        def schedule(self, conversation_id: int) -> None:  # the process dies here
+        def _enqueue(self, conversation_id: int, item: int) -> None:  # the process dies here
             return None
 
     await Crashing(db, LocalBus(), Echo()).accept(_msg("до сбоя", "e1"))

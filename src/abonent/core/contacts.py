@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Executable, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from abonent.clock import utcnow
 from abonent.db.models import ContactAccount
 from abonent.db.session import Database
+
+_KNOWN = (
+    select(ContactAccount.account_number)
+    .where(ContactAccount.contact_id == bindparam("contact_id"))
+    .order_by(ContactAccount.last_used_at.desc(), ContactAccount.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
+def _upsert(dialect: str) -> Executable:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(ContactAccount)
+    return stmt.on_conflict_do_update(
+        index_elements=["contact_id", "account_number"],
+        set_={"last_used_at": stmt.excluded.last_used_at},
+    )
+
+
+_UPSERT = {"postgresql": _upsert("postgresql"), "sqlite": _upsert("sqlite")}
 
 
 class ContactDirectory:
@@ -15,24 +35,15 @@ class ContactDirectory:
 
     async def known_accounts(self, contact_id: int, limit: int = 3) -> list[str]:
         """Accounts this contact used before, the most recent first."""
-        async with self.db.session() as session:
-            rows = await session.scalars(
-                select(ContactAccount.account_number)
-                .where(ContactAccount.contact_id == contact_id)
-                .order_by(ContactAccount.last_used_at.desc())
-                .limit(limit)
-            )
-            return list(rows)
+        async with self.db.read() as conn:
+            rows = await conn.execute(_KNOWN, {"contact_id": contact_id, "limit": limit})
+            return [r[0] for r in rows]
 
     async def link_account(self, contact_id: int, number: str) -> None:
-        async with self.db.transaction() as session:
-            link = await session.scalar(
-                select(ContactAccount).where(
-                    ContactAccount.contact_id == contact_id,
-                    ContactAccount.account_number == number,
-                )
+        """Remember (or refresh) that this contact uses this account: one upsert."""
+        statement = _UPSERT[self.db.engine.dialect.name]
+        async with self.db.write() as conn:
+            await conn.execute(
+                statement,
+                {"contact_id": contact_id, "account_number": number, "last_used_at": utcnow()},
             )
-            if link is None:
-                session.add(ContactAccount(contact_id=contact_id, account_number=number))
-            else:
-                link.last_used_at = utcnow()

@@ -11,9 +11,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from abonent.clock import utcnow
 from abonent.core.serialize import message_event_data, row_event_data
@@ -37,82 +37,137 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# The message path runs these for every message: built once, so SQLAlchemy finds their
+# compiled form in its cache instead of re-deriving a cache key each time.
+_CONTACT_OF_IDENTITY = select(ChannelIdentity.contact_id).where(
+    ChannelIdentity.id == bindparam("identity_id")
+)
+_IDENTITY_BY_EXTERNAL = select(ChannelIdentity.id, ChannelIdentity.contact_id).where(
+    ChannelIdentity.channel_id == bindparam("channel_id"),
+    ChannelIdentity.external_id == bindparam("external_id"),
+)
+_OPEN_CONVERSATION = (
+    select(Conversation.id)
+    .where(
+        Conversation.identity_id == bindparam("identity_id"),
+        Conversation.status.in_(OPEN_STATUSES),
+    )
+    .order_by(Conversation.id.desc())
+    .limit(1)
+)
+_INSERT_CONTACT = insert(Contact).returning(Contact.id)
+_INSERT_IDENTITY = insert(ChannelIdentity).returning(ChannelIdentity.id)
+_INSERT_CONVERSATION = insert(Conversation).returning(Conversation.id)
+_INSERT_MESSAGE = insert(Message).returning(Message.id)
+_TOUCH_CONVERSATION = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("conv_id"))
+    .values(
+        last_message_at=bindparam("now"),
+        # A customer writing to a human starts (or keeps) waiting for an answer.
+        waiting_since=case(
+            (
+                Conversation.status.in_(("queued", "assigned")),
+                func.coalesce(Conversation.waiting_since, bindparam("now")),
+            ),
+            else_=Conversation.waiting_since,
+        ),
+    )
+)
+
+
+async def _new_contact(conn: AsyncConnection, name: str | None, phone: str | None) -> int:
+    result = await conn.execute(
+        _INSERT_CONTACT, {"name": name, "phone": phone, "created_at": utcnow()}
+    )
+    return int(result.scalar_one())
+
+
+async def _new_identity(
+    conn: AsyncConnection,
+    contact_id: int,
+    channel_id: str,
+    external_id: str,
+    display_name: str | None,
+    token_hash: str | None = None,
+) -> int:
+    result = await conn.execute(
+        _INSERT_IDENTITY,
+        {
+            "contact_id": contact_id,
+            "channel_id": channel_id,
+            "external_id": external_id,
+            "token_hash": token_hash,
+            "display_name": display_name,
+            "created_at": utcnow(),
+        },
+    )
+    return int(result.scalar_one())
+
+
+async def _open_conversation_id(
+    conn: AsyncConnection, identity_id: int, contact_id: int, channel_id: str
+) -> int:
+    conv_id = (await conn.execute(_OPEN_CONVERSATION, {"identity_id": identity_id})).scalar()
+    if conv_id is not None:
+        return int(conv_id)
+    now = utcnow()
+    result = await conn.execute(
+        _INSERT_CONVERSATION,
+        {
+            "contact_id": contact_id,
+            "identity_id": identity_id,
+            "channel_id": channel_id,
+            "status": "bot",
+            "bot_state": {},
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    return int(result.scalar_one())
+
+
 async def start_webchat(
     db: Database, channel_id: str, display_name: str | None = None
 ) -> tuple[int, str]:
     """A new web-chat customer: contact, identity and conversation, and their bearer token."""
     token = secrets.token_urlsafe(32)
-    async with db.transaction() as session:
-        contact = Contact(name=display_name)
-        session.add(contact)
-        await session.flush()
-        identity = ChannelIdentity(
-            contact_id=contact.id,
-            channel_id=channel_id,
-            external_id=secrets.token_hex(16),
+    async with db.write() as conn:
+        contact_id = await _new_contact(conn, display_name, None)
+        identity_id = await _new_identity(
+            conn,
+            contact_id,
+            channel_id,
+            secrets.token_hex(16),
+            display_name,
             token_hash=hash_token(token),
-            display_name=display_name,
         )
-        session.add(identity)
-        await session.flush()
-        conv_id = await _open_conversation_id(session, identity.id, contact.id, channel_id)
+        conv_id = await _open_conversation_id(conn, identity_id, contact_id, channel_id)
     return conv_id, token
 
 
-async def _identity(session: AsyncSession, msg: InboundMessage) -> tuple[int, int]:
+async def _identity(conn: AsyncConnection, msg: InboundMessage) -> tuple[int, int]:
     """(identity id, contact id) of the sender, creating the contact on first contact."""
     if msg.identity_id is not None:
-        contact_id = await session.scalar(
-            select(ChannelIdentity.contact_id).where(ChannelIdentity.id == msg.identity_id)
-        )
+        contact_id = (
+            await conn.execute(_CONTACT_OF_IDENTITY, {"identity_id": msg.identity_id})
+        ).scalar()
         if contact_id is None:
             raise LookupError(f"identity {msg.identity_id} is gone")
-        return msg.identity_id, contact_id
+        return msg.identity_id, int(contact_id)
     row = (
-        await session.execute(
-            select(ChannelIdentity.id, ChannelIdentity.contact_id).where(
-                ChannelIdentity.channel_id == msg.channel_id,
-                ChannelIdentity.external_id == msg.external_user_id,
-            )
+        await conn.execute(
+            _IDENTITY_BY_EXTERNAL,
+            {"channel_id": msg.channel_id, "external_id": msg.external_user_id},
         )
     ).first()
     if row is not None:
-        return row[0], row[1]
-    contact = Contact(name=msg.display_name, phone=msg.phone)
-    session.add(contact)
-    await session.flush()
-    identity = ChannelIdentity(
-        contact_id=contact.id,
-        channel_id=msg.channel_id,
-        external_id=msg.external_user_id,
-        display_name=msg.display_name,
+        return int(row[0]), int(row[1])
+    contact_id = await _new_contact(conn, msg.display_name, msg.phone)
+    identity_id = await _new_identity(
+        conn, contact_id, msg.channel_id, msg.external_user_id, msg.display_name
     )
-    session.add(identity)
-    await session.flush()
-    return identity.id, contact.id
-
-
-async def _open_conversation_id(
-    session: AsyncSession, identity_id: int, contact_id: int, channel_id: str
-) -> int:
-    conv_id = await session.scalar(
-        select(Conversation.id)
-        .where(Conversation.identity_id == identity_id, Conversation.status.in_(OPEN_STATUSES))
-        .order_by(Conversation.id.desc())
-        .limit(1)
-    )
-    if conv_id is not None:
-        return int(conv_id)
-    conv = Conversation(
-        contact_id=contact_id,
-        identity_id=identity_id,
-        channel_id=channel_id,
-        status="bot",
-        bot_state={},
-    )
-    session.add(conv)
-    await session.flush()
-    return conv.id
+    return identity_id, contact_id
 
 
 async def _existing(db: Database, msg: InboundMessage) -> Received | None:
@@ -138,44 +193,30 @@ async def receive(db: Database, msg: InboundMessage) -> Received:
     now = utcnow()
     meta = {"attachments": [a.__dict__ for a in msg.attachments]} if msg.attachments else None
     try:
-        async with db.transaction() as session:
-            identity_id, contact_id = await _identity(session, msg)
-            conv_id = await _open_conversation_id(session, identity_id, contact_id, msg.channel_id)
+        async with db.write() as conn:
+            identity_id, contact_id = await _identity(conn, msg)
+            conv_id = await _open_conversation_id(conn, identity_id, contact_id, msg.channel_id)
             values: dict[str, Any] = {
                 "conversation_id": conv_id,
                 "identity_id": identity_id,
                 "channel_id": msg.channel_id,
                 "author": "customer",
+                "author_id": None,
                 "text": msg.text,
                 "payload": msg.payload,
                 "buttons": None,
                 "external_id": msg.external_id,
                 "meta": meta,
                 "handled": False,
+                "delivery": None,
+                "delivery_error": None,
                 "created_at": now,
             }
-            message_id = await session.scalar(
-                insert(Message).values(**values).returning(Message.id)
-            )
-            await session.execute(
-                update(Conversation)
-                .where(Conversation.id == conv_id)
-                .values(
-                    last_message_at=now,
-                    # A customer writing to a human starts (or keeps) waiting for an answer.
-                    waiting_since=case(
-                        (
-                            Conversation.status.in_(("queued", "assigned")),
-                            func.coalesce(Conversation.waiting_since, now),
-                        ),
-                        else_=Conversation.waiting_since,
-                    ),
-                )
-            )
+            message_id = int((await conn.execute(_INSERT_MESSAGE, values)).scalar_one())
+            await conn.execute(_TOUCH_CONVERSATION, {"conv_id": conv_id, "now": now})
     except IntegrityError:
         existing = await _existing(db, msg)
         if existing is None:
             raise
         return existing
-    assert message_id is not None
     return Received(message_id, conv_id, row_event_data({"id": message_id, **values}))

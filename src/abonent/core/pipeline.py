@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from abonent.clock import utcnow
 from abonent.core import events, inbox
@@ -68,6 +68,59 @@ class TurnOutcome:
 class ConversationHandler(Protocol):
     async def handle(self, turn: Turn) -> TurnOutcome: ...
 
+
+# Statements of the message path, built once (see core.inbox for why).
+_CONVERSATION = select(
+    Conversation.id,
+    Conversation.contact_id,
+    Conversation.identity_id,
+    Conversation.channel_id,
+    Conversation.status,
+    Conversation.bot_state,
+).where(Conversation.id == bindparam("conv_id"))
+_UNHANDLED = select(Message.id, Message.text, Message.payload, Message.meta).where(
+    Message.conversation_id == bindparam("conv_id"),
+    Message.author == "customer",
+    Message.handled.is_(False),
+)
+_OLDEST_UNHANDLED = _UNHANDLED.order_by(Message.id).limit(1)
+_UNHANDLED_BY_ID = _UNHANDLED.where(Message.id == bindparam("msg_id"))
+_CLAIM = (
+    update(Message)
+    .where(Message.id == bindparam("msg_id"), Message.handled.is_(False))
+    .values(handled=True, meta=bindparam("meta"))
+)
+_SAVE_STATE = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("conv_id"))
+    .values(
+        bot_state=bindparam("state"),
+        last_message_at=func.coalesce(bindparam("last"), Conversation.last_message_at),
+        updated_at=bindparam("now"),
+    )
+)
+_TOUCH = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("conv_id"))
+    .values(last_message_at=bindparam("now"), updated_at=bindparam("now"))
+)
+_LEAVE_QUEUE = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("conv_id"), Conversation.status == "queued")
+    .values(status="bot", queued_at=None, waiting_since=None, updated_at=bindparam("now"))
+)
+_TO_QUEUE = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("conv_id"), Conversation.status == "bot")
+    .values(
+        status="queued",
+        queued_at=bindparam("now"),
+        waiting_since=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+)
+_INSERT_MESSAGE = insert(Message).returning(Message.id)
+_INSERT_OUTBOX = insert(OutboxItem)
 
 _START = -1  # queue marker: greet, no customer message
 _LOOK_UP = 0  # queue marker: find the unhandled messages in the database
@@ -172,30 +225,16 @@ class Pipeline:
         self, conversation_id: int, message_id: int | None
     ) -> tuple[_Conv | None, _Msg | None]:
         """The conversation's state and the message to answer (by id, or the oldest unhandled)."""
-        async with self.db.session() as session:
-            conv_row = (
-                await session.execute(
-                    select(
-                        Conversation.id,
-                        Conversation.contact_id,
-                        Conversation.identity_id,
-                        Conversation.channel_id,
-                        Conversation.status,
-                        Conversation.bot_state,
-                    ).where(Conversation.id == conversation_id)
-                )
-            ).first()
+        async with self.db.read() as conn:
+            conv_row = (await conn.execute(_CONVERSATION, {"conv_id": conversation_id})).first()
             if conv_row is None:
                 return None, None
-            conv = _Conv(*conv_row)
-            query = select(Message.id, Message.text, Message.payload, Message.meta).where(
-                Message.conversation_id == conversation_id,
-                Message.author == "customer",
-                Message.handled.is_(False),
-            )
-            if message_id is not None:
-                query = query.where(Message.id == message_id)
-            msg_row = (await session.execute(query.order_by(Message.id).limit(1))).first()
+            if message_id is None:
+                query, params = _OLDEST_UNHANDLED, {"conv_id": conversation_id}
+            else:
+                query, params = _UNHANDLED_BY_ID, {"conv_id": conversation_id, "msg_id": message_id}
+            msg_row = (await conn.execute(query, params)).first()
+        conv = _Conv(*conv_row)
         return conv, _Msg(*msg_row) if msg_row is not None else None
 
     async def _greet(self, conversation_id: int) -> None:
@@ -252,32 +291,38 @@ class Pipeline:
 
     async def _commit_turn(self, conv: _Conv, message: _Msg | None, outcome: TurnOutcome) -> None:
         """Replies, new state, status change and ``handled`` in one transaction."""
+        try:
+            written, published = await self._write_turn(conv, message, outcome)
+        except _AlreadyHandled:
+            log.info("message %s was answered by another worker", message and message.id)
+            return
+        await self.bus.publish_many(self._reply_events(written) + published + outcome.events)
+
+    async def _write_turn(
+        self, conv: _Conv, message: _Msg | None, outcome: TurnOutcome
+    ) -> tuple[list[dict[str, Any]], list[Event]]:
         now = utcnow()
         published: list[Event] = []
-        async with self.db.transaction() as session:
+        async with self.db.write() as conn:
             if message is not None:
-                claim = await session.execute(
-                    update(Message)
-                    .where(Message.id == message.id, Message.handled.is_(False))
-                    .values(handled=True, meta=_merge(message.meta, outcome.meta))
+                claim = await conn.execute(
+                    _CLAIM, {"msg_id": message.id, "meta": _merge(message.meta, outcome.meta)}
                 )
-                if claim.rowcount == 0:  # type: ignore[attr-defined]
-                    # Another worker answered this message first; drop our replies.
-                    return
-            written = await self._write_replies(session, conv, outcome.replies, now)
-            changes: dict[str, Any] = {"bot_state": outcome.state}
-            if written:
-                changes["last_message_at"] = now
-            await session.execute(
-                update(Conversation).where(Conversation.id == conv.id).values(**changes)
+                if claim.rowcount == 0:
+                    raise _AlreadyHandled  # rolls the transaction back: our replies are dropped
+            written = await self._write_replies(conn, conv, outcome.replies, now)
+            await conn.execute(
+                _SAVE_STATE,
+                {
+                    "conv_id": conv.id,
+                    "state": outcome.state,
+                    "last": now if written else None,
+                    "now": now,
+                },
             )
             if outcome.leave_queue and conv.status == "queued":
-                left = await session.execute(
-                    update(Conversation)
-                    .where(Conversation.id == conv.id, Conversation.status == "queued")
-                    .values(status="bot", queued_at=None, waiting_since=None)
-                )
-                if left.rowcount:  # type: ignore[attr-defined]
+                left = await conn.execute(_LEAVE_QUEUE, {"conv_id": conv.id, "now": now})
+                if left.rowcount:
                     published.append(
                         Event(
                             events.CONVERSATION_RETURNED_TO_BOT,
@@ -285,19 +330,15 @@ class Pipeline:
                         )
                     )
             if outcome.handoff:
-                queued = await session.execute(
-                    update(Conversation)
-                    .where(Conversation.id == conv.id, Conversation.status == "bot")
-                    .values(status="queued", queued_at=now, waiting_since=now)
-                )
-                if queued.rowcount:  # type: ignore[attr-defined]
+                queued = await conn.execute(_TO_QUEUE, {"conv_id": conv.id, "now": now})
+                if queued.rowcount:
                     published.append(
                         Event(
                             events.CONVERSATION_QUEUED,
                             {"conversation_id": conv.id, "channel_id": conv.channel_id},
                         )
                     )
-        await self.bus.publish_many(self._reply_events(written) + published + outcome.events)
+        return written, published
 
     def _reply_events(self, written: list[dict[str, Any]]) -> list[Event]:
         created = [Event(events.MESSAGE_CREATED, row_event_data(row)) for row in written]
@@ -319,7 +360,7 @@ class Pipeline:
         return created + sent + outbox_event
 
     async def _write_replies(
-        self, session: AsyncSession, conv: _Conv, replies: Iterable[Reply], now: datetime
+        self, conn: AsyncConnection, conv: _Conv, replies: Iterable[Reply], now: datetime
     ) -> list[dict[str, Any]]:
         direct = conv.channel_id in self.store_delivered
         rows: list[dict[str, Any]] = [
@@ -328,21 +369,24 @@ class Pipeline:
                 "identity_id": conv.identity_id,
                 "channel_id": conv.channel_id,
                 "author": reply.author,
+                "author_id": None,
                 "text": reply.text,
                 "payload": None,
                 "buttons": [b.as_dict() for b in reply.buttons] or None,
+                "external_id": None,
                 "meta": reply.meta or None,
                 "handled": True,
                 "delivery": "sent" if direct else "pending",
+                "delivery_error": None,
                 "created_at": now,
             }
             for reply in replies
         ]
         for row in rows:  # one by one: RETURNING with executemany is not on every driver
-            row["id"] = await session.scalar(insert(Message).values(**row).returning(Message.id))
+            row["id"] = int((await conn.execute(_INSERT_MESSAGE, row)).scalar_one())
         if rows and not direct:
-            await session.execute(
-                insert(OutboxItem),
+            await conn.execute(
+                _INSERT_OUTBOX,
                 [
                     {
                         "message_id": row["id"],
@@ -351,7 +395,10 @@ class Pipeline:
                         "status": "pending",
                         "attempts": 0,
                         "next_attempt_at": now,
+                        "locked_until": None,
+                        "last_error": None,
                         "created_at": now,
+                        "sent_at": None,
                     }
                     for row in rows
                 ],
@@ -364,15 +411,15 @@ class Pipeline:
         if conv is None:
             raise LookupError(f"conversation {conversation_id} does not exist")
         now = utcnow()
-        async with self.db.transaction() as session:
-            written = await self._write_replies(session, conv, replies, now)
-            await session.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation_id)
-                .values(last_message_at=now)
-            )
+        async with self.db.write() as conn:
+            written = await self._write_replies(conn, conv, replies, now)
+            await conn.execute(_TOUCH, {"conv_id": conversation_id, "now": now})
         await self.bus.publish_many(self._reply_events(written))
         return written
+
+
+class _AlreadyHandled(Exception):
+    """Another worker claimed the message first."""
 
 
 @dataclass(frozen=True)

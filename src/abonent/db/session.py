@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -57,6 +58,18 @@ class Database:
         lock = self._write_lock or contextlib.nullcontext()
         async with lock, self.sessionmaker() as session, session.begin():
             yield session
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A Core write transaction for the message path: no ORM unit of work to pay for."""
+        lock = self._write_lock or contextlib.nullcontext()
+        async with lock, self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
