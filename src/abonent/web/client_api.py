@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -42,13 +43,28 @@ router = APIRouter(prefix="/api/client/v1", tags=["client"])
 class Listeners:
     """Live subscribers per identity (WebSockets and long polls of this process)."""
 
-    def __init__(self) -> None:
+    def __init__(self, remembered: int = 50_000) -> None:
         self._queues: dict[int, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        # The buttons each identity was last shown, so a press is stored with its title
+        # without a query.
+        self._buttons: OrderedDict[int, dict[str, str]] = OrderedDict()
+        self._remembered = remembered
 
     def on_event(self, event: Event) -> None:
         identity = event.data.get("identity_id")
-        for queue in self._queues.get(identity, ()):  # type: ignore[arg-type]
+        if not isinstance(identity, int):
+            return
+        buttons = event.data.get("buttons")
+        if buttons and event.data.get("author") != "customer":
+            self._buttons[identity] = {b["payload"]: b["title"] for b in buttons}
+            self._buttons.move_to_end(identity)
+            if len(self._buttons) > self._remembered:
+                self._buttons.popitem(last=False)
+        for queue in self._queues.get(identity, ()):
             queue.put_nowait({k: event.data[k] for k in PUBLIC_FIELDS})
+
+    def button_title(self, identity_id: int, payload: str) -> str | None:
+        return self._buttons.get(identity_id, {}).get(payload)
 
     @contextlib.contextmanager
     def listen(self, identity_id: int) -> Any:
@@ -199,7 +215,7 @@ async def post_message(
     credentials: BearerDep,
     body: NewMessage,
     idempotency_key: Annotated[str | None, Header(max_length=64)] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     identity_id = await _identity_for(request, credentials.credentials if credentials else None)
     text = (body.text or "").strip()
     payload = (body.payload or "").strip() or None
@@ -218,7 +234,9 @@ async def post_message(
             422, "payload_too_long", f"A payload may have at most {MAX_PAYLOAD} characters."
         )
     if payload is not None and not text:
-        text = await _button_title(runtime, identity_id, payload)
+        text = _listeners(request).button_title(identity_id, payload) or await _button_title(
+            runtime, identity_id, payload
+        )
     key = body.client_message_id or idempotency_key
     received = await runtime.pipeline.accept(
         InboundMessage(
@@ -230,7 +248,8 @@ async def post_message(
             external_id=f"{identity_id}:{key}" if key else None,
         )
     )
-    return {"id": received.message_id}
+    # A Response skips FastAPI's re-validation of the return value (the model documents it).
+    return JSONResponse({"id": received.message_id}, status_code=202)
 
 
 async def _button_title(runtime: Any, identity_id: int, payload: str) -> str:
