@@ -112,3 +112,26 @@ async def test_the_webchat_start_is_greeted(db: Database) -> None:
     assert bot.turns[0].is_start and len(token) > 30
     contact = (await _rows(db, Contact))[0]
     assert contact.name == "Анна"
+
+
+async def test_a_closed_conversation_is_followed_by_a_new_one(db: Database) -> None:
+    pipeline = Pipeline(db, LocalBus(), Echo())
+    conv_id, _ = await start_webchat(db, "webchat")
+    async with db.session() as session:
+        identity_id = (await session.get(Conversation, conv_id)).identity_id  # type: ignore[union-attr]
+    first = await pipeline.accept(
+        InboundMessage(channel_id="webchat", external_user_id="", identity_id=identity_id, text="a")
+    )
+    assert first.conversation_id == conv_id
+    async with db.transaction() as session:
+        conv = await session.get(Conversation, conv_id)
+        assert conv is not None
+        conv.status = "closed"
+    second = await pipeline.accept(
+        InboundMessage(channel_id="webchat", external_user_id="", identity_id=identity_id, text="b")
+    )
+    await pipeline.drain_all()
+    assert second.conversation_id != conv_id
+    convs = await _rows(db, Conversation)
+    assert [c.status for c in convs] == ["closed", "bot"]
+    assert convs[1].identity_id == identity_id and convs[1].contact_id == convs[0].contact_id

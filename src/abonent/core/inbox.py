@@ -39,9 +39,6 @@ def hash_token(token: str) -> str:
 
 # The message path runs these for every message: built once, so SQLAlchemy finds their
 # compiled form in its cache instead of re-deriving a cache key each time.
-_CONTACT_OF_IDENTITY = select(ChannelIdentity.contact_id).where(
-    ChannelIdentity.id == bindparam("identity_id")
-)
 _IDENTITY_BY_EXTERNAL = select(ChannelIdentity.id, ChannelIdentity.contact_id).where(
     ChannelIdentity.channel_id == bindparam("channel_id"),
     ChannelIdentity.external_id == bindparam("external_id"),
@@ -55,6 +52,18 @@ _OPEN_CONVERSATION = (
     .order_by(Conversation.id.desc())
     .limit(1)
 )
+# A known identity's contact and open conversation in one round trip.
+_CONTACT_AND_OPEN_CONVERSATION = select(
+    ChannelIdentity.contact_id,
+    select(Conversation.id)
+    .where(
+        Conversation.identity_id == ChannelIdentity.id,
+        Conversation.status.in_(OPEN_STATUSES),
+    )
+    .order_by(Conversation.id.desc())
+    .limit(1)
+    .scalar_subquery(),
+).where(ChannelIdentity.id == bindparam("identity_id"))
 _INSERT_CONTACT = insert(Contact).returning(Contact.id)
 _INSERT_IDENTITY = insert(ChannelIdentity).returning(ChannelIdentity.id)
 _INSERT_CONVERSATION = insert(Conversation).returning(Conversation.id)
@@ -111,6 +120,12 @@ async def _open_conversation_id(
     conv_id = (await conn.execute(_OPEN_CONVERSATION, {"identity_id": identity_id})).scalar()
     if conv_id is not None:
         return int(conv_id)
+    return await _new_conversation(conn, identity_id, contact_id, channel_id)
+
+
+async def _new_conversation(
+    conn: AsyncConnection, identity_id: int, contact_id: int, channel_id: str
+) -> int:
     now = utcnow()
     result = await conn.execute(
         _INSERT_CONVERSATION,
@@ -146,15 +161,25 @@ async def start_webchat(
     return conv_id, token
 
 
-async def _identity(conn: AsyncConnection, msg: InboundMessage) -> tuple[int, int]:
-    """(identity id, contact id) of the sender, creating the contact on first contact."""
+async def _conversation_for(conn: AsyncConnection, msg: InboundMessage) -> tuple[int, int]:
+    """(identity id, open conversation id) of the sender; contact and conversation are
+    created on first contact, a new conversation after the last one was closed."""
     if msg.identity_id is not None:
-        contact_id = (
-            await conn.execute(_CONTACT_OF_IDENTITY, {"identity_id": msg.identity_id})
-        ).scalar()
-        if contact_id is None:
+        row = (
+            await conn.execute(_CONTACT_AND_OPEN_CONVERSATION, {"identity_id": msg.identity_id})
+        ).first()
+        if row is None:
             raise LookupError(f"identity {msg.identity_id} is gone")
-        return msg.identity_id, int(contact_id)
+        contact_id, conv_id = int(row[0]), row[1]
+        if conv_id is None:
+            conv_id = await _new_conversation(conn, msg.identity_id, contact_id, msg.channel_id)
+        return msg.identity_id, int(conv_id)
+    identity_id, contact_id = await _identity(conn, msg)
+    return identity_id, await _open_conversation_id(conn, identity_id, contact_id, msg.channel_id)
+
+
+async def _identity(conn: AsyncConnection, msg: InboundMessage) -> tuple[int, int]:
+    """(identity id, contact id) of a platform user, creating the contact on first contact."""
     row = (
         await conn.execute(
             _IDENTITY_BY_EXTERNAL,
@@ -194,8 +219,7 @@ async def receive(db: Database, msg: InboundMessage) -> Received:
     meta = {"attachments": [a.__dict__ for a in msg.attachments]} if msg.attachments else None
     try:
         async with db.write() as conn:
-            identity_id, contact_id = await _identity(conn, msg)
-            conv_id = await _open_conversation_id(conn, identity_id, contact_id, msg.channel_id)
+            identity_id, conv_id = await _conversation_for(conn, msg)
             values: dict[str, Any] = {
                 "conversation_id": conv_id,
                 "identity_id": identity_id,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from abonent.clock import utcnow
@@ -70,21 +70,42 @@ class ConversationHandler(Protocol):
 
 
 # Statements of the message path, built once (see core.inbox for why).
-_CONVERSATION = select(
+# The conversation with the message to answer, in one round trip (the message columns
+# are NULL when there is none).
+_UNHANDLED = and_(
+    Message.conversation_id == Conversation.id,
+    Message.author == "customer",
+    Message.handled.is_(False),
+)
+_CONVERSATION_WITH = select(
     Conversation.id,
     Conversation.contact_id,
     Conversation.identity_id,
     Conversation.channel_id,
     Conversation.status,
     Conversation.bot_state,
+    Message.id,
+    Message.text,
+    Message.payload,
+    Message.meta,
 ).where(Conversation.id == bindparam("conv_id"))
-_UNHANDLED = select(Message.id, Message.text, Message.payload, Message.meta).where(
-    Message.conversation_id == bindparam("conv_id"),
-    Message.author == "customer",
-    Message.handled.is_(False),
+_WITH_UNHANDLED = _CONVERSATION_WITH.outerjoin(
+    Message, and_(_UNHANDLED, Message.id == bindparam("msg_id"))
 )
-_OLDEST_UNHANDLED = _UNHANDLED.order_by(Message.id).limit(1)
-_UNHANDLED_BY_ID = _UNHANDLED.where(Message.id == bindparam("msg_id"))
+_WITH_OLDEST_UNHANDLED = _CONVERSATION_WITH.outerjoin(
+    Message,
+    and_(
+        _UNHANDLED,
+        Message.id
+        == select(func.min(Message.id))
+        .where(
+            Message.conversation_id == bindparam("conv_id"),
+            Message.author == "customer",
+            Message.handled.is_(False),
+        )
+        .scalar_subquery(),
+    ),
+)
 _CLAIM = (
     update(Message)
     .where(Message.id == bindparam("msg_id"), Message.handled.is_(False))
@@ -225,17 +246,16 @@ class Pipeline:
         self, conversation_id: int, message_id: int | None
     ) -> tuple[_Conv | None, _Msg | None]:
         """The conversation's state and the message to answer (by id, or the oldest unhandled)."""
+        if message_id is None:
+            query, params = _WITH_OLDEST_UNHANDLED, {"conv_id": conversation_id}
+        else:
+            query, params = _WITH_UNHANDLED, {"conv_id": conversation_id, "msg_id": message_id}
         async with self.db.read() as conn:
-            conv_row = (await conn.execute(_CONVERSATION, {"conv_id": conversation_id})).first()
-            if conv_row is None:
-                return None, None
-            if message_id is None:
-                query, params = _OLDEST_UNHANDLED, {"conv_id": conversation_id}
-            else:
-                query, params = _UNHANDLED_BY_ID, {"conv_id": conversation_id, "msg_id": message_id}
-            msg_row = (await conn.execute(query, params)).first()
-        conv = _Conv(*conv_row)
-        return conv, _Msg(*msg_row) if msg_row is not None else None
+            row = (await conn.execute(query, params)).first()
+        if row is None:
+            return None, None
+        conv = _Conv(*row[:6])
+        return conv, _Msg(*row[6:]) if row[6] is not None else None
 
     async def _greet(self, conversation_id: int) -> None:
         conv, _ = await self._load(conversation_id, -1)
