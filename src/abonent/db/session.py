@@ -44,12 +44,20 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Reads need no transaction of their own: on PostgreSQL that saves the BEGIN and
+        # ROLLBACK round trips around every look-up. (SQLite's driver opens none for reads.)
+        self.reader: AsyncEngine = (
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        self.read_sessionmaker = async_sessionmaker(self.reader, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A read session (no commit)."""
-        async with self.sessionmaker() as session:
+        async with self.read_sessionmaker() as session:
             yield session
 
     @contextlib.asynccontextmanager
@@ -68,7 +76,7 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             yield conn
 
     async def ping(self) -> None:
