@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import uvicorn
 
-from abonent.app import Runtime, create_app
+from abonent.app import Runtime, Understanding, create_app, load_understanding
 from abonent.config import Settings
 
 TEST_COMPANY: dict[str, Any] = {
@@ -51,6 +51,18 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+_understanding: Understanding | None = None
+
+
+def understanding() -> Understanding:
+    """One consultant for every test server of the session: loading (or training, on a
+    cold cache) it once keeps each server's start fast."""
+    global _understanding
+    if _understanding is None:
+        _understanding = load_understanding()
+    return _understanding
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,7 +86,7 @@ class LiveServer:
 
     def __post_init__(self) -> None:
         self.url = f"http://127.0.0.1:{self.port}"
-        self.app = create_app(self.settings, extra=self.extra)
+        self.app = create_app(self.settings, extra=self.extra, understanding=understanding())
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",
@@ -94,7 +106,7 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         self.thread.start()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("test server did not start")

@@ -6,8 +6,9 @@ background loops (outbox sender, bus listener) start and stop with the app.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ from abonent.core.pipeline import Pipeline
 from abonent.db.migrate import upgrade
 from abonent.db.session import Database
 from abonent.nlu.base import Understander
+from abonent.nlu.kb import KnowledgeBase, values_from_settings
 from abonent.nlu.keywords import KeywordUnderstander
 
 log = logging.getLogger(__name__)
@@ -49,18 +51,46 @@ class Runtime:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def build_runtime(settings: Settings) -> Runtime:
+Understanding = tuple[Understander, Callable[[], KnowledgeBase | None]]
+
+
+def load_understanding() -> Understanding:
+    """The trained consultant over the knowledge base; the keyword matcher if it cannot
+    load (a broken knowledge base must not keep the chat centre from starting)."""
+    try:
+        from abonent.nlu.engine import Engine
+
+        engine = Engine.load()
+    except Exception:
+        log.exception("the consultant could not load; falling back to keyword matching")
+        return KeywordUnderstander(), lambda: None
+    log.info(
+        "consultant loaded in %.2fs (%s)",
+        engine.load_seconds,
+        "cached" if engine.from_cache else "trained",
+    )
+    return engine, lambda: engine.kb
+
+
+def build_runtime(
+    settings: Settings,
+    understanding: Understanding | None = None,
+) -> Runtime:
     db = Database(settings.database_url)
     bus = make_bus(settings.redis_url)
     channels = build_channels(settings)
     billing = LocalBilling(db, settings.tariffs)
-    understander = KeywordUnderstander()
+    understander, kb = understanding or (KeywordUnderstander(), lambda: None)
+    if not settings.public_url:
+        log.warning("public_url is not set: links in answers go out untracked")
     services = Services(
         settings=settings,
         billing=billing,
         understander=understander,
         contacts=ContactDirectory(db),
         db=db,
+        kb=kb,
+        placeholders=values_from_settings(settings),
     )
     direct = frozenset(cid for cid, channel in channels.items() if channel.delivers_from_store)
     pipeline = Pipeline(db, bus, Bot(services), store_delivered=direct)
@@ -78,14 +108,25 @@ def build_runtime(settings: Settings) -> Runtime:
     )
 
 
-def create_app(settings: Settings | None = None, *, extra: dict[str, Any] | None = None) -> FastAPI:
-    """The ASGI app; ``extra`` lands on the runtime (the demo passes its sample accounts)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    extra: dict[str, Any] | None = None,
+    understanding: Understanding | None = None,
+) -> FastAPI:
+    """The ASGI app; ``extra`` lands on the runtime (the demo passes its sample accounts);
+    ``understanding`` reuses a loaded consultant (tests start many apps in one process)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = build_runtime(settings)
+        runtime = build_runtime(
+            settings, understanding or await asyncio.to_thread(load_understanding)
+        )
         runtime.extra.update(extra or {})
+        watcher = getattr(runtime.understander, "start_watching", None)
+        if watcher is not None:
+            watcher()  # editors' changes to the knowledge base apply without a restart
         await upgrade(runtime.db.engine)
         await runtime.bus.start()
         for channel in runtime.channels.values():
@@ -102,13 +143,16 @@ def create_app(settings: Settings | None = None, *, extra: dict[str, Any] | None
             yield
         finally:
             await runtime.pipeline.drain_all()
+            stop_watching = getattr(runtime.understander, "stop_watching", None)
+            if stop_watching is not None:
+                await asyncio.to_thread(stop_watching)
             await runtime.sender.stop()
             for channel in runtime.channels.values():
                 await channel.stop()
             await runtime.bus.stop()
             await runtime.db.dispose()
 
-    from abonent.web import client_api, errors, operator_api, pages, service
+    from abonent.web import admin_api, client_api, errors, links, operator_api, pages, service
 
     app = FastAPI(
         title="Abonent",
@@ -121,6 +165,8 @@ def create_app(settings: Settings | None = None, *, extra: dict[str, Any] | None
     app.include_router(client_api.router)
     app.include_router(operator_api.router)
     app.include_router(service.router)
+    app.include_router(links.router)
+    app.include_router(admin_api.router)
     app.include_router(pages.router)
     pages.mount_static(app)
     return app

@@ -11,11 +11,13 @@ import typer
 
 from abonent.billing.cli import billing_app
 from abonent.config import Settings, get_settings
+from abonent.nlu.cli import nlu_app
 
 app = typer.Typer(
     help="Abonent: chat centre and virtual consultant for utilities.", no_args_is_help=True
 )
 app.add_typer(billing_app, name="billing")
+app.add_typer(nlu_app, name="nlu")
 
 DEMO_CONFIG = Path(__file__).parent / "demo" / "demo.toml"
 DEMO_DB = "abonent-demo.db"
@@ -73,6 +75,7 @@ def demo(
     """Start a self-contained demo: SQLite file, demo company and accounts, the widget at /."""
     os.environ.setdefault("ABONENT_CONFIG", str(DEMO_CONFIG))
     os.environ.setdefault("ABONENT_DATABASE_URL", f"sqlite+aiosqlite:///{DEMO_DB}")
+    os.environ.setdefault("ABONENT_PUBLIC_URL", f"http://{host}:{port}")
     get_settings.cache_clear()
     settings = get_settings()
 

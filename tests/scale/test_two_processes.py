@@ -88,9 +88,10 @@ def two_servers(fresh_database_url: str, tmp_path: Path) -> Iterator[list[str]]:
             proc.wait(timeout=15)
 
 
-async def _until_bot(ws: Any, seen: list[dict[str, Any]]) -> None:
-    while not any(m["author"] == "bot" for m in seen):
-        seen.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=10)))
+async def _until_bot(ws: Any, seen: list[dict[str, Any]], after: int = 0) -> None:
+    """Collect pushed messages until a bot message newer than ``after`` arrives."""
+    while not any(m["author"] == "bot" and m["id"] > after for m in seen):
+        seen.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=15)))
 
 
 async def test_a_message_sent_through_one_process_appears_on_the_others_websocket(
@@ -101,16 +102,20 @@ async def test_a_message_sent_through_one_process_appears_on_the_others_websocke
         r = await http.post(f"{first}/api/client/v1/conversations", json={})
         token = r.json()["token"]
         ws_url = second.replace("http", "ws") + f"/api/client/v1/ws?token={token}"
+        auth = {"Authorization": f"Bearer {token}"}
         async with websockets.connect(ws_url) as ws:
-            # give the greeting (written by the first process) time to pass, then talk
-            await asyncio.sleep(0.5)
+            # let the greeting (written by the first process) be stored first, then talk
+            greeted = await http.get(
+                f"{second}/api/client/v1/messages", params={"wait": 20}, headers=auth
+            )
+            assert greeted.json()["messages"][0]["author"] == "bot"
             sent = await http.post(
                 f"{first}/api/client/v1/messages",
                 json={"text": "хочу передать показания"},
-                headers={"Authorization": f"Bearer {token}"},
+                headers=auth,
             )
             seen: list[dict[str, Any]] = []
-            await _until_bot(ws, seen)
+            await _until_bot(ws, seen, after=sent.json()["id"])
         mine = [m for m in seen if m["id"] == sent.json()["id"]]
         assert mine and mine[0]["author"] == "customer"
         bot = [m for m in seen if m["author"] == "bot"]

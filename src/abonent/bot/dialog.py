@@ -7,6 +7,7 @@ a small function of one step; which step follows which is data in each flow modu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from abonent.core.pipeline import Turn
 from abonent.core.types import Button, Reply
 from abonent.db.session import Database
 from abonent.nlu.base import Understander
+from abonent.nlu.kb import KnowledgeBase
 
 
 @dataclass
@@ -29,6 +31,10 @@ class Services:
     understander: Understander
     contacts: ContactDirectory
     db: Database
+    # The knowledge base in use now (it is swapped when editors change it), if any.
+    kb: Callable[[], KnowledgeBase | None] = lambda: None
+    # Placeholder values for answers, from the company profile.
+    placeholders: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -14,13 +14,23 @@ from types import ModuleType
 
 from abonent.bot import texts as t
 from abonent.bot.dialog import Dialog, Services
-from abonent.bot.flows import balance, handoff, readings
+from abonent.bot.flows import appeal, balance, faq, handoff, readings
+from abonent.core import events
+from abonent.core.events import Event
 from abonent.core.pipeline import Turn, TurnOutcome
+from abonent.nlu.base import Interpretation
 from abonent.nlu.normalize import normalize
 
 log = logging.getLogger(__name__)
 
-FLOWS: dict[str, ModuleType] = {readings.FLOW: readings, balance.FLOW: balance}
+FLOWS: dict[str, ModuleType] = {
+    readings.FLOW: readings,
+    balance.FLOW: balance,
+    appeal.FLOW: appeal,
+}
+# Flows that give way when the customer asks for something else mid-way (not the appeal:
+# there the customer's own words are the content).
+SWITCHABLE = frozenset({readings.FLOW, balance.FLOW})
 
 COMMANDS = {
     "меню": t.P_MENU,
@@ -89,13 +99,19 @@ class Bot:
             d.meta["command"] = command
             await self._command(d, command)
             return
-        if payload in (t.P_READINGS, t.P_BALANCE, t.P_OPERATOR):
+        if payload in (t.P_READINGS, t.P_BALANCE, t.P_OPERATOR, t.P_APPEAL):
             d.meta["button"] = payload
             d.misses = 0
             await self._start(d, payload)
             return
+        if payload and payload.startswith(t.P_INTENT):
+            # A topic offered after a miss: answer it as if it had been recognised.
+            d.meta["button"] = payload
+            d.end()
+            await self._intent(d, payload[len(t.P_INTENT) :], text)
+            return
         if d.flow in FLOWS:
-            if not payload and not _DIGIT.search(text):
+            if d.flow in SWITCHABLE and not payload and not _DIGIT.search(text):
                 # «Хочу к оператору» in the middle of a flow: honour the new request.
                 meaning = self.services.understander.parse(text)
                 d.meta.update(intent=meaning.intent, confidence=meaning.confidence)
@@ -124,29 +140,43 @@ class Bot:
             await handoff.begin(d)
         elif what == t.P_READINGS:
             await readings.begin(d)
+        elif what == t.P_APPEAL:
+            await appeal.begin(d)
         else:
             await balance.begin(d)
 
     async def _free_text(self, d: Dialog, text: str) -> None:
         meaning = self.services.understander.parse(text)
-        d.meta.update(intent=meaning.intent, confidence=meaning.confidence)
-        target = _flow_for(meaning.intent)
-        if target is not None:
-            d.misses = 0
-            await self._start(d, target)
-        elif meaning.intent == "greeting":
-            d.misses = 0
-            self._greet(d)
-        elif meaning.intent == "thanks_bye":
-            d.misses = 0
-            d.say(t.THANKS, t.BTN_MENU)
+        d.meta.update(
+            intent=meaning.intent,
+            confidence=meaning.confidence,
+            alternatives=[list(a) for a in meaning.alternatives],
+        )
+        if meaning.profanity:
+            d.meta["profanity"] = True
+            d.events.append(
+                Event(events.PROFANITY_DETECTED, {"conversation_id": d.turn.conversation_id})
+            )
+            if not meaning.understood:
+                d.say(t.PROFANITY_CALM, *t.MENU_BUTTONS, t.BTN_OPERATOR)
+                return
+        if meaning.understood:
+            await self._intent(d, meaning.intent, text)
         else:
-            d.misses += 1
-            if d.misses >= 2:
-                d.misses = 0
-                d.say(d.fmt(t.NOT_UNDERSTOOD_AGAIN), t.BTN_OPERATOR, t.BTN_MENU)
-            else:
-                d.say(d.fmt(t.NOT_UNDERSTOOD), *t.MENU_BUTTONS)
+            faq.fallback(d, meaning)
+
+    async def _intent(self, d: Dialog, intent: str, text: str) -> None:
+        target = _flow_for(intent)
+        d.misses = 0
+        if target is not None:
+            await self._start(d, target)
+        elif intent == "greeting":
+            self._greet(d)
+        elif intent == "thanks_bye":
+            d.say(t.THANKS, t.BTN_MENU)
+        elif not await faq.answer(d, intent, text=text):
+            # A topic without an answer in this knowledge base: say so, offer the ways out.
+            faq.fallback(d, Interpretation(intent, 0.0))
 
 
 def _flow_for(intent: str) -> str | None:

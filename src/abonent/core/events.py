@@ -16,6 +16,9 @@ CONVERSATION_CLOSED = "conversation.closed"
 CONVERSATION_RETURNED_TO_BOT = "conversation.returned_to_bot"
 OUTBOX_ENQUEUED = "outbox.enqueued"
 READINGS_SUBMITTED = "readings.submitted"
+APPEAL_CREATED = "appeal.created"
+PROFANITY_DETECTED = "profanity.detected"
+LINK_CLICKED = "link.clicked"
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,18 @@ class Metrics:
             ["event"],
             registry=self.registry,
         )
+        self.profanity = Counter(
+            "abonent_profanity", "Customer messages with obscene words", registry=self.registry
+        )
+        self.link_clicks = Counter(
+            "abonent_link_clicks",
+            "Clicks on links the bot sent",
+            ["intent"],
+            registry=self.registry,
+        )
+        self.appeals = Counter(
+            "abonent_appeals", "Appeals registered in the virtual reception", registry=self.registry
+        )
         self.readings = Counter(
             "abonent_readings_submitted_total",
             "Readings accepted by the bot",
@@ -59,6 +71,12 @@ class Metrics:
             self.conversations.labels(event.type.split(".", 1)[1]).inc()
         elif event.type == events.READINGS_SUBMITTED:
             self.readings.inc()
+        elif event.type == events.PROFANITY_DETECTED:
+            self.profanity.inc()
+        elif event.type == events.LINK_CLICKED:
+            self.link_clicks.labels(data.get("intent") or "?").inc()
+        elif event.type == events.APPEAL_CREATED:
+            self.appeals.inc()
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

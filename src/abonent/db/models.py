@@ -226,3 +226,50 @@ class ContactAccount(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     account_number: Mapped[str] = mapped_column(String(20), index=True)
     last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrackedLink(Base):
+    """A link the bot sent, as ``/r/<token>``: one per reply, so a click tells which
+    conversation, topic and channel it came from."""
+
+    __tablename__ = "tracked_links"
+
+    token: Mapped[str] = mapped_column(String(24), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(String(200))
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
+    intent: Mapped[str | None] = mapped_column(String(64), index=True)
+    channel_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LinkClick(Base):
+    __tablename__ = "link_clicks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token: Mapped[str] = mapped_column(
+        ForeignKey("tracked_links.token", ondelete="CASCADE"), index=True
+    )
+    clicked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Appeal(Base):
+    """A written appeal to the virtual reception; the customer is given its number."""
+
+    __tablename__ = "appeals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    number: Mapped[str | None] = mapped_column(String(32), unique=True)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL")
+    )
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200))
+    contact: Mapped[str] = mapped_column(String(200))
+    account_number: Mapped[str | None] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text)
+    # new | in_progress | answered
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

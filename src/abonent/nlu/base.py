@@ -19,6 +19,12 @@ class Interpretation:
     confidence: float
     # The closest intents with their scores, best first (for "did you mean" buttons).
     alternatives: tuple[tuple[str, float], ...] = field(default=())
+    # The message contains obscene words (see ``profanity``): answer calmly, count it.
+    profanity: bool = False
+    # Why: "model" (the classifier decided), "threshold" (too unsure → fallback),
+    # "out_of_scope" (closest to the out-of-scope examples), "other_utility", "noise",
+    # "empty"; "" from understanders that do not say.
+    reason: str = ""
 
     @property
     def understood(self) -> bool:

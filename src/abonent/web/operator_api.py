@@ -11,6 +11,7 @@ from sqlalchemy import select
 from abonent.clock import utcnow
 from abonent.core.serialize import message_dict
 from abonent.db.models import ChannelIdentity, Contact, Conversation, Message
+from abonent.nlu.profanity import mask_profanity
 from abonent.web.deps import OperatorAccess, RuntimeDep
 from abonent.web.errors import ApiError
 
@@ -65,7 +66,7 @@ async def queue(runtime: RuntimeDep) -> dict[str, Any]:
                     "contact_name": name or display,
                     "queued_at": conv.queued_at.isoformat() if conv.queued_at else None,
                     "waiting_seconds": max(0, int((now - since).total_seconds())),
-                    "last_message": message_dict(last) if last else None,
+                    "last_message": _for_operator(last) if last else None,
                 }
             )
     return {"length": len(entries), "conversations": entries}
@@ -82,7 +83,15 @@ async def conversation_messages(conversation_id: int, runtime: RuntimeDep) -> di
         )
         messages = []
         for m in rows:
-            item = message_dict(m)
+            item = _for_operator(m)
             item.update(delivery=m.delivery, delivery_error=m.delivery_error, meta=m.meta)
             messages.append(item)
     return {"conversation_id": conversation_id, "status": conv.status, "messages": messages}
+
+
+def _for_operator(message: Message) -> dict[str, Any]:
+    """Operators see obscene words masked; the stored text stays as the customer wrote it."""
+    item = message_dict(message)
+    if (message.meta or {}).get("profanity"):
+        item["text"] = mask_profanity(item["text"])
+    return item

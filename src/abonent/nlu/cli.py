@@ -1,0 +1,95 @@
+"""``abonent nlu``: parse, eval, review (CONTRACT §1), on the server's engine."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+nlu_app = typer.Typer(help="Intent recognition: parse, evaluate, review.", no_args_is_help=True)
+
+KbOption = Annotated[
+    Path | None,
+    typer.Option("--kb", help="Knowledge-base directory (default: the package's kb/intents)."),
+]
+CacheOption = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", help="Model cache (default: ABONENT_NLU_CACHE_DIR or user cache)."),
+]
+
+
+@nlu_app.command()
+def parse(kb: KbOption = None, cache_dir: CacheOption = None) -> None:
+    """UTF-8 lines on stdin → one JSON object per line: {"text", "intent", "confidence"}."""
+    from abonent.nlu.engine import Engine
+
+    engine = Engine.load(kb, cache_dir=cache_dir)
+    stdin = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else None
+    out = sys.stdout
+    lines = (
+        (raw.decode("utf-8", errors="replace") for raw in stdin)
+        if stdin is not None
+        else iter(sys.stdin)
+    )
+    for line in lines:
+        text = line.rstrip("\r\n")
+        result = engine.parse(text)
+        out.write(
+            json.dumps(
+                {"text": text, "intent": result.intent, "confidence": result.confidence},
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
+        out.flush()
+
+
+@nlu_app.command("eval")
+def eval_(
+    file: Annotated[Path, typer.Argument(help="TSV with a header: text<TAB>intent[<TAB>…]")],
+    kb: KbOption = None,
+    cache_dir: CacheOption = None,
+) -> None:
+    """Accuracy, per-intent precision/recall/F1, frequent confusions, misclassified lines."""
+    from abonent.nlu.engine import Engine
+    from abonent.nlu.eval import EvalFileError, evaluate, format_report, read_tsv
+
+    try:
+        rows = read_tsv(file)
+    except (OSError, EvalFileError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    engine = Engine.load(kb, cache_dir=cache_dir)
+    for line in format_report(evaluate(engine, rows)):
+        typer.echo(line)
+
+
+@nlu_app.command()
+def review(
+    file: Annotated[Path, typer.Argument(help="One message per line ('-' for stdin).")],
+    kb: KbOption = None,
+    cache_dir: CacheOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per group.")] = False,
+    min_similarity: Annotated[float, typer.Option(help="Cosine to join a group.")] = 0.35,
+) -> None:
+    """Group unrecognised messages by similarity, with the intents each group resembles."""
+    from abonent.nlu.engine import Engine
+    from abonent.nlu.review import group_messages
+
+    if str(file) == "-":
+        texts = sys.stdin.read().splitlines()
+    else:
+        texts = file.read_text(encoding="utf-8").splitlines()
+    engine = Engine.load(kb, cache_dir=cache_dir)
+    groups = group_messages(texts, engine, min_similarity=min_similarity)
+    for number, group in enumerate(groups, start=1):
+        if as_json:
+            typer.echo(json.dumps(group.to_dict(), ensure_ascii=False))
+            continue
+        resembles = ", ".join(f"{i} {s:.2f}" for i, s in group.intents)
+        typer.echo(f"#{number}  {group.size} message(s); resembles: {resembles}")
+        for text in group.texts:
+            typer.echo(f"    {text}")
