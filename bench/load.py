@@ -51,6 +51,8 @@ from typing import Any
 
 import aiohttp
 
+from abonent.billing.csv_import import HEADER
+
 API = "/api/client/v1"
 WARMUP = 2.0  # seconds at the start whose messages are not measured
 REPLY_TIMEOUT = 5.0  # a reply later than this is a timeout
@@ -94,20 +96,7 @@ def write_accounts_csv(path: Path, accounts: list[BenchAccount], seed: int = 202
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8", newline="") as f:
         out = csv.writer(f)
-        out.writerow(
-            [
-                "account",
-                "holder",
-                "address",
-                "plan",
-                "t1",
-                "t2",
-                "t3",
-                "readings_date",
-                "balance",
-                "phone",
-            ]
-        )
+        out.writerow(HEADER)
         for acc in accounts:
             holder = f"{rng.choice(_SURNAMES)} {rng.choice(_NAMES)} {rng.choice(_NAMES)}ович"
             address = (
