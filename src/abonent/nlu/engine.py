@@ -325,6 +325,16 @@ class Engine:
             intent, round(confidence, 4), alternatives, profanity=swear, reason=reason
         )
 
+    def meaning_vector(self, analysis: Analysis) -> npt.NDArray[np.float32] | None:
+        """Unit vector of the message's content words (None without the encoder)."""
+        vectors = self._bundle.vectors
+        words = semantic_words(analysis)
+        if vectors is None or not words:
+            return None
+        vector = vectors.mean(words)
+        norm = float(np.sqrt(vector @ vector))
+        return vector / norm if norm > 0 else None
+
     def proba(self, text: str) -> dict[str, float]:
         """Calibrated probabilities of every class (``fallback`` included)."""
         bundle = self._bundle

@@ -1,12 +1,13 @@
 """The learning loop's review: unrecognised messages grouped by similarity.
 
 ``group_messages(texts, engine)`` is a pure function of its inputs: the texts are
-normalised by the engine's normaliser, compared by TF-IDF cosine over character
-n-grams (2–4) and word lemmas, and grouped greedily (each text joins the most similar
-existing group whose centroid is at least ``min_similarity`` away, otherwise starts
-one — deterministic in the order given). Each group lists the three intents its
-messages resemble, with the mean calibrated probability, so an editor sees «these 14
-messages look like tariffs (0.41) or benefits (0.22)» and adds examples.
+normalised by the engine's normaliser, compared by cosine over character n-grams
+(2–4, TF-IDF) and the meaning vectors of their words (half each), and grouped greedily
+(each text joins the most similar existing group whose centroid is at least
+``min_similarity`` away, otherwise starts one — deterministic in the order given).
+Each group lists the three intents its messages resemble, with the mean calibrated
+probability, so an editor sees «these 14 messages look like tariffs (0.41) or
+benefits (0.22)» and adds examples.
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ def group_messages(
         groups_idx: list[list[int]] = [list(range(len(items)))]
     else:
         M = X.toarray().astype(np.float64)
+        # meaning as well as spelling: half of the similarity from the words' vectors
+        meaning = getattr(engine, "meaning_vector", None)
+        if meaning is not None:
+            vectors = [meaning(a) for a in normalised]
+            if any(v is not None for v in vectors):
+                dim = next(len(v) for v in vectors if v is not None)
+                S = np.vstack([v if v is not None else np.zeros(dim) for v in vectors])
+                M = np.hstack([M * np.sqrt(0.5), S.astype(np.float64) * np.sqrt(0.5)])
         centroids: list[np.ndarray[Any, np.dtype[np.float64]]] = []
         groups_idx = []
         for i, row in enumerate(M):
