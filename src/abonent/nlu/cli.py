@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -69,7 +70,11 @@ def eval_(
 
 @nlu_app.command()
 def review(
-    file: Annotated[Path, typer.Argument(help="One message per line ('-' for stdin).")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="One message per line ('-' for stdin); omitted: the stored misses."),
+    ] = None,
+    days: Annotated[int, typer.Option(help="Without FILE: misses of the last DAYS days.")] = 30,
     kb: KbOption = None,
     cache_dir: CacheOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per group.")] = False,
@@ -79,7 +84,9 @@ def review(
     from abonent.nlu.engine import Engine
     from abonent.nlu.review import group_messages
 
-    if str(file) == "-":
+    if file is None:
+        texts = asyncio.run(_stored_misses(days))
+    elif str(file) == "-":
         texts = sys.stdin.read().splitlines()
     else:
         texts = file.read_text(encoding="utf-8").splitlines()
@@ -93,3 +100,16 @@ def review(
         typer.echo(f"#{number}  {group.size} message(s); resembles: {resembles}")
         for text in group.texts:
             typer.echo(f"    {text}")
+
+
+async def _stored_misses(days: int) -> list[str]:
+    """What the server kept of the messages it did not understand (configured database)."""
+    from abonent.analytics.misses import recent_misses
+    from abonent.config import get_settings
+    from abonent.db.session import Database
+
+    db = Database(get_settings().database_url)
+    try:
+        return await recent_misses(db, days)
+    finally:
+        await db.dispose()
