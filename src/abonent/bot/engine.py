@@ -3,7 +3,8 @@
 Order of precedence for a customer message: the commands «меню», «назад», «отмена»
 (at any step); the menu's own buttons (they restart a flow from anywhere); the step
 of a flow in progress; and only then free text, whose meaning is asked of the
-``Understander`` — the one seam the trained classifier will plug into.
+``Understander`` (the consultant's engine, or the keyword matcher if it cannot load) —
+flow intents start their flows, topics are answered from the knowledge base.
 """
 
 from __future__ import annotations

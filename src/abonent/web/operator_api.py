@@ -92,6 +92,7 @@ async def conversation_messages(conversation_id: int, runtime: RuntimeDep) -> di
 def _for_operator(message: Message) -> dict[str, Any]:
     """Operators see obscene words masked; the stored text stays as the customer wrote it."""
     item = message_dict(message)
-    if (message.meta or {}).get("profanity"):
+    if message.author == "customer":
+        # Also messages the bot never saw (the conversation was with an operator already).
         item["text"] = mask_profanity(item["text"])
     return item
