@@ -19,15 +19,15 @@ from abonent.db.models import TrackedLink
 from abonent.nlu.base import Interpretation
 
 # Topics whose answer depends on the customer's own records: with specifics in the
-# message (an account, an amount, a date) the bot hands over instead of guessing.
+# message (an account number, an amount) the bot hands over instead of guessing.
 PERSONAL_INTENTS = frozenset({"payment_missing", "recalculation", "disconnection_debt"})
 _SPECIFICS = re.compile(r"\d{3,}")
 _URL = re.compile(r"https?://[^\s<>\"»)]+")
+MAX_TOPICS = 3
 
 
 def _url_in_text(text: str) -> list[str]:
     return [m.group().rstrip(".,;:!?") for m in _URL.finditer(text)]
-MAX_TOPICS = 3
 
 
 async def answer(d: Dialog, intent: str, *, text: str = "") -> bool:
