@@ -57,6 +57,7 @@ Understanding = tuple[Understander, Callable[[], KnowledgeBase | None]]
 def load_understanding() -> Understanding:
     """The trained consultant over the knowledge base; the keyword matcher if it cannot
     load (a broken knowledge base must not keep the chat centre from starting)."""
+    log.info("loading the consultant (the very first start trains it: about a minute)")
     try:
         from abonent.nlu.engine import Engine
 
