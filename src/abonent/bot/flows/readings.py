@@ -54,10 +54,8 @@ async def prompt(d: Dialog, step: str) -> None:
     if step == "account":
         await prompt_account(d)
         return
-    account = await current_account(d)
+    account = await _account_or_restart(d)
     if account is None:
-        d.goto(FLOW, "account")
-        await prompt_account(d)
         return
     if step == "confirm":
         _ask_confirm(d, account)
@@ -73,10 +71,8 @@ async def handle(d: Dialog, text: str, payload: str | None) -> None:
             d.goto(FLOW, "confirm")
             _ask_confirm(d, account)
         return
-    account = await current_account(d)
+    account = await _account_or_restart(d)
     if account is None:
-        d.goto(FLOW, "account")
-        await prompt_account(d)
         return
     if d.step == "confirm":
         answer = _yes_no(text, payload)
@@ -104,6 +100,15 @@ async def handle(d: Dialog, text: str, payload: str | None) -> None:
             d.goto(FLOW, "values")
             d.data.pop("values", None)
             await _take_values(d, account, text)
+
+
+async def _account_or_restart(d: Dialog) -> AccountInfo | None:
+    """The account chosen earlier in this dialog; if it is gone, ask for one again."""
+    account = await current_account(d)
+    if account is None:
+        d.goto(FLOW, "account")
+        await prompt_account(d)
+    return account
 
 
 def _yes_no(text: str, payload: str | None) -> bool | None:
