@@ -153,7 +153,16 @@ def create_app(
             await runtime.bus.stop()
             await runtime.db.dispose()
 
-    from abonent.web import admin_api, client_api, errors, links, operator_api, pages, service
+    from abonent.web import (
+        admin_api,
+        client_api,
+        errors,
+        links,
+        operator_api,
+        pages,
+        service,
+        webhooks,
+    )
 
     app = FastAPI(
         title="Abonent",
@@ -168,6 +177,7 @@ def create_app(
     app.include_router(service.router)
     app.include_router(links.router)
     app.include_router(admin_api.router)
+    app.include_router(webhooks.router)
     app.include_router(pages.router)
     pages.mount_static(app)
     return app

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from abonent.billing.cli import billing_app
+from abonent.channels.cli import channels_app
 from abonent.config import Settings, get_settings
 from abonent.nlu.cli import nlu_app
 
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(billing_app, name="billing")
 app.add_typer(nlu_app, name="nlu")
+app.add_typer(channels_app, name="channels")
 
 DEMO_CONFIG = Path(__file__).parent / "demo" / "demo.toml"
 DEMO_DB = "abonent-demo.db"

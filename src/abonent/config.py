@@ -171,7 +171,8 @@ class ChannelSettings(BaseModel):
 
     model_config = {"extra": "allow"}
 
-    id: str
+    # Part of the webhook URL (``/webhooks/{id}``), hence the narrow alphabet.
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     type: Literal["telegram", "whatsapp", "viber", "vk", "max", "webchat"]
     token: str = ""
     secret: str = ""

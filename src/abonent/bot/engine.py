@@ -64,6 +64,8 @@ class Bot:
             return TurnOutcome(
                 replies=d.replies, state=d.state(), leave_queue=leave, meta={"queued": True}
             )
+        elif turn.attachments and not (turn.text or "").strip() and not turn.payload:
+            self._attachments(d, turn.attachments)
         else:
             await self._route(d, turn.text or "", turn.payload)
         d.meta.setdefault("flow", d.flow)
@@ -84,6 +86,16 @@ class Bot:
         d.say(t.QUEUED_CANCELLED + " " + t.MENU, *t.MENU_BUTTONS)
         return True
 
+    def _attachments(self, d: Dialog, kinds: tuple[str, ...]) -> None:
+        """A photo, sticker or voice note: the bot cannot read it, so it says so and keeps
+        the dialog where it was; a shared phone number is thanked for (the inbox has
+        already linked it to the contact)."""
+        if set(kinds) == {"contact"}:
+            d.say(t.PHONE_SAVED, *t.MENU_BUTTONS)
+            return
+        d.meta["attachments"] = list(kinds)
+        d.say(t.TEXT_ONLY, *t.MENU_BUTTONS)
+
     def _greet(self, d: Dialog) -> None:
         d.end()
         d.say(d.fmt(t.GREETING), *t.MENU_BUTTONS)
@@ -93,6 +105,11 @@ class Bot:
         d.say(d.fmt(text), *t.MENU_BUTTONS)
 
     async def _route(self, d: Dialog, text: str, payload: str | None) -> None:
+        if not payload and (text == "/start" or text.startswith("/start ")):
+            # A messenger's first contact (Telegram «Start», a deep link «/start <payload>»).
+            d.meta["command"] = "start"
+            self._greet(d)
+            return
         command = payload if payload in (t.P_MENU, t.P_BACK, t.P_CANCEL) else None
         if command is None and not payload:
             command = COMMANDS.get(normalize(text).removeprefix("/"))

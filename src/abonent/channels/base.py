@@ -1,17 +1,25 @@
 """The one interface every channel implements (rasa's input/output split).
 
-Inbound: a platform's webhook request becomes ``InboundMessage`` objects (later
-issues add the messenger plugins). Outbound: ``send`` delivers one stored message;
-what a platform cannot show (too many buttons, too long a text) the channel degrades
-itself, so the bot never learns any platform's limits.
+Inbound: a platform's webhook request becomes ``InboundMessage`` objects
+(``MessengerChannel.handle_webhook``). Outbound: ``send`` delivers one stored
+message; what a platform cannot show (too many buttons, too long a text) the channel
+degrades itself, so the bot never learns any platform's limits.
 """
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from abonent.core.types import Button
+import httpx
+
+from abonent.config import ChannelSettings
+from abonent.core.types import Button, InboundMessage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,10 +66,154 @@ class Channel(ABC):
     async def stop(self) -> None:  # noqa: B027 (optional hook)
         """Release what ``start`` opened."""
 
+    def deep_link(self) -> str | None:
+        """Where the site widget sends a customer to open this channel, if it knows."""
+        return None
 
+
+# --------------------------------------------------------------------------- webhooks
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A platform's HTTP request as the channel needs it: the raw body, because
+    signatures are computed over bytes, never over re-serialised JSON."""
+
+    method: str
+    headers: Mapping[str, str]  # keys in lower case
+    query: Mapping[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+FollowUp = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class WebhookResult:
+    """What one webhook request produced, and how the platform must be answered."""
+
+    messages: list[InboundMessage] = field(default_factory=list)
+    status: int = 200
+    body: str = ""
+    media_type: str = "text/plain"
+    # Calls to make once the messages are stored (Telegram ``answerCallbackQuery``,
+    # MAX ``/answers``): the spinner on the customer's button stops only then.
+    follow_ups: list[FollowUp] = field(default_factory=list)
+
+
+class WebhookRejected(Exception):
+    """The request is refused: forged (401/403) or malformed (400). Nothing is stored."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class MessengerChannel(Channel):
+    """A messenger platform reached over HTTP: webhook in, API calls out."""
+
+    # The platform's own configuration fields, validated when the server starts.
+    settings_model: ClassVar[type[ChannelSettings]] = ChannelSettings
+    default_api_base: ClassVar[str] = ""
+    timeout: ClassVar[float] = 15.0
+
+    def __init__(self, settings: ChannelSettings) -> None:
+        super().__init__(settings.id)
+        self.settings = settings
+        self.api_base = (settings.api_base or self.default_api_base).rstrip("/")
+        self._http: httpx.AsyncClient | None = None
+
+    @classmethod
+    def from_settings(cls, settings: ChannelSettings) -> MessengerChannel:
+        """Re-validate a generic ``[[channels]]`` entry against this platform's model."""
+        typed = cls.settings_model.model_validate(settings.model_dump())
+        return cls(typed)
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:  # used before start() (the CLI): open lazily
+            self._http = httpx.AsyncClient(timeout=self.timeout)
+        return self._http
+
+    async def start(self) -> None:
+        self._http = httpx.AsyncClient(timeout=self.timeout)
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    @abstractmethod
+    async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
+        """Verify the request on its raw bytes, then parse it; raise ``WebhookRejected``."""
+
+    async def register(self, public_url: str) -> str:
+        """Point the platform's webhook at ``<public_url>/webhooks/<id>``; a line for people."""
+        return f"{self.id}: register {self.webhook_url(public_url)} in the platform's dashboard"
+
+    async def check(self) -> str:
+        """One line on the channel's health as the platform sees it."""
+        return f"{self.id}: no check available"
+
+    def webhook_url(self, public_url: str) -> str:
+        return f"{public_url.rstrip('/')}/webhooks/{self.id}"
+
+
+def transport_error(exc: httpx.HTTPError) -> SendError:
+    """Network trouble (refused, reset, timeout) is always worth another try."""
+    return SendError(f"network: {type(exc).__name__}: {exc}")
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON, or 400: a malformed request must be refused, not crash."""
+    import json
+
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WebhookRejected(400, f"body is not JSON: {exc}") from exc
+
+
+def retry_after_header(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- text
 def numbered_text(text: str, buttons: tuple[Button, ...]) -> str:
     """The degraded form of buttons for platforms without them: «1. Передать показания»."""
     if not buttons:
         return text
     lines = [text, ""] + [f"{i}. {b.title}" for i, b in enumerate(buttons, 1)]
     return "\n".join(lines)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Parts of at most ``limit`` characters, cut at a paragraph, line or word where one
+    is near, so a long answer reads naturally across several messages."""
+    if len(text) <= limit:
+        return [text]
+    parts: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = -1
+        for sep in ("\n\n", "\n", ". ", " "):
+            at = window.rfind(sep)
+            if at >= limit // 2:
+                cut = at + len(sep)
+                break
+        if cut <= 0:
+            cut = limit
+        parts.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        parts.append(rest)
+    return parts

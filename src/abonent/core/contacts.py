@@ -6,6 +6,7 @@ from sqlalchemy import Executable, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from abonent.clock import utcnow
+from abonent.core.identity import join_by_account
 from abonent.db.models import ContactAccount
 from abonent.db.session import Database
 
@@ -47,3 +48,5 @@ class ContactDirectory:
                 statement,
                 {"contact_id": contact_id, "account_number": number, "last_used_at": utcnow()},
             )
+            # The same account named from another channel: one person, one history.
+            await join_by_account(conn, contact_id, number)

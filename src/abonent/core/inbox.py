@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from abonent.clock import utcnow
+from abonent.core.identity import contact_by_phone, link_phone
 from abonent.core.serialize import message_event_data, row_event_data
 from abonent.core.types import InboundMessage
 from abonent.db.models import ChannelIdentity, Contact, Conversation, Message
@@ -175,6 +176,9 @@ async def _conversation_for(conn: AsyncConnection, msg: InboundMessage) -> tuple
             conv_id = await _new_conversation(conn, msg.identity_id, contact_id, msg.channel_id)
         return msg.identity_id, int(conv_id)
     identity_id, contact_id = await _identity(conn, msg)
+    if msg.phone:
+        # A phone the platform vouches for (a shared own contact, a WhatsApp number).
+        contact_id = await link_phone(conn, contact_id, msg.phone)
     return identity_id, await _open_conversation_id(conn, identity_id, contact_id, msg.channel_id)
 
 
@@ -188,7 +192,8 @@ async def _identity(conn: AsyncConnection, msg: InboundMessage) -> tuple[int, in
     ).first()
     if row is not None:
         return int(row[0]), int(row[1])
-    contact_id = await _new_contact(conn, msg.display_name, msg.phone)
+    known = await contact_by_phone(conn, msg.phone) if msg.phone else None
+    contact_id = known if known is not None else await _new_contact(conn, msg.display_name, None)
     identity_id = await _new_identity(
         conn, contact_id, msg.channel_id, msg.external_user_id, msg.display_name
     )

@@ -54,6 +54,12 @@ class Metrics:
             "Readings accepted by the bot",
             registry=self.registry,
         )
+        self.webhooks_rejected = Counter(
+            "abonent_webhooks_rejected_total",
+            "Webhook requests refused (forged or malformed), by channel and status",
+            ["channel", "status"],
+            registry=self.registry,
+        )
         # Events relayed from other processes are counted there, not here.
         bus.subscribe(self._on_event, local_only=True)
 
@@ -77,6 +83,9 @@ class Metrics:
             self.link_clicks.labels(data.get("intent") or "?").inc()
         elif event.type == events.APPEAL_CREATED:
             self.appeals.inc()
+
+    def webhook_rejected(self, channel_id: str, status: int) -> None:
+        self.webhooks_rejected.labels(channel_id, str(status)).inc()
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -50,6 +50,9 @@ class Turn:
     is_start: bool = False
     # bot | queued: a queued customer may still leave the queue («отмена», «меню»).
     status: str = "bot"
+    # Kinds of what came with the message (photo, voice, contact …): the bot reads
+    # text only and says so; operators see the attachments themselves.
+    attachments: tuple[str, ...] = ()
 
 
 @dataclass
@@ -285,6 +288,9 @@ class Pipeline:
                 payload=message.payload,
                 message_id=message.id,
                 status=conv.status,
+                attachments=tuple(
+                    str(a.get("kind", "other")) for a in (message.meta or {}).get("attachments", [])
+                ),
             )
         )
         await self._commit_turn(conv, message, outcome)

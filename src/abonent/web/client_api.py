@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from abonent.app import Runtime
 from abonent.channels.webchat import WEBCHAT_ID
 from abonent.core import events, inbox
 from abonent.core.events import Event
@@ -194,8 +195,37 @@ async def widget_config(runtime: RuntimeDep) -> dict[str, Any]:
         "title": "Помощь",
         "chat_title": "Онлайн-чат",
         "company": {"name": company.name},
-        "messengers": [m.model_dump() for m in company.messengers],
+        "messengers": messenger_links(runtime),
     }
+
+
+MESSENGER_TITLES = {
+    "telegram": "Telegram",
+    "whatsapp": "WhatsApp",
+    "viber": "Viber",
+    "vk": "ВКонтакте",
+    "max": "MAX",
+}
+
+
+def messenger_links(runtime: Runtime) -> list[dict[str, str]]:
+    """The messengers the widget lists: those written in ``[company]`` (their wording wins
+    for their type), then every configured channel of another type that knows its deep link."""
+    links = [m.model_dump() for m in runtime.settings.company.messengers]
+    written = {link["type"] for link in links}
+    listed = {link["url"] for link in links}
+    for channel in runtime.channels.values():
+        url = channel.deep_link()
+        if url and url not in listed and channel.type not in written:
+            links.append(
+                {
+                    "type": channel.type,
+                    "title": MESSENGER_TITLES.get(channel.type, channel.id),
+                    "url": url,
+                }
+            )
+            listed.add(url)
+    return links
 
 
 @router.post("/conversations", status_code=201, response_model=ConversationCreated)

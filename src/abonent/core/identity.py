@@ -1,0 +1,120 @@
+"""One customer across channels (Chatwoot's contact ↔ contact_inbox).
+
+A person who writes from Telegram, then WhatsApp, then the site is one contact with
+several channel identities, so operators read one history. Identities are joined
+when the platforms vouch for the same phone (a contact shared by its owner, a
+WhatsApp number) or when the customer names an account another contact already uses.
+The absorbed contact row stays, empty: a bot turn running at that moment may still
+hold its id, and a dangling reference would be worse than an orphan row.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from abonent.clock import utcnow
+from abonent.db.models import (
+    Account,
+    Appeal,
+    ChannelIdentity,
+    Contact,
+    ContactAccount,
+    Conversation,
+)
+
+
+async def merge_contacts(conn: AsyncConnection, keep: int, absorb: int) -> None:
+    """Move everything of contact ``absorb`` to contact ``keep``."""
+    if keep == absorb:
+        return
+    for model in (ChannelIdentity, Conversation, Appeal):
+        await conn.execute(update(model).where(model.contact_id == absorb).values(contact_id=keep))
+    kept_accounts = select(ContactAccount.account_number).where(ContactAccount.contact_id == keep)
+    await conn.execute(
+        delete(ContactAccount).where(
+            ContactAccount.contact_id == absorb,
+            ContactAccount.account_number.in_(kept_accounts.scalar_subquery()),
+        )
+    )
+    await conn.execute(
+        update(ContactAccount).where(ContactAccount.contact_id == absorb).values(contact_id=keep)
+    )
+    absorbed = (
+        await conn.execute(select(Contact.name, Contact.phone).where(Contact.id == absorb))
+    ).first()
+    if absorbed is not None:
+        kept = (
+            await conn.execute(select(Contact.name, Contact.phone).where(Contact.id == keep))
+        ).first()
+        if kept is not None:
+            await conn.execute(
+                update(Contact)
+                .where(Contact.id == keep)
+                .values(name=kept.name or absorbed.name, phone=kept.phone or absorbed.phone)
+            )
+        await conn.execute(update(Contact).where(Contact.id == absorb).values(phone=None))
+
+
+async def contact_by_phone(conn: AsyncConnection, phone: str) -> int | None:
+    found = await conn.execute(
+        select(Contact.id).where(Contact.phone == phone).order_by(Contact.id).limit(1)
+    )
+    value = found.scalar()
+    return None if value is None else int(value)
+
+
+async def link_phone(conn: AsyncConnection, contact_id: int, phone: str) -> int:
+    """Give the contact a phone the platform vouched for; returns the contact to use.
+
+    If another contact already has that phone, the two are one person: the older
+    contact absorbs the newer. Accounts whose billing record carries the phone are
+    linked too, so the bot can offer them without asking for the number.
+    """
+    current = (await conn.execute(select(Contact.phone).where(Contact.id == contact_id))).scalar()
+    if current == phone:
+        return contact_id
+    other = await contact_by_phone(conn, phone)
+    if other is not None and other != contact_id:
+        keep, absorb = min(other, contact_id), max(other, contact_id)
+        await merge_contacts(conn, keep, absorb)
+        contact_id = keep
+    if current is None or other is not None:
+        await conn.execute(update(Contact).where(Contact.id == contact_id).values(phone=phone))
+    await _link_accounts_of_phone(conn, contact_id, phone)
+    return contact_id
+
+
+async def _link_accounts_of_phone(conn: AsyncConnection, contact_id: int, phone: str) -> None:
+    numbers = (await conn.execute(select(Account.number).where(Account.phone == phone))).scalars()
+    known = set(
+        (
+            await conn.execute(
+                select(ContactAccount.account_number).where(ContactAccount.contact_id == contact_id)
+            )
+        ).scalars()
+    )
+    now = utcnow()
+    for number in numbers:
+        if number not in known:
+            await conn.execute(
+                insert(ContactAccount).values(
+                    contact_id=contact_id, account_number=number, last_used_at=now
+                )
+            )
+
+
+async def join_by_account(conn: AsyncConnection, contact_id: int, number: str) -> None:
+    """Other contacts who used this account are this person too: bring them over.
+
+    The current contact is kept (its bot turn is running); the others are absorbed.
+    """
+    others = (
+        await conn.execute(
+            select(ContactAccount.contact_id).where(
+                ContactAccount.account_number == number, ContactAccount.contact_id != contact_id
+            )
+        )
+    ).scalars()
+    for other in list(others):
+        await merge_contacts(conn, contact_id, int(other))
