@@ -33,6 +33,8 @@ from abonent.db.session import Database
 from abonent.nlu.base import Understander
 from abonent.nlu.kb import KnowledgeBase, values_from_settings
 from abonent.nlu.keywords import KeywordUnderstander
+from abonent.operators.desk import Desk
+from abonent.operators.live import DeskLive
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ class Runtime:
     pipeline: Pipeline
     sender: OutboxSender
     metrics: Metrics
+    desk: Desk
+    live: DeskLive
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -97,6 +101,8 @@ def build_runtime(
     pipeline = Pipeline(db, bus, Bot(services), store_delivered=direct)
     sender = OutboxSender(db, bus, channels)
     return Runtime(
+        desk=Desk(db, bus, pipeline),
+        live=DeskLive(db, bus),
         settings=settings,
         db=db,
         bus=bus,
@@ -133,6 +139,8 @@ def create_app(
         for channel in runtime.channels.values():
             await channel.start()
         await runtime.sender.start()
+        await runtime.live.load()
+        await runtime.desk.start()
         app.state.runtime = runtime
         recovered = await runtime.pipeline.recover()
         if recovered:
@@ -147,6 +155,8 @@ def create_app(
             stop_watching = getattr(runtime.understander, "stop_watching", None)
             if stop_watching is not None:
                 await asyncio.to_thread(stop_watching)
+            await runtime.desk.stop()
+            runtime.live.stop()
             await runtime.sender.stop()
             for channel in runtime.channels.values():
                 await channel.stop()
@@ -162,6 +172,7 @@ def create_app(
         pages,
         service,
         webhooks,
+        workspace_api,
     )
 
     app = FastAPI(
@@ -178,6 +189,7 @@ def create_app(
     app.include_router(links.router)
     app.include_router(admin_api.router)
     app.include_router(webhooks.router)
+    app.include_router(workspace_api.router)
     app.include_router(pages.router)
     pages.mount_static(app)
     return app

@@ -13,6 +13,7 @@ from abonent.billing.cli import billing_app
 from abonent.channels.cli import channels_app
 from abonent.config import Settings, get_settings
 from abonent.nlu.cli import nlu_app
+from abonent.operators.cli import users_app
 
 app = typer.Typer(
     help="Abonent: chat centre and virtual consultant for utilities.", no_args_is_help=True
@@ -20,6 +21,7 @@ app = typer.Typer(
 app.add_typer(billing_app, name="billing")
 app.add_typer(nlu_app, name="nlu")
 app.add_typer(channels_app, name="channels")
+app.add_typer(users_app, name="users")
 
 DEMO_CONFIG = Path(__file__).parent / "demo" / "demo.toml"
 DEMO_DB = "abonent-demo.db"

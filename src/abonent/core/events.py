@@ -12,6 +12,7 @@ MESSAGE_DUPLICATE = "message.duplicate"
 CONVERSATION_STARTED = "conversation.started"
 CONVERSATION_QUEUED = "conversation.queued"
 CONVERSATION_ASSIGNED = "conversation.assigned"
+CONVERSATION_TRANSFERRED = "conversation.transferred"
 CONVERSATION_CLOSED = "conversation.closed"
 CONVERSATION_RETURNED_TO_BOT = "conversation.returned_to_bot"
 OUTBOX_ENQUEUED = "outbox.enqueued"
@@ -19,6 +20,7 @@ READINGS_SUBMITTED = "readings.submitted"
 APPEAL_CREATED = "appeal.created"
 PROFANITY_DETECTED = "profanity.detected"
 LINK_CLICKED = "link.clicked"
+OPERATOR_STATUS = "operator.status"
 
 
 @dataclass(frozen=True)

@@ -395,7 +395,7 @@ class Pipeline:
                 "identity_id": conv.identity_id,
                 "channel_id": conv.channel_id,
                 "author": reply.author,
-                "author_id": None,
+                "author_id": reply.author_id,
                 "text": reply.text,
                 "payload": None,
                 "buttons": [b.as_dict() for b in reply.buttons] or None,

@@ -41,4 +41,5 @@ def row_event_data(row: dict[str, Any]) -> dict[str, Any]:
         "identity_id": row["identity_id"],
         "channel_id": row["channel_id"],
         "payload": row.get("payload"),
+        "author_id": row.get("author_id"),
     }

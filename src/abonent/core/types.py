@@ -49,3 +49,5 @@ class Reply:
     buttons: tuple[Button, ...] = ()
     author: str = "bot"
     meta: dict[str, Any] = field(default_factory=dict)
+    # The operator who wrote it (author "operator").
+    author_id: int | None = None

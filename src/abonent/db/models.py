@@ -117,6 +117,8 @@ class Conversation(Base):
     first_reply_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     resolution: Mapped[str | None] = mapped_column(String(200))
+    # Operators' group the conversation waits for (a transfer to a group); None = anyone.
+    group: Mapped[str | None] = mapped_column(String(64))
 
 
 class Message(Base):
@@ -273,3 +275,96 @@ class Appeal(Base):
     # new | in_progress | answered
     status: Mapped[str] = mapped_column(String(16), default="new")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --------------------------------------------------------------------------- operators
+class User(Base):
+    """Somebody who signs in to the workspace: operator, supervisor or admin."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # operator | supervisor | admin
+    role: Mapped[str] = mapped_column(String(16), default="operator")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Groups this operator serves (a transfer to a group reaches them): ["billing", …].
+    groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # How many conversations automatic assignment gives this operator at once.
+    max_chats: Mapped[int] = mapped_column(Integer, default=3)
+    # online | break | offline
+    status: Mapped[str] = mapped_column(String(16), default="offline")
+    status_changed_at: Mapped[datetime | None]
+    # The workspace page pings while open; long silence means the page is closed.
+    last_seen_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its hash is stored."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class LoginFailure(Base):
+    """Failed sign-ins, counted per login and per address to throttle guessing."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), index=True)
+    ip: Mapped[str | None] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class OperatorEvent(Base):
+    """The operators' log (login, logout, status, take, transfer, close …) for statistics."""
+
+    __tablename__ = "operator_events"
+    __table_args__ = (Index("ix_operator_events_user_at", "user_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    type: Mapped[str] = mapped_column(String(32), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(BigId)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Template(Base):
+    """A canned answer: shared (owner NULL) or an operator's own, found by ``/code`` or words."""
+
+    __tablename__ = "templates"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(64))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AuditRecord(Base):
+    """Who looked at whose personal data, and when (customer cards)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(64))
+    contact_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    conversation_id: Mapped[int | None] = mapped_column(BigId)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

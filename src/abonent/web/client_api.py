@@ -53,8 +53,8 @@ class Listeners:
 
     def on_event(self, event: Event) -> None:
         identity = event.data.get("identity_id")
-        if not isinstance(identity, int):
-            return
+        if not isinstance(identity, int) or event.data.get("author") == "note":
+            return  # operators' internal notes never reach the customer
         buttons = event.data.get("buttons")
         if buttons and event.data.get("author") != "customer":
             self._buttons[identity] = {b["payload"]: b["title"] for b in buttons}
@@ -306,7 +306,9 @@ async def _messages_after(runtime: Any, identity_id: int, after: int) -> list[di
     async with runtime.db.session() as session:
         rows = await session.scalars(
             select(Message)
-            .where(Message.identity_id == identity_id, Message.id > after)
+            .where(
+                Message.identity_id == identity_id, Message.id > after, Message.author != "note"
+            )
             .order_by(Message.id)
             .limit(PAGE)
         )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from abonent.app import Runtime
+from abonent.db.models import User, UserSession
+from abonent.operators.auth import RANK, SESSION_COOKIE, csrf_ok, session_user
 from abonent.web.errors import ApiError
 
 _bearer = HTTPBearer(auto_error=False)
@@ -35,3 +39,54 @@ async def require_operator_token(runtime: RuntimeDep, credentials: BearerDep) ->
 
 
 OperatorAccess = Depends(require_operator_token)
+
+
+# --------------------------------------------------------------------------- workspace
+@dataclass(frozen=True)
+class Signed:
+    """The signed-in workspace user of this request, with their session."""
+
+    user: User
+    session: UserSession
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+    def can(self, role: str) -> bool:
+        return RANK[self.user.role] >= RANK[role]
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def signed_in(request: Request, runtime: RuntimeDep) -> Signed:
+    """The user behind the session cookie; state-changing requests must carry the CSRF
+    token of that session in ``X-CSRF-Token``."""
+    found = await session_user(runtime.db, request.cookies.get(SESSION_COOKIE, ""))
+    if found is None:
+        raise ApiError(401, "not_signed_in", "Sign in to the workspace.")
+    user, user_session = found
+    if request.method not in _SAFE_METHODS and not csrf_ok(
+        user_session, request.headers.get("x-csrf-token")
+    ):
+        raise ApiError(403, "csrf", "The CSRF token is missing or wrong; reload the page.")
+    return Signed(user, user_session)
+
+
+CurrentUser = Annotated[Signed, Depends(signed_in)]
+
+
+def require_role(role: str) -> Callable[[Signed], Awaitable[Signed]]:
+    """A dependency that lets through users of ``role`` or a higher one."""
+
+    async def check(user: CurrentUser) -> Signed:
+        if not user.can(role):
+            raise ApiError(403, "forbidden", f"This needs the {role} role.")
+        return user
+
+    return check
+
+
+Supervisor = Annotated[Signed, Depends(require_role("supervisor"))]
+Admin = Annotated[Signed, Depends(require_role("admin"))]

@@ -1,0 +1,475 @@
+"""The operators' desk: statuses, the queue, assignment, transfer, return and close.
+
+Every change is one conditional UPDATE (``WHERE status = 'queued'`` …), so two
+operators — or two server processes — racing for one conversation cannot both get
+it; the loser is told it is gone. Automatic assignment gives each waiting
+conversation to the eligible online operator with the fewest open conversations
+(not round-robin: load decides), up to the operator's own limit, and runs whenever
+something could change the answer: a conversation is queued, closed, transferred or
+returned; an operator comes online. On PostgreSQL the pass runs under an advisory
+lock, so processes take turns instead of over-assigning one operator.
+Every action is also written to ``operator_events`` for statistics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from abonent.bot import texts as t
+from abonent.clock import utcnow
+from abonent.core import events
+from abonent.core.bus import LocalBus
+from abonent.core.events import Event
+from abonent.core.pipeline import Pipeline
+from abonent.core.serialize import row_event_data
+from abonent.core.types import Reply
+from abonent.db.models import Conversation, Message, OperatorEvent, User
+from abonent.db.session import Database
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("online", "break", "offline")
+# The workspace pings every 20 s; this long without a ping means the page is closed.
+SEEN_TIMEOUT = timedelta(seconds=90)
+SWEEP_EVERY = 5.0
+_ASSIGN_LOCK = 0x61737367  # "assg"
+
+_TRIGGERS = {
+    events.CONVERSATION_QUEUED,
+    events.CONVERSATION_CLOSED,
+    events.CONVERSATION_TRANSFERRED,
+    events.CONVERSATION_RETURNED_TO_BOT,
+    events.OPERATOR_STATUS,
+}
+
+
+class DeskError(Exception):
+    """An action that cannot be done now; ``code`` for clients, the text for people."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Actor:
+    id: int
+    name: str
+    role: str
+
+    @property
+    def supervises(self) -> bool:
+        return self.role in ("supervisor", "admin")
+
+
+class Desk:
+    def __init__(self, db: Database, bus: LocalBus, pipeline: Pipeline) -> None:
+        self.db = db
+        self.bus = bus
+        self.pipeline = pipeline
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe = bus.subscribe(lambda _e: self._wake.set(), _TRIGGERS)
+
+    # ------------------------------------------------------------------ life cycle
+    async def start(self) -> None:
+        self._wake.set()  # chats queued while nobody ran the desk
+        self._task = asyncio.create_task(self._run(), name="operator-desk")
+
+    async def stop(self) -> None:
+        self._unsubscribe()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), SWEEP_EVERY)
+            self._wake.clear()
+            try:
+                await self.sweep()
+                await self.assign_waiting()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("operator desk pass failed")
+
+    # ------------------------------------------------------------------ log
+    async def _log(
+        self,
+        conn: AsyncConnection,
+        user_id: int | None,
+        kind: str,
+        conversation_id: int | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        await conn.execute(
+            insert(OperatorEvent).values(
+                user_id=user_id, type=kind, conversation_id=conversation_id, data=data, at=utcnow()
+            )
+        )
+
+    async def log(self, user_id: int | None, kind: str, **data: Any) -> None:
+        """An event without a state change (login, logout, card view)."""
+        async with self.db.write() as conn:
+            await self._log(conn, user_id, kind, data.pop("conversation_id", None), data or None)
+
+    # ------------------------------------------------------------------ statuses
+    async def set_status(self, user_id: int, status: str, *, auto: bool = False) -> None:
+        if status not in STATUSES:
+            raise DeskError(400, "bad_status", f"status must be one of {', '.join(STATUSES)}")
+        now = utcnow()
+        requeued: list[int] = []
+        async with self.db.write() as conn:
+            old = (await conn.execute(select(User.status).where(User.id == user_id))).scalar()
+            if old is None:
+                raise DeskError(404, "not_found", "No such user.")
+            await conn.execute(
+                update(User)
+                .where(User.id == user_id)
+                .values(status=status, status_changed_at=now, last_seen_at=now)
+            )
+            if status == "offline":
+                requeued = await self._requeue_of(conn, user_id, now)
+            await self._log(
+                conn, user_id, "status", None, {"from": old, "to": status, "auto": auto}
+            )
+        published = [
+            Event(events.OPERATOR_STATUS, {"user_id": user_id, "status": status, "auto": auto})
+        ]
+        published += [
+            Event(events.CONVERSATION_QUEUED, {"conversation_id": c, "requeued_from": user_id})
+            for c in requeued
+        ]
+        await self.bus.publish_many(published)
+
+    async def _requeue_of(self, conn: AsyncConnection, user_id: int, now: Any) -> list[int]:
+        """An operator who leaves gives their open conversations back to the queue: a
+        customer must not wait for somebody who has gone home."""
+        ids = list(
+            (
+                await conn.execute(
+                    select(Conversation.id).where(
+                        Conversation.assignee_id == user_id, Conversation.status == "assigned"
+                    )
+                )
+            ).scalars()
+        )
+        if ids:
+            await conn.execute(
+                update(Conversation)
+                .where(Conversation.id.in_(ids), Conversation.status == "assigned")
+                .values(status="queued", assignee_id=None, queued_at=now, updated_at=now)
+            )
+        return ids
+
+    async def seen(self, user_id: int) -> None:
+        """A ping from an open workspace page."""
+        async with self.db.write() as conn:
+            await conn.execute(update(User).where(User.id == user_id).values(last_seen_at=utcnow()))
+
+    async def sweep(self) -> None:
+        """Operators whose page has been closed for a while go offline by themselves."""
+        limit = utcnow() - SEEN_TIMEOUT
+        async with self.db.session() as session:
+            stale = list(
+                await session.scalars(
+                    select(User.id).where(
+                        User.status.in_(("online", "break")),
+                        func.coalesce(User.last_seen_at, User.status_changed_at) < limit,
+                    )
+                )
+            )
+        for user_id in stale:
+            log.info("operator %s went offline: the workspace page is closed", user_id)
+            await self.set_status(user_id, "offline", auto=True)
+
+    # ------------------------------------------------------------------ assignment
+    async def assign_waiting(self) -> int:
+        """Give waiting conversations to online operators with room; returns how many."""
+        assigned: list[tuple[int, int, str]] = []
+        async with self.db.write() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ASSIGN_LOCK})
+            load = (
+                select(func.count(Conversation.id))
+                .where(Conversation.assignee_id == User.id, Conversation.status == "assigned")
+                .scalar_subquery()
+            )
+            operators = [
+                [row.id, row.name, list(row.groups or []), row.max_chats - row.load]
+                for row in (
+                    await conn.execute(
+                        select(
+                            User.id,
+                            User.name,
+                            User.groups,
+                            User.max_chats,
+                            load.label("load"),
+                        ).where(User.status == "online", User.active.is_(True))
+                    )
+                ).all()
+            ]
+            if not any(op[3] > 0 for op in operators):
+                return 0
+            waiting = (
+                await conn.execute(
+                    select(Conversation.id, Conversation.group)
+                    .where(Conversation.status == "queued")
+                    .order_by(Conversation.queued_at, Conversation.id)
+                    .limit(200)
+                )
+            ).all()
+            now = utcnow()
+            for conv_id, group in waiting:
+                eligible = [op for op in operators if op[3] > 0 and (not group or group in op[2])]
+                if not eligible:
+                    continue
+                # The least loaded first: most free places.
+                chosen = max(eligible, key=lambda op: (op[3], -op[0]))
+                done = await conn.execute(
+                    update(Conversation)
+                    .where(Conversation.id == conv_id, Conversation.status == "queued")
+                    .values(status="assigned", assignee_id=chosen[0], updated_at=now)
+                )
+                if done.rowcount:
+                    chosen[3] -= 1
+                    assigned.append((conv_id, chosen[0], chosen[1]))
+                    await self._log(conn, chosen[0], "assign", conv_id, {"auto": True})
+        for conv_id, user_id, name in assigned:
+            await self._assigned(conv_id, user_id, name, auto=True)
+        return len(assigned)
+
+    async def _assigned(self, conv_id: int, user_id: int, name: str, *, auto: bool) -> None:
+        await self.bus.publish(
+            Event(
+                events.CONVERSATION_ASSIGNED,
+                {"conversation_id": conv_id, "assignee_id": user_id, "auto": auto},
+            )
+        )
+        await self.pipeline.post(
+            conv_id, [Reply(t.OPERATOR_JOINED.format(name=name), author="system")]
+        )
+
+    # ------------------------------------------------------------------ actions
+    async def take(self, actor: Actor, conv_id: int) -> None:
+        """An operator takes a waiting conversation (a supervisor may take any open one)."""
+        allowed = ("queued", "assigned") if actor.supervises else ("queued",)
+        await self._move_to(actor, conv_id, actor.id, actor.name, allowed, "take")
+
+    async def assign(self, actor: Actor, conv_id: int, user_id: int) -> None:
+        """A supervisor gives a conversation to a named operator."""
+        if not actor.supervises:
+            raise DeskError(403, "forbidden", "Only supervisors reassign conversations.")
+        name = await self._active_name(user_id)
+        await self._move_to(actor, conv_id, user_id, name, ("queued", "assigned", "bot"), "assign")
+
+    async def _move_to(
+        self,
+        actor: Actor,
+        conv_id: int,
+        user_id: int,
+        name: str,
+        allowed: tuple[str, ...],
+        kind: str,
+    ) -> None:
+        now = utcnow()
+        async with self.db.write() as conn:
+            done = await conn.execute(
+                update(Conversation)
+                .where(Conversation.id == conv_id, Conversation.status.in_(allowed))
+                .values(status="assigned", assignee_id=user_id, group=None, updated_at=now)
+            )
+            if not done.rowcount:
+                raise DeskError(409, "gone", "The conversation is no longer available.")
+            await self._log(conn, actor.id, kind, conv_id, {"to": user_id})
+        await self._assigned(conv_id, user_id, name, auto=False)
+
+    async def _active_name(self, user_id: int) -> str:
+        async with self.db.session() as session:
+            user = await session.get(User, user_id)
+        if user is None or not user.active:
+            raise DeskError(404, "no_operator", "No such active operator.")
+        return user.name
+
+    async def _own(self, actor: Actor, conv_id: int) -> Conversation:
+        async with self.db.session() as session:
+            conv = await session.get(Conversation, conv_id)
+        if conv is None:
+            raise DeskError(404, "not_found", "No such conversation.")
+        if conv.status != "assigned" or (conv.assignee_id != actor.id and not actor.supervises):
+            raise DeskError(409, "not_yours", "The conversation is not assigned to you.")
+        return conv
+
+    async def send(self, actor: Actor, conv_id: int, body: str) -> dict[str, Any]:
+        """An operator's answer: through the outbox, like every reply."""
+        body = body.strip()
+        if not body:
+            raise DeskError(422, "empty", "The message is empty.")
+        if len(body) > 4000:
+            raise DeskError(422, "too_long", "The message is longer than 4000 characters.")
+        await self._own(actor, conv_id)
+        written = await self.pipeline.post(
+            conv_id, [Reply(body, author="operator", author_id=actor.id)]
+        )
+        now = utcnow()
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(Conversation)
+                .where(Conversation.id == conv_id)
+                .values(
+                    first_reply_at=func.coalesce(Conversation.first_reply_at, now),
+                    waiting_since=None,
+                )
+            )
+            await self._log(conn, actor.id, "reply", conv_id)
+        return written[0]
+
+    async def note(self, actor: Actor, conv_id: int, body: str) -> None:
+        """An internal note: operators see it, the customer never does."""
+        now = utcnow()
+        async with self.db.write() as conn:
+            conv = (
+                await conn.execute(
+                    select(Conversation.identity_id, Conversation.channel_id).where(
+                        Conversation.id == conv_id
+                    )
+                )
+            ).first()
+            if conv is None:
+                raise DeskError(404, "not_found", "No such conversation.")
+            row = {
+                "conversation_id": conv_id,
+                "identity_id": conv.identity_id,
+                "channel_id": conv.channel_id,
+                "author": "note",
+                "author_id": actor.id,
+                "text": body,
+                "payload": None,
+                "buttons": None,
+                "external_id": None,
+                "meta": None,
+                "handled": True,
+                "delivery": None,
+                "delivery_error": None,
+                "created_at": now,
+            }
+            result = await conn.execute(insert(Message).returning(Message.id), row)
+            row["id"] = int(result.scalar_one())
+        await self.bus.publish(Event(events.MESSAGE_CREATED, row_event_data(row)))
+
+    async def transfer(
+        self,
+        actor: Actor,
+        conv_id: int,
+        *,
+        to_user_id: int | None = None,
+        group: str | None = None,
+        note: str = "",
+    ) -> None:
+        """To a colleague (assigned at once) or to a group (queued for its operators).
+        The note is kept in the history, so the customer is not asked again."""
+        if (to_user_id is None) == (group is None):
+            raise DeskError(422, "target", "Choose either an operator or a group.")
+        if not note.strip():
+            raise DeskError(422, "note", "Write a note for the next operator.")
+        await self._own(actor, conv_id)
+        name = await self._active_name(to_user_id) if to_user_id is not None else ""
+        now = utcnow()
+        async with self.db.write() as conn:
+            values: dict[str, Any]
+            if to_user_id is not None:
+                values = {"assignee_id": to_user_id, "group": None}
+            else:
+                values = {"status": "queued", "assignee_id": None, "group": group, "queued_at": now}
+            done = await conn.execute(
+                update(Conversation)
+                .where(Conversation.id == conv_id, Conversation.status == "assigned")
+                .values(updated_at=now, **values)
+            )
+            if not done.rowcount:
+                raise DeskError(409, "gone", "The conversation is no longer yours to transfer.")
+            await self._log(conn, actor.id, "transfer", conv_id, {"to": to_user_id, "group": group})
+        target = name or f"группа «{group}»"
+        await self.note(actor, conv_id, f"Передано: {target}. {note.strip()}")
+        await self.bus.publish(
+            Event(
+                events.CONVERSATION_TRANSFERRED,
+                {
+                    "conversation_id": conv_id,
+                    "from": actor.id,
+                    "assignee_id": to_user_id,
+                    "group": group,
+                },
+            )
+        )
+        if to_user_id is not None:
+            await self.pipeline.post(
+                conv_id, [Reply(t.OPERATOR_JOINED.format(name=name), author="system")]
+            )
+
+    async def return_to_bot(self, actor: Actor, conv_id: int) -> None:
+        await self._own(actor, conv_id)
+        now = utcnow()
+        async with self.db.write() as conn:
+            done = await conn.execute(
+                update(Conversation)
+                .where(Conversation.id == conv_id, Conversation.status == "assigned")
+                .values(
+                    status="bot",
+                    assignee_id=None,
+                    group=None,
+                    bot_state={},
+                    waiting_since=None,
+                    queued_at=None,
+                    updated_at=now,
+                )
+            )
+            if not done.rowcount:
+                raise DeskError(409, "gone", "The conversation is no longer yours.")
+            await self._log(conn, actor.id, "return", conv_id)
+        await self.bus.publish(
+            Event(events.CONVERSATION_RETURNED_TO_BOT, {"conversation_id": conv_id, "by": actor.id})
+        )
+        await self.pipeline.post(conv_id, [Reply(t.BACK_TO_BOT, t.MENU_BUTTONS)])
+
+    async def close(self, actor: Actor, conv_id: int, resolution: str) -> None:
+        resolution = resolution.strip()
+        if not resolution:
+            raise DeskError(422, "resolution", "Say how the conversation ended.")
+        conv = await self._own(actor, conv_id)
+        now = utcnow()
+        async with self.db.write() as conn:
+            done = await conn.execute(
+                update(Conversation)
+                .where(Conversation.id == conv_id, Conversation.status == "assigned")
+                .values(
+                    status="closed",
+                    closed_at=now,
+                    resolution=resolution[:200],
+                    waiting_since=None,
+                    updated_at=now,
+                )
+            )
+            if not done.rowcount:
+                raise DeskError(409, "gone", "The conversation is no longer yours.")
+            await self._log(conn, actor.id, "close", conv_id, {"resolution": resolution[:200]})
+        await self.pipeline.post(conv_id, [Reply(t.CONVERSATION_CLOSED, author="system")])
+        await self.bus.publish(
+            Event(
+                events.CONVERSATION_CLOSED,
+                {"conversation_id": conv_id, "by": actor.id, "assignee_id": conv.assignee_id},
+            )
+        )

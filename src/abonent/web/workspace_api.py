@@ -1,0 +1,306 @@
+"""The operator workspace's JSON API and WebSocket (cookie session + CSRF header).
+
+The pages (web/workspace_pages.py) are thin; everything an operator does goes through
+here, so the same calls serve tests, the browser and any other client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, Field
+
+from abonent.operators import views
+from abonent.operators.auth import (
+    SESSION_COOKIE,
+    SESSION_TTL,
+    LoginThrottled,
+    authenticate,
+    session_user,
+    sign_out,
+)
+from abonent.operators.desk import Actor, DeskError
+from abonent.operators.live import Subscriber
+from abonent.web.deps import CurrentUser, RuntimeDep, Signed, Supervisor
+from abonent.web.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/workspace/v1", tags=["workspace"])
+
+
+def _actor(user: Signed) -> Actor:
+    return Actor(user.user.id, user.user.name, user.user.role)
+
+
+def _user_out(user: Signed | Any) -> dict[str, Any]:
+    u = user.user if isinstance(user, Signed) else user
+    return {
+        "id": u.id,
+        "login": u.login,
+        "name": u.name,
+        "role": u.role,
+        "status": u.status,
+        "groups": list(u.groups or []),
+        "max_chats": u.max_chats,
+    }
+
+
+async def _desk_call(coro: Any) -> Any:
+    try:
+        return await coro
+    except DeskError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from exc
+
+
+def _secure(request: Request) -> bool:
+    """Secure cookies behind TLS: the request came over HTTPS, or a proxy says it did."""
+    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+
+
+# --------------------------------------------------------------------------- sign-in
+class Credentials(BaseModel):
+    login: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+@router.post("/login", summary="Sign in; sets the session cookie, returns the CSRF token")
+async def login(
+    body: Credentials, request: Request, response: Response, runtime: RuntimeDep
+) -> dict[str, Any]:
+    ip = request.client.host if request.client else None
+    try:
+        signed = await authenticate(runtime.db, body.login, body.password, ip)
+    except LoginThrottled as exc:
+        raise ApiError(
+            429, "throttled", "Слишком много неудачных попыток входа. Подождите 15 минут."
+        ) from exc
+    if signed is None:
+        raise ApiError(401, "bad_credentials", "Неверный логин или пароль.")
+    response.set_cookie(
+        SESSION_COOKIE,
+        signed.token,
+        max_age=int(SESSION_TTL.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request),
+        path="/",
+    )
+    await runtime.desk.log(signed.user.id, "login")
+    user = {
+        "id": signed.user.id,
+        "login": signed.user.login,
+        "name": signed.user.name,
+        "role": signed.user.role,
+        "status": signed.user.status,
+    }
+    return {"user": user, "csrf_token": signed.csrf_token}
+
+
+@router.post("/logout")
+async def logout(
+    user: CurrentUser, request: Request, response: Response, runtime: RuntimeDep
+) -> dict[str, Any]:
+    await runtime.desk.set_status(user.id, "offline")
+    await sign_out(runtime.db, request.cookies.get(SESSION_COOKIE, ""))
+    await runtime.desk.log(user.id, "logout")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return {"ok": True}
+
+
+@router.get("/me")
+async def me(user: CurrentUser) -> dict[str, Any]:
+    return {**_user_out(user), "csrf_token": user.session.csrf_token}
+
+
+class StatusIn(BaseModel):
+    status: Literal["online", "break", "offline"]
+
+
+@router.post("/status")
+async def set_status(body: StatusIn, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+    await _desk_call(runtime.desk.set_status(user.id, body.status))
+    return {"status": body.status}
+
+
+# --------------------------------------------------------------------------- lists
+@router.get("/queue")
+async def queue(user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+    return await views.queue_view(runtime.db)
+
+
+@router.get("/conversations")
+async def conversations(
+    user: CurrentUser, runtime: RuntimeDep, mine: bool = True
+) -> dict[str, Any]:
+    """Mine (assigned to me), or — for supervisors — every open one."""
+    if not mine and not user.can("supervisor"):
+        raise ApiError(403, "forbidden", "Only supervisors see every conversation.")
+    items = await views.conversation_list(
+        runtime.db, statuses=("queued", "assigned"), assignee_id=user.id if mine else None
+    )
+    return {"conversations": items}
+
+
+@router.get("/conversations/{conv_id}")
+async def conversation(conv_id: int, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+    view = await views.conversation_view(runtime.db, conv_id)
+    if view is None:
+        raise ApiError(404, "not_found", "No such conversation.")
+    conv = view["conversation"]
+    mine = conv["assignee"] is not None and conv["assignee"]["id"] == user.id
+    if not (mine or conv["status"] == "queued" or user.can("supervisor")):
+        raise ApiError(403, "forbidden", "This conversation is with another operator.")
+    view["read_only"] = not mine
+    await runtime.desk.log(
+        user.id, "conversation.view", conversation_id=conv_id, contact_id=conv["contact_id"]
+    )
+    return view
+
+
+@router.get("/operators")
+async def operators(user: Supervisor, runtime: RuntimeDep) -> dict[str, Any]:
+    queue_now = await views.queue_view(runtime.db)
+    return {
+        "operators": await views.team_view(runtime.db),
+        "queue_length": queue_now["length"],
+        "longest_wait_seconds": queue_now["longest_wait_seconds"],
+    }
+
+
+@router.get("/colleagues", summary="Who a conversation can be transferred to")
+async def colleagues(user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+    team = await views.team_view(runtime.db)
+    groups = sorted({g for member in team for g in member["groups"]})
+    return {
+        "operators": [
+            {"id": m["id"], "name": m["name"], "status": m["status"], "groups": m["groups"]}
+            for m in team
+            if m["id"] != user.id
+        ],
+        "groups": groups,
+    }
+
+
+# --------------------------------------------------------------------------- actions
+class TextIn(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class TransferIn(BaseModel):
+    to_user_id: int | None = None
+    group: str | None = Field(default=None, max_length=64)
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class CloseIn(BaseModel):
+    resolution: str = Field(min_length=1, max_length=200)
+
+
+class AssignIn(BaseModel):
+    user_id: int
+
+
+@router.post("/conversations/{conv_id}/take")
+async def take(conv_id: int, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+    await _desk_call(runtime.desk.take(_actor(user), conv_id))
+    return {"ok": True}
+
+
+@router.post("/conversations/{conv_id}/messages", status_code=201)
+async def send(
+    conv_id: int, body: TextIn, user: CurrentUser, runtime: RuntimeDep
+) -> dict[str, Any]:
+    row = await _desk_call(runtime.desk.send(_actor(user), conv_id, body.text))
+    return {"id": row["id"]}
+
+
+@router.post("/conversations/{conv_id}/notes", status_code=201)
+async def note(
+    conv_id: int, body: TextIn, user: CurrentUser, runtime: RuntimeDep
+) -> dict[str, Any]:
+    await _desk_call(runtime.desk.note(_actor(user), conv_id, body.text))
+    return {"ok": True}
+
+
+@router.post("/conversations/{conv_id}/transfer")
+async def transfer(
+    conv_id: int, body: TransferIn, user: CurrentUser, runtime: RuntimeDep
+) -> dict[str, Any]:
+    await _desk_call(
+        runtime.desk.transfer(
+            _actor(user), conv_id, to_user_id=body.to_user_id, group=body.group, note=body.note
+        )
+    )
+    return {"ok": True}
+
+
+@router.post("/conversations/{conv_id}/return")
+async def return_to_bot(conv_id: int, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+    await _desk_call(runtime.desk.return_to_bot(_actor(user), conv_id))
+    return {"ok": True}
+
+
+@router.post("/conversations/{conv_id}/close")
+async def close(
+    conv_id: int, body: CloseIn, user: CurrentUser, runtime: RuntimeDep
+) -> dict[str, Any]:
+    await _desk_call(runtime.desk.close(_actor(user), conv_id, body.resolution))
+    return {"ok": True}
+
+
+@router.post("/conversations/{conv_id}/assign")
+async def assign(
+    conv_id: int, body: AssignIn, user: Supervisor, runtime: RuntimeDep
+) -> dict[str, Any]:
+    await _desk_call(runtime.desk.assign(_actor(user), conv_id, body.user_id))
+    return {"ok": True}
+
+
+# --------------------------------------------------------------------------- live
+@router.websocket("/ws")
+async def live(ws: WebSocket) -> None:
+    """Events for an open workspace page; the page's pings keep its operator "seen"."""
+    runtime = ws.app.state.runtime
+    found = await session_user(runtime.db, ws.cookies.get(SESSION_COOKIE, ""))
+    if found is None:
+        await ws.close(code=4401)
+        return
+    user, _ = found
+    await ws.accept()
+    sub = Subscriber(user.id, user.role in ("supervisor", "admin"))
+    runtime.live.subscribers.add(sub)
+    reader = asyncio.create_task(_read_pings(ws, runtime, user.id))
+    try:
+        while not reader.done():
+            getter = asyncio.ensure_future(sub.queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            await ws.send_text(json.dumps(getter.result(), ensure_ascii=False, default=str))
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        runtime.live.subscribers.discard(sub)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+            await reader
+
+
+async def _read_pings(ws: WebSocket, runtime: Any, user_id: int) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            raw = await ws.receive_text()
+            try:
+                kind = json.loads(raw).get("type")
+            except (ValueError, AttributeError):
+                continue
+            if kind == "ping":
+                await runtime.desk.seen(user_id)
+                await ws.send_text('{"type":"pong","data":{}}')

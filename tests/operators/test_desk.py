@@ -1,0 +1,359 @@
+"""The workspace API as operators and supervisors use it: sign-in, queue, assignment by
+load, sending, transfer with a note, return to the bot, close, statuses, the events log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from sqlalchemy import select, update
+
+from abonent.clock import utcnow
+from abonent.db.models import Conversation, Message, OperatorEvent, User
+from abonent.db.session import Database
+from abonent.operators.users import add_user
+from support import Customer, LiveServer, make_settings, texts
+
+PASSWORD = "correct horse 1"
+
+
+@pytest.fixture
+def server(fresh_database_url: str) -> Iterator[LiveServer]:
+    async def seed() -> None:
+        db = Database(fresh_database_url)
+        await add_user(db, "anna", PASSWORD, name="Анна", max_chats=1)
+        await add_user(db, "boris", PASSWORD, name="Борис", groups=["billing"])
+        await add_user(db, "sveta", PASSWORD, name="Светлана", role="supervisor")
+        await db.dispose()
+
+    asyncio.run(seed())
+    srv = LiveServer(make_settings(fresh_database_url)).start()
+    yield srv
+    srv.stop()
+
+
+class Operator:
+    """A workspace user over the JSON API, with the cookie and CSRF token a page keeps."""
+
+    def __init__(self, server: LiveServer, login: str) -> None:
+        self.server = server
+        self.login_name = login
+        self.http = httpx.AsyncClient(base_url=server.url, timeout=10)
+        self.csrf = ""
+        self.id = 0
+
+    async def login(self, password: str = PASSWORD) -> httpx.Response:
+        r = await self.http.post(
+            "/api/workspace/v1/login", json={"login": self.login_name, "password": password}
+        )
+        if r.status_code == 200:
+            self.csrf = r.json()["csrf_token"]
+            self.id = r.json()["user"]["id"]
+        return r
+
+    async def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        return await self.http.post(
+            f"/api/workspace/v1{path}", json=body or {}, headers={"X-CSRF-Token": self.csrf}
+        )
+
+    async def get(self, path: str) -> httpx.Response:
+        return await self.http.get(f"/api/workspace/v1{path}")
+
+    async def online(self) -> None:
+        assert (await self.post("/status", {"status": "online"})).status_code == 200
+        await self.server.settle()
+        await asyncio.sleep(0.05)
+        await self.server.settle()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
+
+
+async def _queued_customer(server: LiveServer, http: httpx.AsyncClient) -> Customer:
+    me = Customer(server, http)
+    await me.start()
+    await me.press("operator")
+    return me
+
+
+async def on_server(server: LiveServer, coro: Any) -> Any:
+    """Run on the server's loop: its database connections belong to that loop."""
+    assert server.loop is not None
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, server.loop))
+
+
+async def _conversation(server: LiveServer, conv_id: int) -> Conversation:
+    async def load() -> Conversation | None:
+        async with server.runtime.db.session() as session:
+            return await session.get(Conversation, conv_id)
+
+    conv = await on_server(server, load())
+    assert conv is not None
+    return conv
+
+
+async def _wait(predicate: Any, within: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.05)
+
+
+async def test_sign_in_sets_a_safe_cookie_and_wrong_passwords_are_throttled(
+    server: LiveServer,
+) -> None:
+    anna = Operator(server, "anna")
+    assert (await anna.get("/me")).status_code == 401
+    for _ in range(5):
+        wrong = await anna.login("wrong password")
+        assert wrong.status_code == 401
+        assert wrong.json()["error"]["code"] == "bad_credentials"
+    # Even the right password waits now: guessing must stay slow.
+    throttled = await anna.login()
+    assert throttled.status_code == 429
+    boris = Operator(server, "boris")
+    ok = await boris.login()
+    assert ok.status_code == 200
+    cookie = ok.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+    me = await boris.get("/me")
+    assert me.json()["login"] == "boris" and me.json()["csrf_token"] == boris.csrf
+
+
+async def test_state_changes_need_the_csrf_token_and_the_role(server: LiveServer) -> None:
+    boris = Operator(server, "boris")
+    await boris.login()
+    no_token = await boris.http.post("/api/workspace/v1/status", json={"status": "online"})
+    assert no_token.status_code == 403 and no_token.json()["error"]["code"] == "csrf"
+    assert (await boris.get("/operators")).status_code == 403
+    sveta = Operator(server, "sveta")
+    await sveta.login()
+    team = (await sveta.get("/operators")).json()
+    assert {o["login"] for o in team["operators"]} == {"anna", "boris", "sveta"}
+
+
+async def test_a_queued_chat_goes_to_an_online_operator_who_answers_it(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    me = await _queued_customer(server, http)
+    anna = Operator(server, "anna")
+    await anna.login()
+    queue = (await anna.get("/queue")).json()
+    assert (
+        queue["length"] == 1 and queue["conversations"][0]["conversation_id"] == me.conversation_id
+    )
+    await anna.online()
+    conv = await _conversation(server, me.conversation_id)
+    assert conv.status == "assigned" and conv.assignee_id == anna.id
+    assert "К диалогу подключился оператор Анна" in texts(await me.replies())
+
+    sent = await anna.post(
+        f"/conversations/{me.conversation_id}/messages", {"text": "Добрый день! Чем помочь?"}
+    )
+    assert sent.status_code == 201
+    got = await me.replies()
+    assert [(m["author"], m["text"]) for m in got] == [("operator", "Добрый день! Чем помочь?")]
+    conv = await _conversation(server, me.conversation_id)
+    assert conv.first_reply_at is not None and conv.waiting_since is None
+
+    # the customer answers; the operator reads the whole history, bot part included
+    await me.say("Хочу узнать про перерасчёт")
+    view = (await anna.get(f"/conversations/{me.conversation_id}")).json()
+    authors = [m["author"] for m in view["messages"]]
+    assert authors[0] == "bot" and authors[-1] == "customer" and "operator" in authors
+    assert view["read_only"] is False
+
+
+async def test_assignment_respects_the_limit_and_gives_the_next_chat_when_one_closes(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    first = await _queued_customer(server, http)
+    second = await _queued_customer(server, http)
+    anna = Operator(server, "anna")  # max_chats = 1
+    await anna.login()
+    await anna.online()
+    assert (await _conversation(server, first.conversation_id)).assignee_id == anna.id
+    assert (await _conversation(server, second.conversation_id)).status == "queued"
+
+    bad = await anna.post(f"/conversations/{first.conversation_id}/close", {"resolution": " "})
+    assert bad.status_code == 422
+    closed = await anna.post(
+        f"/conversations/{first.conversation_id}/close", {"resolution": "Проконсультирован"}
+    )
+    assert closed.status_code == 200
+    assert "Диалог завершён" in texts(await first.replies())
+
+    async def second_assigned() -> bool:
+        return (await _conversation(server, second.conversation_id)).assignee_id == anna.id
+
+    await _wait(second_assigned)
+    # a closed conversation cannot be taken again
+    gone = await anna.post(f"/conversations/{first.conversation_id}/take")
+    assert gone.status_code == 409
+
+
+async def test_transfer_to_a_colleague_carries_a_note_the_customer_never_sees(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    me = await _queued_customer(server, http)
+    anna, boris = Operator(server, "anna"), Operator(server, "boris")
+    await anna.login()
+    await boris.login()
+    assert (await anna.post(f"/conversations/{me.conversation_id}/take")).status_code == 200
+    assert (await boris.get(f"/conversations/{me.conversation_id}")).status_code == 403
+    note = "Клиент спрашивает о перерасчёте за март, счёт уже проверила"
+    moved = await anna.post(
+        f"/conversations/{me.conversation_id}/transfer", {"to_user_id": boris.id, "note": note}
+    )
+    assert moved.status_code == 200
+    view = (await boris.get(f"/conversations/{me.conversation_id}")).json()
+    notes = [m for m in view["messages"] if m["author"] == "note"]
+    assert len(notes) == 1 and note in notes[0]["text"] and notes[0]["author_name"] == "Анна"
+    assert view["conversation"]["assignee"]["name"] == "Борис"
+    seen = await me.replies()
+    assert note not in texts(seen) and "Борис" in texts(seen)
+    # Anna no longer owns it
+    again = await anna.post(f"/conversations/{me.conversation_id}/messages", {"text": "ещё"})
+    assert again.status_code == 409
+
+
+async def test_transfer_to_a_group_queues_it_for_that_group_only(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    me = await _queued_customer(server, http)
+    anna, boris = Operator(server, "anna"), Operator(server, "boris")
+    await anna.login()
+    await anna.online()
+    assert (await _conversation(server, me.conversation_id)).assignee_id == anna.id
+    await anna.post(
+        f"/conversations/{me.conversation_id}/transfer",
+        {"group": "billing", "note": "Нужен специалист по начислениям"},
+    )
+    await server.settle()
+    conv = await _conversation(server, me.conversation_id)
+    # Anna is online with room but not in «billing»: it waits for Boris.
+    assert conv.status == "queued" and conv.group == "billing"
+    await boris.login()
+    await boris.online()
+    assert (await _conversation(server, me.conversation_id)).assignee_id == boris.id
+
+
+async def test_return_to_bot_gives_the_customer_the_menu_again(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    me = await _queued_customer(server, http)
+    boris = Operator(server, "boris")
+    await boris.login()
+    await boris.post(f"/conversations/{me.conversation_id}/take")
+    await me.replies()
+    assert (await boris.post(f"/conversations/{me.conversation_id}/return")).status_code == 200
+    back = await me.replies()
+    assert "я снова на связи" in texts(back)
+    assert [b["payload"] for b in back[-1]["buttons"]] == ["readings", "balance", "operator"]
+    conv = await _conversation(server, me.conversation_id)
+    assert conv.status == "bot" and conv.assignee_id is None
+    # and the bot answers again
+    assert (await me.press("balance")) != []
+
+
+async def test_a_closed_page_takes_the_operator_offline_and_requeues_their_chats(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    me = await _queued_customer(server, http)
+    anna = Operator(server, "anna")
+    await anna.login()
+    await anna.online()
+    assert (await _conversation(server, me.conversation_id)).assignee_id == anna.id
+
+    async def page_closed_long_ago() -> None:
+        async with server.runtime.db.write() as conn:
+            await conn.execute(
+                update(User)
+                .where(User.id == anna.id)
+                .values(last_seen_at=utcnow() - timedelta(minutes=5))
+            )
+        await server.runtime.desk.sweep()
+
+    await on_server(server, page_closed_long_ago())
+    assert (await anna.get("/me")).json()["status"] == "offline"
+    conv = await _conversation(server, me.conversation_id)
+    assert conv.status == "queued" and conv.assignee_id is None
+
+    async def log() -> tuple[list[str], OperatorEvent | None]:
+        async with server.runtime.db.session() as session:
+            rows = await session.scalars(select(OperatorEvent).order_by(OperatorEvent.id))
+            kinds = [e.type for e in rows]
+            auto = await session.scalar(
+                select(OperatorEvent)
+                .where(OperatorEvent.type == "status")
+                .order_by(OperatorEvent.id.desc())
+            )
+        return kinds, auto
+
+    kinds, auto = await on_server(server, log())
+    assert kinds[:2] == ["login", "status"] and "assign" in kinds
+    assert auto is not None and auto.data == {"from": "online", "to": "offline", "auto": True}
+
+
+async def test_the_live_socket_brings_queue_changes_and_customer_messages(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    boris = Operator(server, "boris")
+    await boris.login()
+    cookie = boris.http.cookies.get("abonent_session")
+    url = server.url.replace("http://", "ws://") + "/api/workspace/v1/ws"
+    async with websockets.connect(
+        url, additional_headers={"Cookie": f"abonent_session={cookie}"}
+    ) as ws:
+        me = await _queued_customer(server, http)
+        await me.say("<b>срочно</b> блин")
+
+        async def next_of(kind: str) -> dict[str, Any]:
+            while True:
+                event = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                if event["type"] == kind:
+                    return dict(event["data"])
+
+        queued = await next_of("conversation.queued")
+        assert queued["conversation_id"] == me.conversation_id
+        message = await next_of("message.created")
+        assert message["author"] == "customer" and message["text"].startswith("<b>срочно</b>")
+        await ws.send(json.dumps({"type": "ping"}))
+        assert (await next_of("pong")) == {}
+
+    async def seen() -> User | None:
+        async with server.runtime.db.session() as session:
+            return await session.get(User, boris.id)
+
+    user = await on_server(server, seen())
+    assert user is not None and user.last_seen_at is not None
+
+
+async def test_notes_never_reach_the_client_api(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    me = await _queued_customer(server, http)
+    boris = Operator(server, "boris")
+    await boris.login()
+    await boris.post(f"/conversations/{me.conversation_id}/take")
+    await boris.post(f"/conversations/{me.conversation_id}/notes", {"text": "внутренняя заметка"})
+    all_messages = await http.get(
+        f"{server.url}/api/client/v1/messages", params={"after": 0}, headers=me.headers
+    )
+    assert "внутренняя заметка" not in all_messages.text
+
+    async def note() -> Message | None:
+        async with server.runtime.db.session() as session:
+            return await session.scalar(select(Message).where(Message.author == "note"))
+
+    stored = await on_server(server, note())
+    assert stored is not None and stored.delivery is None
