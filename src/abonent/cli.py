@@ -87,21 +87,25 @@ def demo(
     from abonent.billing.readings import format_rub
     from abonent.db.migrate import upgrade
     from abonent.db.session import Database
-    from abonent.demo import seed_demo_accounts
+    from abonent.demo import seed_demo_accounts, seed_demo_users
 
-    async def seed() -> list[AccountInfo]:
+    async def seed() -> tuple[list[AccountInfo], list[tuple[str, str, str]]]:
         db = Database(settings.database_url)
         await upgrade(db.engine)
         accounts = await seed_demo_accounts(db)
+        users = await seed_demo_users(db)
         await db.dispose()
-        return accounts
+        return accounts, users
 
-    accounts = asyncio.run(seed())
+    accounts, users = asyncio.run(seed())
     plans = {"single": "однотарифный", "two_zone": "двухзонный", "three_zone": "трёхзонный"}
     typer.echo("")
     typer.echo(f"Abonent demo: {settings.company.name}")
     typer.echo(f"  Site with the chat widget:  http://{host}:{port}/")
     typer.echo(f"  API documentation:          http://{host}:{port}/docs")
+    typer.echo(f"  Operator workspace:         http://{host}:{port}/operator")
+    for login, password, role in users:
+        typer.echo(f"    {role:<11} login {login!r}, password {password!r}")
     typer.echo(f"  Operator API token:         {settings.operators.api_token}")
     typer.echo("  Demo accounts to try:")
     for acc in accounts:

@@ -93,7 +93,7 @@ class Bot:
         if set(kinds) == {"contact"}:
             d.say(t.PHONE_SAVED, *t.MENU_BUTTONS)
             return
-        d.meta["attachments"] = list(kinds)
+        d.meta["attachment_kinds"] = list(kinds)
         d.say(t.TEXT_ONLY, *t.MENU_BUTTONS)
 
     def _greet(self, d: Dialog) -> None:

@@ -40,3 +40,62 @@ async def seed_demo_accounts(db: Database) -> list[AccountInfo]:
     async with db.session() as session:
         rows = {number: await session.get(Account, number) for number in numbers}
     return [account_info(row) for row in rows.values() if row is not None]
+
+
+DEMO_USERS = (
+    # login, password, name, role
+    ("operator", "operator-demo", "Анна Операторова", "operator"),
+    ("supervisor", "supervisor-demo", "Светлана Старшая", "supervisor"),
+    ("admin", "admin-demo", "Администратор", "admin"),
+)
+
+DEMO_TEMPLATES = (
+    # code, title, category, text
+    (
+        "privet",
+        "Приветствие",
+        "Общее",
+        "Здравствуйте, {name}! Меня зовут {operator}, я помогу вам. Опишите, пожалуйста, вопрос.",
+    ),
+    (
+        "pokaz",
+        "Как передать показания",
+        "Показания",
+        "Показания можно передать в этом чате (кнопка «Передать показания»), в личном кабинете "
+        "или по телефону контакт-центра. Лицевой счёт: {account}.",
+    ),
+    (
+        "pereraschet",
+        "Перерасчёт",
+        "Начисления",
+        "Для перерасчёта пришлите, пожалуйста, фото счётчика с показаниями и датой. "
+        "Мы проверим начисления по лицевому счёту {account} и ответим в течение 10 рабочих дней.",
+    ),
+    (
+        "spasibo",
+        "Завершение",
+        "Общее",
+        "Спасибо за обращение, {name}! Если появятся вопросы — пишите, мы на связи.",
+    ),
+)
+
+
+async def seed_demo_users(db: Database) -> list[tuple[str, str, str]]:
+    """The demo's workspace users and shared templates; existing ones are left alone.
+    Returns (login, password, role) for the start-up banner."""
+    from sqlalchemy import select
+
+    from abonent.db.models import Template, User
+    from abonent.operators.users import add_user
+
+    async with db.session() as session:
+        existing = set(await session.scalars(select(User.login)))
+        codes = set(await session.scalars(select(Template.code)))
+    for login, password, name, role in DEMO_USERS:
+        if login not in existing:
+            await add_user(db, login, password, name=name, role=role)
+    async with db.transaction() as session:
+        for code, title, category, text in DEMO_TEMPLATES:
+            if code not in codes:
+                session.add(Template(code=code, title=title, category=category, text=text))
+    return [(login, password, role) for login, password, _, role in DEMO_USERS]
