@@ -135,6 +135,8 @@ class LiveServer:
             await self.runtime.pipeline.drain_all()
             while await self.runtime.sender.run_once():
                 pass
+            # A send the background loop had already claimed is recorded too.
+            await self.runtime.sender.idle()
 
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(idle(), self.loop))  # type: ignore[arg-type]
 

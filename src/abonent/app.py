@@ -28,6 +28,7 @@ from abonent.core.contacts import ContactDirectory
 from abonent.core.metrics import Metrics
 from abonent.core.outbox import OutboxSender
 from abonent.core.pipeline import Pipeline
+from abonent.crm import Crm, build_crm
 from abonent.db.migrate import upgrade
 from abonent.db.session import Database
 from abonent.nlu.base import Understander
@@ -52,6 +53,7 @@ class Runtime:
     metrics: Metrics
     desk: Desk
     live: DeskLive
+    crm: Crm
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -102,6 +104,7 @@ def build_runtime(
     sender = OutboxSender(db, bus, channels)
     return Runtime(
         desk=Desk(db, bus, pipeline),
+        crm=build_crm(settings.crm, db),
         live=DeskLive(db, bus),
         settings=settings,
         db=db,
@@ -161,6 +164,7 @@ def create_app(
             for channel in runtime.channels.values():
                 await channel.stop()
             await runtime.bus.stop()
+            await runtime.crm.close()
             await runtime.db.dispose()
 
     from abonent.web import (

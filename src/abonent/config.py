@@ -23,6 +23,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from abonent.crm.base import CrmSettings
+
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_NAMES_RU = ("пн", "вт", "ср", "чт", "пт", "сб", "вс")
 _HOURS_RE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
@@ -202,6 +204,7 @@ class Settings(BaseSettings):
     billing: BillingSettings = Field(default_factory=BillingSettings)
     operators: OperatorSettings = Field(default_factory=OperatorSettings)
     channels: list[ChannelSettings] = Field(default_factory=list)
+    crm: CrmSettings = Field(default_factory=CrmSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -65,7 +65,7 @@ class Bot:
                 replies=d.replies, state=d.state(), leave_queue=leave, meta={"queued": True}
             )
         elif turn.attachments and not (turn.text or "").strip() and not turn.payload:
-            self._attachments(d, turn.attachments)
+            self._attachments(d, turn.attachments, turn.phone_vouched)
         else:
             await self._route(d, turn.text or "", turn.payload)
         d.meta.setdefault("flow", d.flow)
@@ -86,11 +86,11 @@ class Bot:
         d.say(t.QUEUED_CANCELLED + " " + t.MENU, *t.MENU_BUTTONS)
         return True
 
-    def _attachments(self, d: Dialog, kinds: tuple[str, ...]) -> None:
+    def _attachments(self, d: Dialog, kinds: tuple[str, ...], phone_vouched: bool) -> None:
         """A photo, sticker or voice note: the bot cannot read it, so it says so and keeps
         the dialog where it was; a shared phone number is thanked for (the inbox has
         already linked it to the contact)."""
-        if set(kinds) == {"contact"}:
+        if set(kinds) == {"contact"} and phone_vouched:
             d.say(t.PHONE_SAVED, *t.MENU_BUTTONS)
             return
         d.meta["attachment_kinds"] = list(kinds)

@@ -221,7 +221,11 @@ async def receive(db: Database, msg: InboundMessage) -> Received:
     unique constraint, not a look-up first, catches redeliveries.
     """
     now = utcnow()
-    meta = {"attachments": [a.__dict__ for a in msg.attachments]} if msg.attachments else None
+    meta: dict[str, Any] | None = None
+    if msg.attachments:
+        meta = {"attachments": [a.__dict__ for a in msg.attachments]}
+    if msg.phone:
+        meta = {**(meta or {}), "phone_vouched": True}
     try:
         async with db.write() as conn:
             identity_id, conv_id = await _conversation_for(conn, msg)

@@ -69,6 +69,9 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe = bus.subscribe(lambda _e: self._wake.set(), {events.OUTBOX_ENQUEUED})
+        self._passes = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -100,6 +103,20 @@ class OutboxSender:
 
     async def run_once(self) -> bool:
         """One pass: claim, send, record. True when it found work (there may be more)."""
+        self._passes += 1
+        self._idle.clear()
+        try:
+            return await self._pass()
+        finally:
+            self._passes -= 1
+            if not self._passes:
+                self._idle.set()
+
+    async def idle(self) -> None:
+        """Wait until no pass of this sender is in flight (tests, shutdown)."""
+        await self._idle.wait()
+
+    async def _pass(self) -> bool:
         claimed = await self._claim()
         if not claimed:
             return False

@@ -53,6 +53,8 @@ class Turn:
     # Kinds of what came with the message (photo, voice, contact …): the bot reads
     # text only and says so; operators see the attachments themselves.
     attachments: tuple[str, ...] = ()
+    # The platform vouched for the sender's own phone with this message (it is linked).
+    phone_vouched: bool = False
 
 
 @dataclass
@@ -291,6 +293,7 @@ class Pipeline:
                 attachments=tuple(
                     str(a.get("kind", "other")) for a in (message.meta or {}).get("attachments", [])
                 ),
+                phone_vouched=bool((message.meta or {}).get("phone_vouched")),
             )
         )
         await self._commit_turn(conv, message, outcome)

@@ -24,6 +24,7 @@ from abonent.operators.auth import (
     session_user,
     sign_out,
 )
+from abonent.operators.card import ContactNotFound, customer_card
 from abonent.operators.desk import Actor, DeskError
 from abonent.operators.live import Subscriber
 from abonent.web.deps import CurrentUser, RuntimeDep, Signed, Supervisor
@@ -185,6 +186,24 @@ async def colleagues(user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
         ],
         "groups": groups,
     }
+
+
+@router.get("/contacts/{contact_id}/card", summary="The customer card (audit-logged)")
+async def card(
+    contact_id: int, user: CurrentUser, runtime: RuntimeDep, conversation_id: int | None = None
+) -> dict[str, Any]:
+    try:
+        return await customer_card(
+            runtime.db,
+            runtime.billing,
+            runtime.crm,
+            contact_id,
+            user.id,
+            conversation_id,
+            channel_types={cid: c.type for cid, c in runtime.channels.items()},
+        )
+    except ContactNotFound as exc:
+        raise ApiError(404, "not_found", "No such contact.") from exc
 
 
 # --------------------------------------------------------------------------- actions

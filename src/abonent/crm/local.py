@@ -1,0 +1,112 @@
+"""The CRM a supplier without one gets: our own contacts and billing accounts.
+
+It answers from what the chat centre already knows (names and phones the platforms vouched
+for, accounts customers named, the billing's holder and phone), so the card looks the
+same with or without a company CRM behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from abonent.billing.accounts import normalise_account_number, normalise_phone
+from abonent.crm.base import CrmError, CrmPerson
+from abonent.db.models import Account, Contact, ContactAccount
+from abonent.db.session import Database
+
+
+def _unique(values: Iterable[str | None]) -> list[str]:
+    return list(dict.fromkeys(v for v in values if v))
+
+
+def _known(name: str | None, phones: list[str], accounts: list[str]) -> CrmPerson | None:
+    """A contact row with nothing but the phone we asked about tells the operator nothing."""
+    if not name and not accounts:
+        return None
+    return CrmPerson(name=name, phones=phones, accounts=accounts)
+
+
+class LocalCrm:
+    """``Crm`` over the ``contacts``, ``contact_accounts`` and ``accounts`` tables."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def find(self, phone: str | None, account: str | None) -> CrmPerson | None:
+        try:
+            async with self.db.session() as session:
+                normalised = normalise_phone(phone) if phone else None
+                if normalised is not None:
+                    person = await self._by_phone(session, normalised)
+                    if person is not None:
+                        return person
+                if account:
+                    return await self._by_account(session, normalise_account_number(account))
+                return None
+        except (OperationalError, SQLAlchemyTimeoutError, OSError, TimeoutError) as exc:
+            raise CrmError(f"local records unavailable: {exc.__class__.__name__}") from exc
+
+    async def close(self) -> None:
+        return None
+
+    async def _by_phone(self, session: AsyncSession, phone: str) -> CrmPerson | None:
+        accounts = list(
+            await session.scalars(
+                select(Account).where(Account.phone == phone).order_by(Account.number)
+            )
+        )
+        contacts = list(
+            await session.scalars(
+                select(Contact).where(Contact.phone == phone).order_by(Contact.id)
+            )
+        )
+        if not accounts and not contacts:
+            return None
+        linked = await self._linked_accounts(session, [c.id for c in contacts])
+        return _known(
+            # The billing's holder is the legal name; a contact's is whatever the platform gave.
+            name=next((a.holder for a in accounts if a.holder), None)
+            or next((c.name for c in contacts if c.name), None),
+            phones=[phone],
+            accounts=_unique([*(a.number for a in accounts), *linked]),
+        )
+
+    async def _by_account(self, session: AsyncSession, number: str) -> CrmPerson | None:
+        row = await session.get(Account, number)
+        contact_ids = list(
+            await session.scalars(
+                select(ContactAccount.contact_id)
+                .where(ContactAccount.account_number == number)
+                .order_by(ContactAccount.last_used_at.desc(), ContactAccount.id.desc())
+            )
+        )
+        if row is None and not contact_ids:
+            return None
+        contacts = list(
+            await session.scalars(
+                select(Contact).where(Contact.id.in_(contact_ids)).order_by(Contact.id)
+            )
+        )
+        linked = await self._linked_accounts(session, contact_ids)
+        return _known(
+            name=(row.holder if row is not None and row.holder else None)
+            or next((c.name for c in contacts if c.name), None),
+            phones=_unique([row.phone if row is not None else None, *(c.phone for c in contacts)]),
+            accounts=_unique([number, *linked]),
+        )
+
+    @staticmethod
+    async def _linked_accounts(session: AsyncSession, contact_ids: list[int]) -> list[str]:
+        if not contact_ids:
+            return []
+        numbers = await session.scalars(
+            select(ContactAccount.account_number)
+            .where(ContactAccount.contact_id.in_(contact_ids))
+            .order_by(ContactAccount.last_used_at.desc(), ContactAccount.id.desc())
+        )
+        return list(numbers)
