@@ -199,3 +199,51 @@ def texts(replies: list[dict[str, Any]]) -> str:
 
 def payloads(replies: list[dict[str, Any]]) -> list[str]:
     return [b["payload"] for m in replies for b in m["buttons"]]
+
+
+class ServeProcesses:
+    """Real ``abonent serve`` processes on one database (and Redis): the scale-out set-up.
+
+    Unlike ``LiveServer`` (a thread of the test process), these are separate OS
+    processes, so whatever reaches one of them from another went through the database
+    and Redis, as in production.
+    """
+
+    def __init__(self, count: int, env: dict[str, str], logs_dir: Any) -> None:
+        import subprocess
+        import sys
+
+        self.ports = [free_port() for _ in range(count)]
+        self.urls = [f"http://127.0.0.1:{p}" for p in self.ports]
+        self.logs = [logs_dir / f"server{i}.log" for i in range(count)]
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "abonent", "serve", "--port", str(port)],
+                env=env,
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+            for port, log in zip(self.ports, self.logs, strict=True)
+        ]
+
+    def wait_ready(self, limit: float = 60) -> ServeProcesses:
+        for url, proc, log in zip(self.urls, self.procs, self.logs, strict=True):
+            deadline = time.monotonic() + limit
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server exited: {log.read_text()}")
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"server not ready: {log.read_text()}")
+                time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.wait(timeout=15)

@@ -175,8 +175,10 @@ def create_app(
         operator_api,
         pages,
         service,
+        templates_api,
         webhooks,
         workspace_api,
+        workspace_pages,
     )
 
     app = FastAPI(
@@ -194,6 +196,8 @@ def create_app(
     app.include_router(admin_api.router)
     app.include_router(webhooks.router)
     app.include_router(workspace_api.router)
+    app.include_router(templates_api.router)
+    app.include_router(workspace_pages.router)
     app.include_router(pages.router)
     pages.mount_static(app)
     return app

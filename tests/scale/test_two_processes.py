@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 import websockets
 
 from conftest import require_postgres, require_redis
-from support import free_port
+from support import ServeProcesses
 
 pytestmark = pytest.mark.services
 
@@ -37,29 +35,6 @@ api_token = "t"
 """
 
 
-def _start(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "abonent", "serve", "--port", str(port)],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"server not ready: {log.read_text()}")
-
-
 @pytest.fixture
 def two_servers(fresh_database_url: str, tmp_path: Path) -> Iterator[list[str]]:
     require_postgres()
@@ -73,19 +48,11 @@ def two_servers(fresh_database_url: str, tmp_path: Path) -> Iterator[list[str]]:
         "ABONENT_CONFIG": str(config),
         "ABONENT_LOG_LEVEL": "WARNING",
     }
-    ports = [free_port(), free_port()]
-    logs = [tmp_path / f"server{i}.log" for i in range(2)]
-    procs = [_start(p, env, log) for p, log in zip(ports, logs, strict=True)]
+    servers = ServeProcesses(2, env, tmp_path)
     try:
-        urls = [f"http://127.0.0.1:{p}" for p in ports]
-        for url, proc, log in zip(urls, procs, logs, strict=True):
-            _wait_ready(url, proc, log)
-        yield urls
+        yield servers.wait_ready().urls
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=15)
+        servers.stop()
 
 
 async def _until_bot(ws: Any, seen: list[dict[str, Any]], after: int = 0) -> None:

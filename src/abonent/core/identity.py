@@ -64,8 +64,9 @@ async def contact_by_phone(conn: AsyncConnection, phone: str) -> int | None:
     return None if value is None else int(value)
 
 
-async def link_phone(conn: AsyncConnection, contact_id: int, phone: str) -> int:
-    """Give the contact a phone the platform vouched for; returns the contact to use.
+async def link_phone(conn: AsyncConnection, contact_id: int, phone: str) -> tuple[int, bool]:
+    """Give the contact a phone the platform vouched for; returns the contact to use and
+    whether anything was new (the bot thanks for a shared number only then).
 
     If another contact already has that phone, the two are one person: the older
     contact absorbs the newer. Accounts whose billing record carries the phone are
@@ -73,7 +74,7 @@ async def link_phone(conn: AsyncConnection, contact_id: int, phone: str) -> int:
     """
     current = (await conn.execute(select(Contact.phone).where(Contact.id == contact_id))).scalar()
     if current == phone:
-        return contact_id
+        return contact_id, False
     other = await contact_by_phone(conn, phone)
     if other is not None and other != contact_id:
         keep, absorb = min(other, contact_id), max(other, contact_id)
@@ -82,7 +83,7 @@ async def link_phone(conn: AsyncConnection, contact_id: int, phone: str) -> int:
     if current is None or other is not None:
         await conn.execute(update(Contact).where(Contact.id == contact_id).values(phone=phone))
     await _link_accounts_of_phone(conn, contact_id, phone)
-    return contact_id
+    return contact_id, True
 
 
 async def _link_accounts_of_phone(conn: AsyncConnection, contact_id: int, phone: str) -> None:

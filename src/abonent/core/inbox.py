@@ -176,9 +176,6 @@ async def _conversation_for(conn: AsyncConnection, msg: InboundMessage) -> tuple
             conv_id = await _new_conversation(conn, msg.identity_id, contact_id, msg.channel_id)
         return msg.identity_id, int(conv_id)
     identity_id, contact_id = await _identity(conn, msg)
-    if msg.phone:
-        # A phone the platform vouches for (a shared own contact, a WhatsApp number).
-        contact_id = await link_phone(conn, contact_id, msg.phone)
     return identity_id, await _open_conversation_id(conn, identity_id, contact_id, msg.channel_id)
 
 
@@ -198,6 +195,11 @@ async def _identity(conn: AsyncConnection, msg: InboundMessage) -> tuple[int, in
         conn, contact_id, msg.channel_id, msg.external_user_id, msg.display_name
     )
     return identity_id, contact_id
+
+
+async def _contact_of(conn: AsyncConnection, conv_id: int) -> int:
+    found = await conn.execute(select(Conversation.contact_id).where(Conversation.id == conv_id))
+    return int(found.scalar_one())
 
 
 async def _existing(db: Database, msg: InboundMessage) -> Received | None:
@@ -224,11 +226,16 @@ async def receive(db: Database, msg: InboundMessage) -> Received:
     meta: dict[str, Any] | None = None
     if msg.attachments:
         meta = {"attachments": [a.__dict__ for a in msg.attachments]}
-    if msg.phone:
-        meta = {**(meta or {}), "phone_vouched": True}
+
     try:
         async with db.write() as conn:
             identity_id, conv_id = await _conversation_for(conn, msg)
+            if msg.phone:
+                # A phone the platform vouches for (a shared own contact, a WhatsApp number).
+                contact_id = await _contact_of(conn, conv_id)
+                _, new_phone = await link_phone(conn, contact_id, msg.phone)
+                if new_phone:
+                    meta = {**(meta or {}), "phone_vouched": True}
             values: dict[str, Any] = {
                 "conversation_id": conv_id,
                 "identity_id": identity_id,

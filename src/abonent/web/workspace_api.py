@@ -52,6 +52,14 @@ def _user_out(user: Signed | Any) -> dict[str, Any]:
     }
 
 
+def _with_channel_types(runtime: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add the platform of each item's channel (``telegram``…) for icons and labels."""
+    for item in items:
+        channel = runtime.channels.get(item["channel_id"])
+        item["channel_type"] = channel.type if channel is not None else None
+    return items
+
+
 async def _desk_call(coro: Any) -> Any:
     try:
         return await coro
@@ -132,7 +140,9 @@ async def set_status(body: StatusIn, user: CurrentUser, runtime: RuntimeDep) -> 
 # --------------------------------------------------------------------------- lists
 @router.get("/queue")
 async def queue(user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
-    return await views.queue_view(runtime.db)
+    view = await views.queue_view(runtime.db)
+    _with_channel_types(runtime, view["conversations"])
+    return view
 
 
 @router.get("/conversations")
@@ -145,7 +155,7 @@ async def conversations(
     items = await views.conversation_list(
         runtime.db, statuses=("queued", "assigned"), assignee_id=user.id if mine else None
     )
-    return {"conversations": items}
+    return {"conversations": _with_channel_types(runtime, items)}
 
 
 @router.get("/conversations/{conv_id}")
@@ -154,6 +164,7 @@ async def conversation(conv_id: int, user: CurrentUser, runtime: RuntimeDep) -> 
     if view is None:
         raise ApiError(404, "not_found", "No such conversation.")
     conv = view["conversation"]
+    _with_channel_types(runtime, [conv, *view["messages"]])
     mine = conv["assignee"] is not None and conv["assignee"]["id"] == user.id
     if not (mine or conv["status"] == "queued" or user.can("supervisor")):
         raise ApiError(403, "forbidden", "This conversation is with another operator.")
