@@ -306,9 +306,7 @@ async def _messages_after(runtime: Any, identity_id: int, after: int) -> list[di
     async with runtime.db.session() as session:
         rows = await session.scalars(
             select(Message)
-            .where(
-                Message.identity_id == identity_id, Message.id > after, Message.author != "note"
-            )
+            .where(Message.identity_id == identity_id, Message.id > after, Message.author != "note")
             .order_by(Message.id)
             .limit(PAGE)
         )
