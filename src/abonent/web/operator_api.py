@@ -1,4 +1,5 @@
-"""The operators' queue over HTTP, until the workspace (a later issue) brings logins."""
+"""The operators' queue over HTTP with a bearer token, for scripts and integrations
+(people use the workspace and its session-based API, web/workspace_api.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from abonent.clock import utcnow
 from abonent.core.serialize import message_dict
-from abonent.db.models import ChannelIdentity, Contact, Conversation, Message
+from abonent.db.models import Conversation, Message
 from abonent.nlu.profanity import mask_profanity
+from abonent.operators import views
 from abonent.web.deps import OperatorAccess, RuntimeDep
 from abonent.web.errors import ApiError
 
@@ -26,6 +27,7 @@ class QueueEntry(BaseModel):
     contact_name: str | None
     queued_at: str | None
     waiting_seconds: int
+    # text (obscene words masked), author, created_at
     last_message: dict[str, Any] | None
 
 
@@ -37,39 +39,7 @@ class Queue(BaseModel):
 @router.get("/queue", response_model=Queue)
 async def queue(runtime: RuntimeDep) -> dict[str, Any]:
     """Waiting conversations, longest-waiting first, with their last message."""
-    now = utcnow()
-    async with runtime.db.session() as session:
-        rows = (
-            await session.execute(
-                select(Conversation, Contact.name, ChannelIdentity.display_name)
-                .join(Contact, Contact.id == Conversation.contact_id)
-                .join(ChannelIdentity, ChannelIdentity.id == Conversation.identity_id)
-                .where(Conversation.status == "queued")
-                .order_by(Conversation.queued_at, Conversation.id)
-            )
-        ).all()
-        entries = []
-        for position, (conv, name, display) in enumerate(rows, 1):
-            last = await session.scalar(
-                select(Message)
-                .where(Message.conversation_id == conv.id)
-                .order_by(Message.id.desc())
-                .limit(1)
-            )
-            since = conv.waiting_since or conv.queued_at or conv.created_at
-            entries.append(
-                {
-                    "conversation_id": conv.id,
-                    "position": position,
-                    "channel_id": conv.channel_id,
-                    "contact_id": conv.contact_id,
-                    "contact_name": name or display,
-                    "queued_at": conv.queued_at.isoformat() if conv.queued_at else None,
-                    "waiting_seconds": max(0, int((now - since).total_seconds())),
-                    "last_message": _for_operator(last) if last else None,
-                }
-            )
-    return {"length": len(entries), "conversations": entries}
+    return await views.queue_view(runtime.db)
 
 
 @router.get("/conversations/{conversation_id}/messages")
