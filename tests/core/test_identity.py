@@ -117,9 +117,13 @@ async def test_naming_an_account_used_from_another_channel_joins_the_histories(
     await pipeline.drain_all()
     tg, vk = await _contact_of(db, "tg", "1"), await _contact_of(db, "vk", "2")
     directory = ContactDirectory(db)
-    await directory.link_account(tg, "1234567890")
+    await directory.confirm_account(tg, "1234567890")
     await directory.link_account(tg, "5555555555")
+    # Typing a number someone else confirmed joins nobody (a neighbour's, a typo) …
     await directory.link_account(vk, "1234567890")
+    assert await _contact_of(db, "tg", "1") == tg
+    # … confirming the holder does.
+    await directory.confirm_account(vk, "1234567890")
     assert await _contact_of(db, "tg", "1") == vk
     assert sorted(await directory.known_accounts(vk)) == ["1234567890", "5555555555"]
     async with db.session() as session:

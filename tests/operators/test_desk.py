@@ -357,3 +357,37 @@ async def test_notes_never_reach_the_client_api(
 
     stored = await on_server(server, note())
     assert stored is not None and stored.delivery is None
+
+
+async def test_the_operator_reads_one_history_for_one_account_holder_across_chats(
+    live_server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    """Two chats (say, the site at home and the phone later) confirm the same account:
+    one person, so the operator reads both conversations as one history."""
+    number = live_server.accounts["single"]
+    earlier = Customer(live_server, http)
+    await earlier.start()
+    await earlier.press("readings")
+    await earlier.say(number)
+    await earlier.press("yes")
+    await earlier.say("меню")
+
+    later = Customer(live_server, http)
+    await later.start()
+    await later.press("readings")
+    await later.say(number)
+    await later.press("yes")
+    await later.press("operator")
+
+    async def seed() -> None:
+        await add_user(live_server.runtime.db, "vera", PASSWORD, name="Вера")
+
+    await on_server(live_server, seed())
+    vera = Operator(live_server, "vera")
+    await vera.login()
+    await vera.post(f"/conversations/{later.conversation_id}/take")
+    view = (await vera.get(f"/conversations/{later.conversation_id}")).json()
+    conversations = {m["conversation_id"] for m in view["messages"]}
+    assert conversations == {earlier.conversation_id, later.conversation_id}
+    card = (await vera.get(f"/contacts/{view['conversation']['contact_id']}/card")).json()
+    assert [a["number"] for a in card["accounts"]] == [number]

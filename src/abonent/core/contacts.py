@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Executable, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -18,16 +20,17 @@ _KNOWN = (
 )
 
 
-def _upsert(dialect: str) -> Executable:
+def _upsert(dialect: str, *, confirm: bool) -> Executable:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(ContactAccount)
-    return stmt.on_conflict_do_update(
-        index_elements=["contact_id", "account_number"],
-        set_={"last_used_at": stmt.excluded.last_used_at},
-    )
+    update: dict[str, Any] = {"last_used_at": stmt.excluded.last_used_at}
+    if confirm:
+        update["confirmed"] = True
+    return stmt.on_conflict_do_update(index_elements=["contact_id", "account_number"], set_=update)
 
 
-_UPSERT = {"postgresql": _upsert("postgresql"), "sqlite": _upsert("sqlite")}
+_UPSERT = {d: _upsert(d, confirm=False) for d in ("postgresql", "sqlite")}
+_CONFIRM = {d: _upsert(d, confirm=True) for d in ("postgresql", "sqlite")}
 
 
 class ContactDirectory:
@@ -48,5 +51,20 @@ class ContactDirectory:
                 statement,
                 {"contact_id": contact_id, "account_number": number, "last_used_at": utcnow()},
             )
-            # The same account named from another channel: one person, one history.
+
+    async def confirm_account(self, contact_id: int, number: str) -> None:
+        """The customer confirmed the account's holder: the account is theirs, and other
+        contacts who confirmed it too are the same person — one history for operators.
+        Merely typing a number (a neighbour's, a typo) joins nobody."""
+        statement = _CONFIRM[self.db.engine.dialect.name]
+        async with self.db.write() as conn:
+            await conn.execute(
+                statement,
+                {
+                    "contact_id": contact_id,
+                    "account_number": number,
+                    "last_used_at": utcnow(),
+                    "confirmed": True,
+                },
+            )
             await join_by_account(conn, contact_id, number)

@@ -100,20 +100,22 @@ async def _link_accounts_of_phone(conn: AsyncConnection, contact_id: int, phone:
         if number not in known:
             await conn.execute(
                 insert(ContactAccount).values(
-                    contact_id=contact_id, account_number=number, last_used_at=now
+                    contact_id=contact_id, account_number=number, last_used_at=now, confirmed=True
                 )
             )
 
 
 async def join_by_account(conn: AsyncConnection, contact_id: int, number: str) -> None:
-    """Other contacts who used this account are this person too: bring them over.
+    """Other contacts who confirmed this account are this person too: bring them over.
 
     The current contact is kept (its bot turn is running); the others are absorbed.
     """
     others = (
         await conn.execute(
             select(ContactAccount.contact_id).where(
-                ContactAccount.account_number == number, ContactAccount.contact_id != contact_id
+                ContactAccount.account_number == number,
+                ContactAccount.contact_id != contact_id,
+                ContactAccount.confirmed.is_(True),
             )
         )
     ).scalars()

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -228,6 +229,9 @@ class ContactAccount(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     account_number: Mapped[str] = mapped_column(String(20), index=True)
     last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The customer confirmed the holder (or the billing record carries their vouched
+    # phone): only confirmed links join contacts into one person.
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class TrackedLink(Base):

@@ -77,6 +77,7 @@ async def handle(d: Dialog, text: str, payload: str | None) -> None:
     if d.step == "confirm":
         answer = _yes_no(text, payload)
         if answer is True:
+            await d.services.contacts.confirm_account(d.turn.contact_id, account.number)
             d.goto(FLOW, "values")
             _ask_values(d, account)
         elif answer is False:
