@@ -18,6 +18,14 @@ from abonent.logs import PiiFilter, mask_pii
         ("mail ivanov@mail.ru", "mail ***@***"),
         ("message 42 of conversation 7", "message 42 of conversation 7"),
         ("readings 12500.5 saved", "readings 12500.5 saved"),
+        (
+            "POST https://api.telegram.org/bot123456789:AAF-x_y/sendMessage 200",
+            "POST https://api.telegram.org/bot***/sendMessage 200",
+        ),
+        (
+            "GET /method/groups.getById?access_token=vk1.a.xyz&v=5.199",
+            "GET /method/groups.getById?access_token=***&v=5.199",
+        ),
     ],
 )
 def test_mask_pii(raw: str, masked: str) -> None:
