@@ -44,10 +44,11 @@ import threading
 import time
 import tomllib
 from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -348,24 +349,60 @@ class Postgres:
 
 
 @dataclass
-class Stats:
+class DialogStats:
+    """What both benches count of their scripted dialogs; each adds its own figures."""
+
     measure_from: float = 0.0
     stop_at: float = 0.0
     # Reply latencies (s) of messages sent in the window, late ones (timeouts answered
     # within CATCH_UP) included.
     latencies: list[float] = field(default_factory=list)
-    post_latencies: list[float] = field(default_factory=list)  # POST → 202, s
-    sent: int = 0  # customer messages accepted (202) in the window
+    sent: int = 0  # messages accepted in the window
     replied: int = 0  # of those, answered within REPLY_TIMEOUT
-    bot_arrivals: list[float] = field(default_factory=list)  # arrival times, whole run
     timeouts: int = 0  # whole run, warm-up included
     errors: Counter[str] = field(default_factory=Counter)  # whole run
     unexpected: int = 0  # first reply not what the dialog step expects
     unexpected_samples: list[str] = field(default_factory=list)
-    total_sent: int = 0  # whole run
 
     def in_window(self, t: float) -> bool:
         return self.measure_from <= t < self.stop_at
+
+    async def score(
+        self,
+        reply: tuple[float, str] | None,
+        wait_late: Callable[[float], Awaitable[tuple[float, str] | None]],
+        t0: float,
+        measured: bool,
+        said: str,
+        expect: str,
+    ) -> bool:
+        """Count the reply (arrival, text) to what was ``said`` at ``t0``, or its absence
+        within REPLY_TIMEOUT; False when the dialog broke."""
+        if reply is None:
+            self.timeouts += 1
+            # The bot answers in order: let it catch up with this message before the next
+            # one, or its late reply would be taken for the reply to the next message.
+            late = await wait_late(min(t0 + CATCH_UP, self.stop_at + REPLY_TIMEOUT))
+            if late is not None and measured:
+                self.latencies.append(late[0] - t0)  # the tail keeps the late ones
+            return False
+        at, text = reply
+        if measured:
+            self.replied += 1
+            self.latencies.append(at - t0)
+        if expect not in text:
+            self.unexpected += 1
+            if len(self.unexpected_samples) < 3:
+                self.unexpected_samples.append(f"{said} → {text[:160]!r} (expected {expect!r})")
+            return False
+        return True
+
+
+@dataclass
+class Stats(DialogStats):
+    post_latencies: list[float] = field(default_factory=list)  # POST → 202, s
+    bot_arrivals: list[float] = field(default_factory=list)  # arrival times, whole run
+    total_sent: int = 0  # whole run
 
 
 class Customer:
@@ -469,29 +506,17 @@ class Customer:
             st.sent += 1
             st.post_latencies.append(t_posted - t0)
         reply = await self._wait_reply(message_id, t0 + REPLY_TIMEOUT)
-        if reply is None:
-            if self.closed:
-                st.errors["websocket closed"] += 1
-                return False
-            st.timeouts += 1
-            # The bot answers in order: let it catch up with this message before the next
-            # one, or its late reply would be taken for the reply to the next message.
-            late = await self._wait_reply(
-                message_id, min(t0 + CATCH_UP, st.stop_at + REPLY_TIMEOUT)
-            )
-            if late is not None and measured:
-                st.latencies.append(late[0] - t0)  # the tail keeps the late ones
+        if reply is None and self.closed:
+            st.errors["websocket closed"] += 1
             return False
-        at, text = reply
-        if measured:
-            st.replied += 1
-            st.latencies.append(at - t0)
-        if expect not in text:
-            st.unexpected += 1
-            if len(st.unexpected_samples) < 3:
-                st.unexpected_samples.append(f"{body} → {text[:160]!r} (expected {expect!r})")
-            return False
-        return True
+        return await st.score(
+            reply,
+            lambda deadline: self._wait_reply(message_id, deadline),
+            t0,
+            measured,
+            str(body),
+            expect,
+        )
 
     def _next_readings(self) -> str:
         self.account.readings = [v + random.randint(1, 9) for v in self.account.readings]
@@ -585,6 +610,70 @@ def _delta(a: dict[int, float | None], b: dict[int, float | None]) -> float:
 
 
 @dataclass
+class Usage:
+    """What the run cost in the measured window: memory, CPU by process, the machine."""
+
+    server_peak_rss_mb: float  # max VmHWM over the servers
+    server_sampled_rss_mb: float  # max VmRSS sampled during the run
+    server_cpu_s: float
+    server_cpu_ms_per_msg: float  # server CPU per answered message
+    loadgen_cpu_s: float
+    postgres_cpu_s: float | None
+    redis_cpu_s: float | None
+    machine_busy_s: float
+    machine_steal_s: float
+    machine_cores: int
+    server_log_errors: int
+    loadgen_loop: str
+
+    def lines(
+        self, window_s: float, processes: int, replies: int, unit: str, loadgen: str
+    ) -> list[str]:
+        """The report's lines from «server memory» down; ``unit``: what an answered
+        message is called, ``loadgen``: the label of this process's CPU."""
+        window = window_s or 1.0
+        cores = self.machine_cores
+
+        def share(seconds: float | None) -> str:
+            if seconds is None:
+                return "n/a"
+            return f"{seconds:.1f}s ({seconds / window:.0%} of a core)"
+
+        def per_msg(seconds: float | None) -> str:
+            if seconds is None or not replies:
+                return ""
+            return f", {seconds * 1000 / replies:.1f} ms per answered {unit}"
+
+        others = (
+            self.machine_busy_s
+            - self.server_cpu_s
+            - self.loadgen_cpu_s
+            - (self.postgres_cpu_s or 0)
+            - (self.redis_cpu_s or 0)
+        )
+        lines = [
+            f"  server memory        peak RSS (VmHWM) {self.server_peak_rss_mb:.1f} MB, "
+            f"max sampled VmRSS {self.server_sampled_rss_mb:.1f} MB"
+            + (" (largest of the processes)" if processes > 1 else ""),
+            f"  CPU in the window    machine busy {self.machine_busy_s:.1f}s of "
+            f"{window * cores:.1f}s ({self.machine_busy_s / (window * cores):.0%} of {cores} "
+            f"cores), stolen by the hypervisor {self.machine_steal_s:.1f}s "
+            f"({self.machine_steal_s / (window * cores):.0%})",
+            f"    server(s)          {share(self.server_cpu_s)}{per_msg(self.server_cpu_s)}",
+            f"    {loadgen:<19}{share(self.loadgen_cpu_s)}{per_msg(self.loadgen_cpu_s)}  "
+            f"[{self.loadgen_loop}]",
+        ]
+        if self.postgres_cpu_s is not None:
+            lines.append(
+                f"    postgres backends  {share(self.postgres_cpu_s)}{per_msg(self.postgres_cpu_s)}"
+            )
+        if self.redis_cpu_s is not None:
+            lines.append(f"    redis-server       {share(self.redis_cpu_s)}")
+        lines.append(f"    everything else    {share(max(others, 0.0))}")
+        return lines
+
+
+@dataclass
 class Result:
     db: str
     customers: int
@@ -605,24 +694,12 @@ class Result:
     timeouts: int
     errors: dict[str, int]
     unexpected: int
-    server_peak_rss_mb: float  # max VmHWM over the servers
-    server_sampled_rss_mb: float  # max VmRSS sampled during the run
-    server_cpu_s: float
-    server_cpu_ms_per_msg: float  # server CPU per answered customer message
-    loadgen_cpu_s: float
-    postgres_cpu_s: float | None
-    redis_cpu_s: float | None
-    machine_busy_s: float
-    machine_steal_s: float
-    machine_cores: int
-    server_log_errors: int
-    loadgen_loop: str
+    usage: Usage  # flattened into the JSON line, last
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description="N concurrent web-chat customers through the whole Abonent pipeline.",
-    )
+def bench_parser(description: str, duration: float) -> argparse.ArgumentParser:
+    """The options both benches take; each adds its own before ``checked_args``."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     p.add_argument(
         "--pg-url",
@@ -630,7 +707,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="maintenance database; the bench creates and drops its own next to it",
     )
     p.add_argument("--customers", type=int, default=50)
-    p.add_argument("--duration", type=float, default=20.0, help="seconds of load (5..600)")
+    p.add_argument("--duration", type=float, default=duration, help="seconds of load (5..600)")
     p.add_argument("--port", type=int, default=0, help="first server port (default: a free one)")
     p.add_argument(
         "--redis",
@@ -647,19 +724,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--accounts", type=int, default=2000, help="accounts in the generated CSV")
     p.add_argument(
-        "--profile",
-        type=Path,
-        default=None,
-        help="run py-spy (--gil) on the first server during the window; write "
-        "collapsed stacks to this file and print the hot spots",
-    )
-    p.add_argument(
         "--abonent-cmd",
         default=None,
         help="command that runs abonent (default: this Python's -m abonent), "
         "e.g. '/other/checkout/.venv/bin/abonent' to compare builds",
     )
     p.add_argument("--json", action="store_true", help="also print the results as one JSON line")
+    return p
+
+
+def checked_args(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not 5 <= args.duration <= 600:
         p.error("--duration must be between 5 and 600 seconds")
@@ -671,6 +745,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--processes > 1 needs --db postgres and --redis URL|own")
     args.accounts = max(args.accounts, args.customers)
     return args
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = bench_parser(
+        "N concurrent web-chat customers through the whole Abonent pipeline.", duration=20.0
+    )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="run py-spy (--gil) on the first server during the window; write "
+        "collapsed stacks to this file and print the hot spots",
+    )
+    return checked_args(p, argv)
 
 
 def install_fast_loop() -> str:
@@ -690,6 +778,8 @@ class Run:
         self.work = Path(tempfile.mkdtemp(prefix="abonent-bench-"))
         self.servers: list[Server] = []
         self.pg: Postgres | None = None
+        self.db_url = ""
+        self.redis_url: str | None = None
         self.profiler: asyncio.subprocess.Process | None = None
         self.redis: asyncio.subprocess.Process | None = None
 
@@ -756,7 +846,9 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-async def execute(run: Run, loop_name: str) -> tuple[Result, Stats]:
+async def start_world(run: Run, extra_config: str = "") -> list[BenchAccount]:
+    """Accounts CSV and config (plus ``extra_config``) in the work dir, a fresh database,
+    redis if asked, the accounts imported, the servers started (not yet ready)."""
     args = run.args
     work = run.work
     accounts = make_accounts(args.accounts)
@@ -764,32 +856,145 @@ async def execute(run: Run, loop_name: str) -> tuple[Result, Stats]:
     write_accounts_csv(csv_path, accounts)
     config = work / "abonent.toml"
     write_config(config)
+    if extra_config:
+        with config.open("a", encoding="utf-8") as f:
+            f.write(extra_config)
 
     if args.db == "postgres":
         run.pg = Postgres(args.pg_url)
         await run.pg.create()
-        db_url = run.pg.url
+        run.db_url = run.pg.url
     else:
-        db_url = f"sqlite+aiosqlite:///{work / 'bench.db'}"
-    redis_url: str | None = args.redis
-    if redis_url == "own":
-        redis_url = await run.start_redis()
-    env = server_env(config, db_url, redis_url)
+        run.db_url = f"sqlite+aiosqlite:///{work / 'bench.db'}"
+    run.redis_url = args.redis
+    if run.redis_url == "own":
+        run.redis_url = await run.start_redis()
+    env = server_env(config, run.db_url, run.redis_url)
     log(await import_accounts(csv_path, env, work / "import.log"))
 
     base_port = args.port or free_ports(args.processes)
     for i in range(args.processes):
         run.servers.append(await start_server(base_port + i, env, work / f"server{i}.log"))
+    return accounts
 
+
+def bench_session() -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-        await asyncio.gather(*(wait_ready(s, http) for s in run.servers))
-        log(
-            f"{len(run.servers)} server(s) ready on {db_url.split(':', 1)[0]} "
-            f"(pids {', '.join(str(s.pid) for s in run.servers)})"
-        )
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30))
 
+
+async def servers_ready(run: Run, http: aiohttp.ClientSession) -> str:
+    """Wait for every server's /readyz; say which are up on what."""
+    await asyncio.gather(*(wait_ready(s, http) for s in run.servers))
+    return (
+        f"{len(run.servers)} server(s) ready on {run.db_url.split(':', 1)[0]} "
+        f"(pids {', '.join(str(s.pid) for s in run.servers)})"
+    )
+
+
+@dataclass
+class Measurement:
+    first: Snapshot  # at the start of the window
+    last: Snapshot  # at its end
+    hwm: list[int]  # VmHWM of each server, kB, after the run
+
+    @property
+    def window(self) -> float:
+        return self.last.at - self.first.at
+
+
+async def measure(
+    run: Run,
+    stats: DialogStats,
+    dialogs: list[Coroutine[Any, Any, None]],
+    settle: Callable[[], Awaitable[None]] | None = None,
+    profile: Path | None = None,
+) -> Measurement:
+    """Run the dialogs for the duration, snapshot the window after WARMUP, then wait for
+    them to end (and ``settle``); the dialogs are cancelled whatever happens."""
+    start = time.perf_counter()
+    stats.measure_from = start + WARMUP
+    stats.stop_at = start + run.args.duration
+
+    async def sample_rss() -> None:
+        while True:
+            for s in run.servers:
+                s.sample_rss()
+            await asyncio.sleep(0.25)
+
+    sampler = asyncio.create_task(sample_rss())
+    loops = [asyncio.create_task(d) for d in dialogs]
+    try:
+        await asyncio.sleep(max(0.0, stats.measure_from - time.perf_counter()))
+        first = await snapshot(run.servers, run.pg, run.redis_url)
+        if profile is not None:
+            run.profiler = await start_profiler(
+                run.servers[0].pid, profile, stats.stop_at - time.perf_counter()
+            )
+        await asyncio.sleep(max(0.0, stats.stop_at - time.perf_counter()))
+        last = await snapshot(run.servers, run.pg, run.redis_url)
+
+        await asyncio.wait_for(asyncio.gather(*loops), CATCH_UP + REPLY_TIMEOUT * 2 + 5)
+        if settle is not None:
+            await settle()
+        for s in run.servers:
+            s.sample_rss()
+        hwm = [proc_status_kb(s.pid, "VmHWM") or 0 for s in run.servers]
+        if run.profiler is not None:
+            await asyncio.wait_for(run.profiler.wait(), 30)
+    finally:
+        sampler.cancel()
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, sampler, return_exceptions=True)
+    return Measurement(first, last, hwm)
+
+
+def server_log_errors(run: Run) -> int:
+    """Tracebacks and ERROR lines in the servers' logs; the tail of each such log."""
+    total = 0
+    for s in run.servers:
+        text = s.log.read_text(errors="replace") if s.log.exists() else ""
+        errors_here = text.count("Traceback") + len(re.findall(r"\bERROR\b", text))
+        if errors_here:
+            log(f"server :{s.port} log tail:\n{tail(s.log, 20)}")
+        total += errors_here
+    return total
+
+
+def usage(run: Run, m: Measurement, replied: int, loop_name: str) -> Usage:
+    first, last = m.first, m.last
+    server_cpu = _delta(first.servers, last.servers)
+    return Usage(
+        server_peak_rss_mb=round(max(m.hwm) / 1024, 1),
+        server_sampled_rss_mb=round(max(s.peak_rss_kb for s in run.servers) / 1024, 1),
+        server_cpu_s=round(server_cpu, 2),
+        server_cpu_ms_per_msg=round(server_cpu * 1000 / replied, 2) if replied else math.nan,
+        loadgen_cpu_s=round(last.loadgen - first.loadgen, 2),
+        postgres_cpu_s=round(_delta(first.pg, last.pg), 2) if run.pg is not None else None,
+        redis_cpu_s=(
+            round(last.redis - first.redis, 2)
+            if last.redis is not None and first.redis is not None
+            else None
+        ),
+        machine_busy_s=round(last.machine_busy - first.machine_busy, 2),
+        machine_steal_s=round(last.machine_steal - first.machine_steal, 2),
+        machine_cores=os.cpu_count() or 1,
+        server_log_errors=server_log_errors(run),
+        loadgen_loop=loop_name,
+    )
+
+
+def ms(sorted_values: list[float], p: float) -> float:
+    """Percentile ``p`` of ascending seconds, in ms (p=100: the largest; NaN when empty)."""
+    return round(percentile(sorted_values, p) * 1000.0, 1)
+
+
+async def execute(run: Run, loop_name: str) -> tuple[Result, Stats]:
+    args = run.args
+    accounts = await start_world(run)
+    async with bench_session() as http:
+        log(await servers_ready(run, http))
         stats = Stats()
         customers = [
             Customer(run.servers[i % len(run.servers)].url, accounts[i], http, stats)
@@ -806,53 +1011,15 @@ async def execute(run: Run, loop_name: str) -> tuple[Result, Stats]:
             f"{len(customers)} customers greeted; load for {args.duration:g}s "
             f"(first {WARMUP:g}s not measured)"
         )
-
-        start = time.perf_counter()
-        stats.measure_from = start + WARMUP
-        stats.stop_at = start + args.duration
-
-        async def sample_rss() -> None:
-            while True:
-                for s in run.servers:
-                    s.sample_rss()
-                await asyncio.sleep(0.25)
-
-        sampler = asyncio.create_task(sample_rss())
-        loops = [asyncio.create_task(c.run()) for c in customers]
         try:
-            await asyncio.sleep(max(0.0, stats.measure_from - time.perf_counter()))
-            first = await snapshot(run.servers, run.pg, redis_url)
-            if args.profile is not None:
-                run.profiler = await start_profiler(
-                    run.servers[0].pid, args.profile, stats.stop_at - time.perf_counter()
-                )
-            await asyncio.sleep(max(0.0, stats.stop_at - time.perf_counter()))
-            last = await snapshot(run.servers, run.pg, redis_url)
-
-            await asyncio.wait_for(asyncio.gather(*loops), CATCH_UP + REPLY_TIMEOUT * 2 + 5)
-            for s in run.servers:
-                s.sample_rss()
-            hwm = [proc_status_kb(s.pid, "VmHWM") or 0 for s in run.servers]
-            if run.profiler is not None:
-                await asyncio.wait_for(run.profiler.wait(), 30)
+            m = await measure(run, stats, [c.run() for c in customers], profile=args.profile)
         finally:
-            sampler.cancel()
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, sampler, return_exceptions=True)
             await asyncio.gather(*(c.close() for c in customers))
 
-    window = last.at - first.at
+    window = m.window
     lat = sorted(stats.latencies)
     post = sorted(stats.post_latencies)
     bots = sum(1 for t in stats.bot_arrivals if stats.in_window(t))
-    log_errors = 0
-    for s in run.servers:
-        text = s.log.read_text(errors="replace") if s.log.exists() else ""
-        log_errors += text.count("Traceback") + len(re.findall(r"\bERROR\b", text))
-        if log_errors:
-            log(f"server :{s.port} log tail:\n{tail(s.log, 20)}")
-    ms = 1000.0
     return Result(
         db=args.db,
         customers=args.customers,
@@ -864,33 +1031,16 @@ async def execute(run: Run, loop_name: str) -> tuple[Result, Stats]:
         msg_per_s=round(stats.replied / window, 1),
         written_per_s=round((stats.sent + bots) / window, 1),
         bot_messages=bots,
-        p50_ms=round(percentile(lat, 50) * ms, 1),
-        p95_ms=round(percentile(lat, 95) * ms, 1),
-        p99_ms=round(percentile(lat, 99) * ms, 1),
-        max_ms=round((lat[-1] if lat else math.nan) * ms, 1),
-        post_p50_ms=round(percentile(post, 50) * ms, 1),
-        post_p99_ms=round(percentile(post, 99) * ms, 1),
+        p50_ms=ms(lat, 50),
+        p95_ms=ms(lat, 95),
+        p99_ms=ms(lat, 99),
+        max_ms=ms(lat, 100),
+        post_p50_ms=ms(post, 50),
+        post_p99_ms=ms(post, 99),
         timeouts=stats.timeouts,
         errors=dict(stats.errors),
         unexpected=stats.unexpected,
-        server_peak_rss_mb=round(max(hwm) / 1024, 1),
-        server_sampled_rss_mb=round(max(s.peak_rss_kb for s in run.servers) / 1024, 1),
-        server_cpu_s=round(_delta(first.servers, last.servers), 2),
-        server_cpu_ms_per_msg=round(_delta(first.servers, last.servers) * 1000 / stats.replied, 2)
-        if stats.replied
-        else math.nan,
-        loadgen_cpu_s=round(last.loadgen - first.loadgen, 2),
-        postgres_cpu_s=round(_delta(first.pg, last.pg), 2) if run.pg is not None else None,
-        redis_cpu_s=(
-            round(last.redis - first.redis, 2)
-            if last.redis is not None and first.redis is not None
-            else None
-        ),
-        machine_busy_s=round(last.machine_busy - first.machine_busy, 2),
-        machine_steal_s=round(last.machine_steal - first.machine_steal, 2),
-        machine_cores=os.cpu_count() or 1,
-        server_log_errors=log_errors,
-        loadgen_loop=loop_name,
+        usage=usage(run, m, stats.replied, loop_name),
     ), stats
 
 
@@ -976,58 +1126,47 @@ def hot_spots(collapsed: Path, top: int = 15) -> str:
     return "\n".join(lines)
 
 
-def report(r: Result) -> str:
-    window = r.window_s or 1.0
-    cores = r.machine_cores
+def window_line(window_s: float) -> str:
+    return f"  measured window      {window_s:.1f}s (after {WARMUP:g}s warm-up)"
 
-    def share(seconds: float | None) -> str:
-        return "n/a" if seconds is None else f"{seconds:.1f}s ({seconds / window:.0%} of a core)"
 
-    def per_msg(seconds: float | None) -> str:
-        if seconds is None or not r.replies:
-            return ""
-        return f", {seconds * 1000 / r.replies:.1f} ms per answered message"
+def latency_text(p50: float, p95: float, p99: float, most: float) -> str:
+    return f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {most:.1f} ms"
 
-    others = (
-        r.machine_busy_s
-        - r.server_cpu_s
-        - r.loadgen_cpu_s
-        - (r.postgres_cpu_s or 0)
-        - (r.redis_cpu_s or 0)
+
+def problems_line(
+    timeouts: int, errors: dict[str, int], unexpected: int, log_errors: int, also: str = ""
+) -> str:
+    """``also``: the bench's own problems, «name count, » each."""
+    listed = ", ".join(f"{k}: {v}" for k, v in errors.items()) or "0"
+    return (
+        f"  problems             timeouts (>{REPLY_TIMEOUT:g}s) {timeouts}, errors {listed}, "
+        f"off-script replies {unexpected}, {also}server log errors {log_errors}"
     )
-    errors = ", ".join(f"{k}: {v}" for k, v in r.errors.items()) or "0"
-    procs = f" processes={r.processes}" if r.processes > 1 else ""
+
+
+def processes_text(processes: int) -> str:
+    return f" processes={processes}" if processes > 1 else ""
+
+
+def report(r: Result) -> str:
+    u = r.usage
     lines = [
-        f"db={r.db}{procs} customers={r.customers} duration={r.duration:g}s  "
+        f"db={r.db}{processes_text(r.processes)} customers={r.customers} "
+        f"duration={r.duration:g}s  "
         f"sent={r.sent}  replies={r.replies}  msg/s={r.msg_per_s:.1f}  "
         f"p50={r.p50_ms:.0f}ms p95={r.p95_ms:.0f}ms p99={r.p99_ms:.0f}ms max={r.max_ms:.0f}ms  "
-        f"timeouts={r.timeouts}  server_peak_rss={r.server_peak_rss_mb:.0f}MB  "
-        f"cpu: server={r.server_cpu_s:.1f}s loadgen={r.loadgen_cpu_s:.1f}s",
-        f"  measured window      {r.window_s:.1f}s (after {WARMUP:g}s warm-up)",
+        f"timeouts={r.timeouts}  server_peak_rss={u.server_peak_rss_mb:.0f}MB  "
+        f"cpu: server={u.server_cpu_s:.1f}s loadgen={u.loadgen_cpu_s:.1f}s",
+        window_line(r.window_s),
         f"  customer messages    {r.sent} sent, {r.replies} answered → {r.msg_per_s:.1f}/s",
         f"  messages written     {r.sent} customer + {r.bot_messages} bot → "
         f"{r.written_per_s:.1f}/s",
-        f"  reply latency        p50 {r.p50_ms:.1f} ms, p95 {r.p95_ms:.1f} ms, "
-        f"p99 {r.p99_ms:.1f} ms, max {r.max_ms:.1f} ms",
+        f"  reply latency        {latency_text(r.p50_ms, r.p95_ms, r.p99_ms, r.max_ms)}",
         f"  POST → 202           p50 {r.post_p50_ms:.1f} ms, p99 {r.post_p99_ms:.1f} ms",
-        f"  problems             timeouts (>{REPLY_TIMEOUT:g}s) {r.timeouts}, errors {errors}, "
-        f"off-script replies {r.unexpected}, server log errors {r.server_log_errors}",
-        f"  server memory        peak RSS (VmHWM) {r.server_peak_rss_mb:.1f} MB, "
-        f"max sampled VmRSS {r.server_sampled_rss_mb:.1f} MB"
-        + (" (largest of the processes)" if r.processes > 1 else ""),
-        f"  CPU in the window    machine busy {r.machine_busy_s:.1f}s of {window * cores:.1f}s "
-        f"({r.machine_busy_s / (window * cores):.0%} of {cores} cores), "
-        f"stolen by the hypervisor {r.machine_steal_s:.1f}s "
-        f"({r.machine_steal_s / (window * cores):.0%})",
-        f"    server(s)          {share(r.server_cpu_s)}{per_msg(r.server_cpu_s)}",
-        f"    load generator     {share(r.loadgen_cpu_s)}{per_msg(r.loadgen_cpu_s)}  "
-        f"[{r.loadgen_loop}]",
+        problems_line(r.timeouts, r.errors, r.unexpected, u.server_log_errors),
+        *u.lines(r.window_s, r.processes, r.replies, "message", "load generator"),
     ]
-    if r.postgres_cpu_s is not None:
-        lines.append(f"    postgres backends  {share(r.postgres_cpu_s)}{per_msg(r.postgres_cpu_s)}")
-    if r.redis_cpu_s is not None:
-        lines.append(f"    redis-server       {share(r.redis_cpu_s)}")
-    lines.append(f"    everything else    {share(max(others, 0.0))}")
     return "\n".join(lines)
 
 
@@ -1066,7 +1205,16 @@ def cancel_on_signals(task: asyncio.Task[Any]) -> None:
         loop.add_signal_handler(signum, handler, signum)
 
 
-async def main_async(args: argparse.Namespace, loop_name: str) -> int:
+T = TypeVar("T")
+
+
+async def run_guarded(
+    args: argparse.Namespace,
+    execute: Callable[[Run], Awaitable[T]],
+    teardown: Callable[[], Awaitable[None]] | None = None,
+) -> T | int:
+    """``execute`` a Run under the hard stop, the watchdog and Ctrl-C, then clean up
+    whatever happened (and ``teardown``); an int is the exit code of a run cut short."""
     run = Run(args)
     watchdog = arm_watchdog(run, args.duration + HARD_STOP_GRACE + CLEANUP_LIMIT)
     current = asyncio.current_task()
@@ -1075,7 +1223,7 @@ async def main_async(args: argparse.Namespace, loop_name: str) -> int:
     try:
         try:
             async with asyncio.timeout(args.duration + HARD_STOP_GRACE):
-                result, stats = await execute(run, loop_name)
+                return await execute(run)
         except TimeoutError:
             log(f"hard stop: the run took longer than duration + {HARD_STOP_GRACE:g}s")
             return 2
@@ -1085,21 +1233,31 @@ async def main_async(args: argparse.Namespace, loop_name: str) -> int:
         finally:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(run.cleanup()), CLEANUP_LIMIT)
+            if teardown is not None:
+                await teardown()
     finally:
         watchdog.cancel()
-    print(report(result), flush=True)
+
+
+def print_outcome(
+    report_text: str, stats: DialogStats, result: Any, as_json: bool, more: str = ""
+) -> None:
+    """The report, the off-script samples, ``more``, and with --json the figures as one
+    line (the ``usage`` fields flattened into it)."""
+    print(report_text, flush=True)
     for sample in stats.unexpected_samples:
         print(f"  off-script: {sample}")
-    if args.profile is not None and args.profile.exists():
-        print(f"server profile ({args.profile}):")
-        print(hot_spots(args.profile))
-    if args.json:
-        print(json.dumps(asdict(result), ensure_ascii=False))
-    return 0
+    if more:
+        print(more)
+    if as_json:
+        figures = asdict(result)
+        figures.update(figures.pop("usage"))
+        print(json.dumps(figures, ensure_ascii=False))
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def bench_main(
+    args: argparse.Namespace, main_async: Callable[[argparse.Namespace, str], Awaitable[int]]
+) -> int:
     if args.abonent_cmd:
         ABONENT_CMD[:] = shlex.split(args.abonent_cmd)
     loop_name = install_fast_loop()
@@ -1107,6 +1265,22 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(main_async(args, loop_name))
     except KeyboardInterrupt:
         return 130
+
+
+async def main_async(args: argparse.Namespace, loop_name: str) -> int:
+    outcome = await run_guarded(args, lambda run: execute(run, loop_name))
+    if isinstance(outcome, int):
+        return outcome
+    result, stats = outcome
+    profile = ""
+    if args.profile is not None and args.profile.exists():
+        profile = f"server profile ({args.profile}):\n{hot_spots(args.profile)}"
+    print_outcome(report(result), stats, result, args.json, profile)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main(parse_args(argv), main_async)
 
 
 if __name__ == "__main__":

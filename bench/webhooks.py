@@ -31,18 +31,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import json
-import math
-import os
 import random
-import re
-import shlex
 import sys
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -50,36 +45,33 @@ from aiohttp import web
 
 # bench/ is on sys.path when this file runs as a script: the load bench's helpers.
 from load import (
-    ABONENT_CMD,
+    REPLY_TIMEOUT,
     WARMUP,
     BenchAccount,
-    Postgres,
+    DialogStats,
     Run,
-    _delta,
-    arm_watchdog,
-    cancel_on_signals,
+    Usage,
+    bench_main,
+    bench_parser,
+    bench_session,
+    checked_args,
     free_ports,
-    import_accounts,
-    install_fast_loop,
+    latency_text,
     log,
-    make_accounts,
-    percentile,
-    proc_status_kb,
-    server_env,
-    snapshot,
-    start_server,
-    tail,
-    wait_ready,
-    write_accounts_csv,
-    write_config,
+    measure,
+    ms,
+    print_outcome,
+    problems_line,
+    processes_text,
+    run_guarded,
+    servers_ready,
+    start_world,
+    usage,
+    window_line,
 )
 
-REPLY_TIMEOUT = 5.0  # a reply later than this is a timeout
-CATCH_UP = 15.0  # after a timeout, how long a user waits for the late reply
 QUIET = 1.5  # after the load: no sendMessage for this long means the servers are done
 DRAIN_LIMIT = 15.0  # … but stop waiting for quiet after this long
-HARD_STOP_GRACE = 60.0
-CLEANUP_LIMIT = 30.0
 DUPLICATE_SHARE = 0.05
 
 # Formats the plugins validate (TelegramSettings.token / secret, MaxSettings.secret).
@@ -241,24 +233,14 @@ class FakePlatform:
 
 
 @dataclass
-class Stats:
-    measure_from: float = 0.0
-    stop_at: float = 0.0
+class Stats(DialogStats):
+    # ``sent``: updates acknowledged (first deliveries) in the window; ``latencies``:
+    # POST → sendMessage.
     ack_latencies: list[float] = field(default_factory=list)  # first deliveries, window
     dup_ack_latencies: list[float] = field(default_factory=list)  # duplicates, window
-    latencies: list[float] = field(default_factory=list)  # POST → sendMessage, window
-    sent: int = 0  # updates acknowledged (first deliveries) in the window
     acks: int = 0  # 200s in the window, duplicates included
-    replied: int = 0  # window updates answered within REPLY_TIMEOUT
-    timeouts: int = 0  # whole run
-    errors: Counter[str] = field(default_factory=Counter)  # whole run
-    unexpected: int = 0
-    unexpected_samples: list[str] = field(default_factory=list)
     duplicates: int = 0  # updates delivered twice, whole run
     posted: Counter[str] = field(default_factory=Counter)  # distinct updates acked, per chat
-
-    def in_window(self, t: float) -> bool:
-        return self.measure_from <= t < self.stop_at
 
 
 class User:
@@ -354,28 +336,10 @@ class User:
         if measured:
             st.sent += 1
         reply = await self._wait_reply(t0 + REPLY_TIMEOUT)
-        if reply is None:
-            st.timeouts += 1
-            # Let the late reply come before the next update, or it would be taken for
-            # the reply to the next one.
-            late = await self._wait_reply(min(t0 + CATCH_UP, st.stop_at + REPLY_TIMEOUT))
-            if late is not None and measured:
-                st.latencies.append(late[0] - t0)  # the tail keeps the late ones
-            self._resync()
-            return False
-        at, reply_text = reply
-        if measured:
-            st.replied += 1
-            st.latencies.append(at - t0)
-        if expect not in reply_text:
-            st.unexpected += 1
-            if len(st.unexpected_samples) < 3:
-                st.unexpected_samples.append(
-                    f"{text!r} → {reply_text[:160]!r} (expected {expect!r})"
-                )
-            self._resync()
-            return False
-        return True
+        ok = await st.score(reply, self._wait_reply, t0, measured, repr(text), expect)
+        if not ok:
+            self._resync()  # a late or unexpected reply must not answer the next update
+        return ok
 
     async def run(self) -> None:
         number = self.account.number
@@ -425,18 +389,7 @@ class Result:
     errors: dict[str, int]
     unexpected: int
     api_refused: int
-    server_peak_rss_mb: float
-    server_sampled_rss_mb: float
-    server_cpu_s: float
-    server_cpu_ms_per_msg: float
-    loadgen_cpu_s: float
-    postgres_cpu_s: float | None
-    redis_cpu_s: float | None
-    machine_busy_s: float
-    machine_steal_s: float
-    machine_cores: int
-    server_log_errors: int
-    loadgen_loop: str
+    usage: Usage  # flattened into the JSON line, last
 
 
 def channel_toml(platform: str, api_base: str) -> str:
@@ -459,40 +412,12 @@ async def drain(fake: FakePlatform) -> None:
 
 async def execute(run: Run, fake: FakePlatform, loop_name: str) -> tuple[Result, Stats]:
     args = run.args
-    work = run.work
-    accounts = make_accounts(args.accounts)
-    csv_path = work / "accounts.csv"
-    write_accounts_csv(csv_path, accounts)
-    config = work / "abonent.toml"
-    write_config(config)
     await fake.start()
-    with config.open("a", encoding="utf-8") as f:
-        f.write(channel_toml(args.platform, fake.url))
-
-    if args.db == "postgres":
-        run.pg = Postgres(args.pg_url)
-        await run.pg.create()
-        db_url = run.pg.url
-    else:
-        db_url = f"sqlite+aiosqlite:///{work / 'bench.db'}"
-    redis_url: str | None = args.redis
-    if redis_url == "own":
-        redis_url = await run.start_redis()
-    env = server_env(config, db_url, redis_url)
-    log(await import_accounts(csv_path, env, work / "import.log"))
-
-    base_port = args.port or free_ports(args.processes)
-    for i in range(args.processes):
-        run.servers.append(await start_server(base_port + i, env, work / f"server{i}.log"))
-
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-        await asyncio.gather(*(wait_ready(s, http) for s in run.servers))
+    accounts = await start_world(run, channel_toml(args.platform, fake.url))
+    async with bench_session() as http:
         log(
-            f"{len(run.servers)} server(s) ready on {db_url.split(':', 1)[0]} "
-            f"(pids {', '.join(str(s.pid) for s in run.servers)}), {args.platform} fake at "
-            f"{fake.url}; load for {args.duration:g}s (first {WARMUP:g}s not measured)"
+            f"{await servers_ready(run, http)}, {args.platform} fake at {fake.url}; "
+            f"load for {args.duration:g}s (first {WARMUP:g}s not measured)"
         )
         hooks = [f"{s.url}/webhooks/{CHANNEL_ID[args.platform]}" for s in run.servers]
         stats = Stats()
@@ -501,52 +426,17 @@ async def execute(run: Run, fake: FakePlatform, loop_name: str) -> tuple[Result,
             User(i, accounts[i], fake, hooks, rotation, http, stats, random.Random(i))
             for i in range(args.customers)
         ]
-        start = time.perf_counter()
-        stats.measure_from = start + WARMUP
-        stats.stop_at = start + args.duration
-
-        async def sample_rss() -> None:
-            while True:
-                for s in run.servers:
-                    s.sample_rss()
-                await asyncio.sleep(0.25)
-
-        sampler = asyncio.create_task(sample_rss())
-        loops = [asyncio.create_task(u.run()) for u in users]
-        try:
-            await asyncio.sleep(max(0.0, stats.measure_from - time.perf_counter()))
-            first = await snapshot(run.servers, run.pg, redis_url)
-            await asyncio.sleep(max(0.0, stats.stop_at - time.perf_counter()))
-            last = await snapshot(run.servers, run.pg, redis_url)
-            await asyncio.wait_for(asyncio.gather(*loops), CATCH_UP + REPLY_TIMEOUT * 2 + 5)
-            await drain(fake)
-            for s in run.servers:
-                s.sample_rss()
-            hwm = [proc_status_kb(s.pid, "VmHWM") or 0 for s in run.servers]
-        finally:
-            sampler.cancel()
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, sampler, return_exceptions=True)
+        m = await measure(run, stats, [u.run() for u in users], settle=lambda: drain(fake))
 
     extra = missing = 0
     for chat in {*stats.posted, *fake.arrivals}:
         got, want = len(fake.arrivals.get(chat, [])), stats.posted.get(chat, 0)
         extra += max(0, got - want)
         missing += max(0, want - got)
-    window = last.at - first.at
+    window = m.window
     lat = sorted(stats.latencies)
     ack = sorted(stats.ack_latencies)
-    sends = sum(1 for t in fake.all_arrivals if first.at <= t < last.at)
-    log_errors = 0
-    for s in run.servers:
-        text = s.log.read_text(errors="replace") if s.log.exists() else ""
-        errors_here = text.count("Traceback") + len(re.findall(r"\bERROR\b", text))
-        if errors_here:
-            log(f"server :{s.port} log tail:\n{tail(s.log, 20)}")
-        log_errors += errors_here
-    ms = 1000.0
-    server_cpu = _delta(first.servers, last.servers)
+    sends = sum(1 for t in fake.all_arrivals if m.first.at <= t < m.last.at)
     return Result(
         platform=args.platform,
         db=args.db,
@@ -560,14 +450,14 @@ async def execute(run: Run, fake: FakePlatform, loop_name: str) -> tuple[Result,
         replies=stats.replied,
         replies_per_s=round(stats.replied / window, 1),
         send_calls_per_s=round(sends / window, 1),
-        ack_p50_ms=round(percentile(ack, 50) * ms, 1),
-        ack_p95_ms=round(percentile(ack, 95) * ms, 1),
-        ack_p99_ms=round(percentile(ack, 99) * ms, 1),
-        dup_ack_p50_ms=round(percentile(sorted(stats.dup_ack_latencies), 50) * ms, 1),
-        p50_ms=round(percentile(lat, 50) * ms, 1),
-        p95_ms=round(percentile(lat, 95) * ms, 1),
-        p99_ms=round(percentile(lat, 99) * ms, 1),
-        max_ms=round((lat[-1] if lat else math.nan) * ms, 1),
+        ack_p50_ms=ms(ack, 50),
+        ack_p95_ms=ms(ack, 95),
+        ack_p99_ms=ms(ack, 99),
+        dup_ack_p50_ms=ms(sorted(stats.dup_ack_latencies), 50),
+        p50_ms=ms(lat, 50),
+        p95_ms=ms(lat, 95),
+        p99_ms=ms(lat, 99),
+        max_ms=ms(lat, 100),
         duplicates=stats.duplicates,
         extra_replies=extra,
         missing_replies=missing,
@@ -575,167 +465,63 @@ async def execute(run: Run, fake: FakePlatform, loop_name: str) -> tuple[Result,
         errors=dict(stats.errors),
         unexpected=stats.unexpected,
         api_refused=fake.refused,
-        server_peak_rss_mb=round(max(hwm) / 1024, 1),
-        server_sampled_rss_mb=round(max(s.peak_rss_kb for s in run.servers) / 1024, 1),
-        server_cpu_s=round(server_cpu, 2),
-        server_cpu_ms_per_msg=round(server_cpu * 1000 / stats.replied, 2)
-        if stats.replied
-        else math.nan,
-        loadgen_cpu_s=round(last.loadgen - first.loadgen, 2),
-        postgres_cpu_s=round(_delta(first.pg, last.pg), 2) if run.pg is not None else None,
-        redis_cpu_s=(
-            round(last.redis - first.redis, 2)
-            if last.redis is not None and first.redis is not None
-            else None
-        ),
-        machine_busy_s=round(last.machine_busy - first.machine_busy, 2),
-        machine_steal_s=round(last.machine_steal - first.machine_steal, 2),
-        machine_cores=os.cpu_count() or 1,
-        server_log_errors=log_errors,
-        loadgen_loop=loop_name,
+        usage=usage(run, m, stats.replied, loop_name),
     ), stats
 
 
 def report(r: Result) -> str:
-    window = r.window_s or 1.0
-    cores = r.machine_cores
-
-    def share(seconds: float | None) -> str:
-        return "n/a" if seconds is None else f"{seconds:.1f}s ({seconds / window:.0%} of a core)"
-
-    def per_msg(seconds: float | None) -> str:
-        if seconds is None or not r.replies:
-            return ""
-        return f", {seconds * 1000 / r.replies:.1f} ms per answered update"
-
-    others = (
-        r.machine_busy_s
-        - r.server_cpu_s
-        - r.loadgen_cpu_s
-        - (r.postgres_cpu_s or 0)
-        - (r.redis_cpu_s or 0)
-    )
-    errors = ", ".join(f"{k}: {v}" for k, v in r.errors.items()) or "0"
-    procs = f" processes={r.processes}" if r.processes > 1 else ""
+    u = r.usage
     lines = [
-        f"platform={r.platform} db={r.db}{procs} customers={r.customers} "
+        f"platform={r.platform} db={r.db}{processes_text(r.processes)} customers={r.customers} "
         f"duration={r.duration:g}s  acks/s={r.acks_per_s:.1f} replies/s={r.replies_per_s:.1f}  "
         f"ack p50={r.ack_p50_ms:.0f}ms p99={r.ack_p99_ms:.0f}ms  "
         f"reply p50={r.p50_ms:.0f}ms p95={r.p95_ms:.0f}ms p99={r.p99_ms:.0f}ms "
         f"max={r.max_ms:.0f}ms  extra_replies={r.extra_replies}  timeouts={r.timeouts}  "
-        f"server_peak_rss={r.server_peak_rss_mb:.0f}MB  "
-        f"cpu/msg={r.server_cpu_ms_per_msg:.1f}ms",
-        f"  measured window      {r.window_s:.1f}s (after {WARMUP:g}s warm-up)",
+        f"server_peak_rss={u.server_peak_rss_mb:.0f}MB  "
+        f"cpu/msg={u.server_cpu_ms_per_msg:.1f}ms",
+        window_line(r.window_s),
         f"  webhooks             {r.updates} updates, {r.acks} acks (duplicates included) → "
         f"{r.acks_per_s:.1f} acks/s",
         f"  ack latency          p50 {r.ack_p50_ms:.1f} ms, p95 {r.ack_p95_ms:.1f} ms, "
         f"p99 {r.ack_p99_ms:.1f} ms (duplicate deliveries: p50 {r.dup_ack_p50_ms:.1f} ms)",
         f"  replies              {r.replies} answered within {REPLY_TIMEOUT:g}s → "
         f"{r.replies_per_s:.1f}/s; sendMessage calls at the platform {r.send_calls_per_s:.1f}/s",
-        f"  reply latency        p50 {r.p50_ms:.1f} ms, p95 {r.p95_ms:.1f} ms, "
-        f"p99 {r.p99_ms:.1f} ms, max {r.max_ms:.1f} ms  (POST sent → sendMessage received)",
+        f"  reply latency        {latency_text(r.p50_ms, r.p95_ms, r.p99_ms, r.max_ms)}  "
+        "(POST sent → sendMessage received)",
         f"  duplicates           {r.duplicates} updates delivered twice → "
         f"{r.extra_replies} extra replies, {r.missing_replies} missing replies (whole run)",
-        f"  problems             timeouts (>{REPLY_TIMEOUT:g}s) {r.timeouts}, errors {errors}, "
-        f"off-script replies {r.unexpected}, API calls refused by the platform "
-        f"{r.api_refused}, server log errors {r.server_log_errors}",
-        f"  server memory        peak RSS (VmHWM) {r.server_peak_rss_mb:.1f} MB, "
-        f"max sampled VmRSS {r.server_sampled_rss_mb:.1f} MB"
-        + (" (largest of the processes)" if r.processes > 1 else ""),
-        f"  CPU in the window    machine busy {r.machine_busy_s:.1f}s of {window * cores:.1f}s "
-        f"({r.machine_busy_s / (window * cores):.0%} of {cores} cores), "
-        f"stolen by the hypervisor {r.machine_steal_s:.1f}s "
-        f"({r.machine_steal_s / (window * cores):.0%})",
-        f"    server(s)          {share(r.server_cpu_s)}{per_msg(r.server_cpu_s)}",
-        f"    load gen + fake    {share(r.loadgen_cpu_s)}{per_msg(r.loadgen_cpu_s)}  "
-        f"[{r.loadgen_loop}]",
+        problems_line(
+            r.timeouts,
+            r.errors,
+            r.unexpected,
+            u.server_log_errors,
+            f"API calls refused by the platform {r.api_refused}, ",
+        ),
+        *u.lines(r.window_s, r.processes, r.replies, "update", "load gen + fake"),
     ]
-    if r.postgres_cpu_s is not None:
-        lines.append(f"    postgres backends  {share(r.postgres_cpu_s)}{per_msg(r.postgres_cpu_s)}")
-    if r.redis_cpu_s is not None:
-        lines.append(f"    redis-server       {share(r.redis_cpu_s)}")
-    lines.append(f"    everything else    {share(max(others, 0.0))}")
     return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description="N messenger users through the webhooks and the outbox of Abonent.",
+    p = bench_parser(
+        "N messenger users through the webhooks and the outbox of Abonent.", duration=15.0
     )
-    p.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     p.add_argument("--platform", choices=("telegram", "max"), default="telegram")
-    p.add_argument(
-        "--pg-url",
-        default="postgresql+asyncpg://postgres@127.0.0.1:5432/test",
-        help="maintenance database; the bench creates and drops its own next to it",
-    )
-    p.add_argument("--customers", type=int, default=50)
-    p.add_argument("--duration", type=float, default=15.0, help="seconds of load (5..600)")
-    p.add_argument("--port", type=int, default=0, help="first server port (default: a free one)")
-    p.add_argument("--redis", default=None, help="Redis URL for the servers' event bus, or 'own'")
-    p.add_argument(
-        "--processes",
-        type=int,
-        default=1,
-        help="server processes; more than 1 needs --db postgres and --redis",
-    )
-    p.add_argument("--accounts", type=int, default=2000, help="accounts in the generated CSV")
-    p.add_argument("--abonent-cmd", default=None, help="command that runs abonent")
-    p.add_argument("--json", action="store_true", help="also print the results as one JSON line")
-    args = p.parse_args(argv)
-    if not 5 <= args.duration <= 600:
-        p.error("--duration must be between 5 and 600 seconds")
-    if not 1 <= args.customers <= 5000:
-        p.error("--customers must be between 1 and 5000")
-    if not 1 <= args.processes <= 8:
-        p.error("--processes must be between 1 and 8")
-    if args.processes > 1 and (args.db != "postgres" or not args.redis):
-        p.error("--processes > 1 needs --db postgres and --redis URL|own")
-    args.accounts = max(args.accounts, args.customers)
-    args.profile = None  # Run.cleanup looks for a profiler; this bench has none
-    return args
+    return checked_args(p, argv)
 
 
 async def main_async(args: argparse.Namespace, loop_name: str) -> int:
-    run = Run(args)
     fake = FakePlatform(args.platform)
-    watchdog = arm_watchdog(run, args.duration + HARD_STOP_GRACE + CLEANUP_LIMIT)
-    current = asyncio.current_task()
-    assert current is not None
-    cancel_on_signals(current)
-    try:
-        try:
-            async with asyncio.timeout(args.duration + HARD_STOP_GRACE):
-                result, stats = await execute(run, fake, loop_name)
-        except TimeoutError:
-            log(f"hard stop: the run took longer than duration + {HARD_STOP_GRACE:g}s")
-            return 2
-        except asyncio.CancelledError:
-            log("interrupted")
-            return 130
-        finally:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(run.cleanup()), CLEANUP_LIMIT)
-            await fake.stop()
-    finally:
-        watchdog.cancel()
-    print(report(result), flush=True)
-    for sample in stats.unexpected_samples:
-        print(f"  off-script: {sample}")
-    if args.json:
-        print(json.dumps(asdict(result), ensure_ascii=False))
+    outcome = await run_guarded(args, lambda run: execute(run, fake, loop_name), fake.stop)
+    if isinstance(outcome, int):
+        return outcome
+    result, stats = outcome
+    print_outcome(report(result), stats, result, args.json)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.abonent_cmd:
-        ABONENT_CMD[:] = shlex.split(args.abonent_cmd)
-    loop_name = install_fast_loop()
-    try:
-        return asyncio.run(main_async(args, loop_name))
-    except KeyboardInterrupt:
-        return 130
+    return bench_main(parse_args(argv), main_async)
 
 
 if __name__ == "__main__":
