@@ -14,6 +14,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import text
@@ -23,28 +24,21 @@ from abonent import clock
 from abonent.db.migrate import upgrade
 from abonent.db.models import Base
 from abonent.db.session import Database
-from support import LiveServer, make_settings
+from support import PG_URL, REDIS_URL, LiveServer, make_settings, seed_demo, unavailable
 
-PG_URL = os.environ.get("ABONENT_TEST_DATABASE_URL", "")
-REDIS_URL = os.environ.get("ABONENT_TEST_REDIS_URL", "")
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def _missing(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI requires this service: {reason}")
-    pytest.skip(reason)
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 
 def require_postgres() -> str:
     if not PG_URL:
-        _missing("PostgreSQL not configured (set ABONENT_TEST_DATABASE_URL)")
+        unavailable("PostgreSQL not configured (set ABONENT_TEST_DATABASE_URL)")
     return PG_URL
 
 
 def require_redis() -> str:
     if not REDIS_URL:
-        _missing("Redis not configured (set ABONENT_TEST_REDIS_URL)")
+        unavailable("Redis not configured (set ABONENT_TEST_REDIS_URL)")
     return REDIS_URL
 
 
@@ -127,17 +121,18 @@ def _real_clock() -> Iterator[None]:
 @pytest.fixture
 def live_server(fresh_database_url: str) -> Iterator[LiveServer]:
     """The real server on a free port, demo accounts loaded, the readings window always open."""
-    from abonent.demo import seed_demo_accounts
-
-    async def seed() -> dict[str, str]:
-        database = Database(fresh_database_url)
-        accounts = await seed_demo_accounts(database)
-        await database.dispose()
-        return {a.plan: a.number for a in accounts}
-
-    accounts = asyncio.run(seed())
+    accounts = seed_demo(fresh_database_url)
     server = LiveServer(make_settings(fresh_database_url))
     server.accounts = accounts
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium for the browser tests (see ``chromium``)."""
+    from chromium import launch
+
+    async with launch() as b:
+        yield b

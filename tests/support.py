@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 import uvicorn
 
 from abonent.app import Runtime, Understanding, create_app, load_understanding
 from abonent.config import Settings
+from abonent.db.session import Database
+
+# The second pass of the suite (scripts/test.sh) points these at PostgreSQL and Redis.
+PG_URL = os.environ.get("ABONENT_TEST_DATABASE_URL", "")
+REDIS_URL = os.environ.get("ABONENT_TEST_REDIS_URL", "")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def unavailable(reason: str, needed: str = "this service") -> NoReturn:
+    """Skip a test that lacks ``needed`` (a service, the browser): under ``CI=true``, fail."""
+    if IN_CI:
+        pytest.fail(f"CI requires {needed}: {reason}")
+    pytest.skip(reason)
+
 
 TEST_COMPANY: dict[str, Any] = {
     "name": "ЭнергоСбыт Тест",
@@ -141,6 +158,22 @@ class LiveServer:
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(idle(), self.loop))  # type: ignore[arg-type]
 
 
+async def _seed_demo(database_url: str) -> dict[str, str]:
+    from abonent.demo import seed_demo_accounts
+
+    database = Database(database_url)
+    try:
+        accounts = await seed_demo_accounts(database)
+    finally:
+        await database.dispose()
+    return {a.plan: a.number for a in accounts}
+
+
+def seed_demo(database_url: str) -> dict[str, str]:
+    """Load the demo accounts into this database: plan → account number."""
+    return asyncio.run(_seed_demo(database_url))
+
+
 class Customer:
     """A web-chat customer speaking the client API, as the widget or an app would."""
 
@@ -199,6 +232,23 @@ def texts(replies: list[dict[str, Any]]) -> str:
 
 def payloads(replies: list[dict[str, Any]]) -> list[str]:
     return [b["payload"] for m in replies for b in m["buttons"]]
+
+
+def serve_env(
+    database_url: str, redis_url: str, config: str, folder: Path, **extra: str
+) -> dict[str, str]:
+    """The environment of ``abonent serve`` processes sharing this database and Redis,
+    configured by ``config`` (TOML, written to ``folder/abonent.toml``); ``extra`` adds
+    variables."""
+    path = folder / "abonent.toml"
+    path.write_text(config, encoding="utf-8")
+    return {
+        **os.environ,
+        "ABONENT_DATABASE_URL": database_url,
+        "ABONENT_REDIS_URL": redis_url,
+        "ABONENT_CONFIG": str(path),
+        **extra,
+    }
 
 
 class ServeProcesses:

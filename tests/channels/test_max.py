@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +20,7 @@ from abonent.channels.max import MaxChannel
 from abonent.channels.registry import build_channel
 from abonent.config import ChannelSettings
 from abonent.core.types import Button
-from channels.conftest import StartServer, contacts, messages, settle
+from channels.conftest import StartServer, contacts, delivered, messages, settle
 from fakes.base import Reply
 from fakes.max import BOT_USERNAME, SECRET, TOKEN, FakeMax
 
@@ -68,20 +67,6 @@ def customer_messages(server: Any) -> list[Any]:
 
 def bot_messages(server: Any) -> list[Any]:
     return [m for m in messages(server, "max") if m.author == "bot"]
-
-
-def delivered(server: Any, state: str, timeout: float = 10.0) -> Any:
-    """The only bot reply, once the outbox has recorded ``state`` on it. ``settle`` does
-    not wait for a send the background sender already has in flight, so poll."""
-    deadline = time.monotonic() + timeout
-    while True:
-        settle(server)
-        replies = bot_messages(server)
-        if len(replies) == 1 and replies[0].delivery == state:
-            return replies[0]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"expected one reply {state}, got {[r.delivery for r in replies]}")
-        time.sleep(0.05)
 
 
 def kinds(message: Any) -> list[str]:
@@ -141,7 +126,7 @@ def test_greeting_gets_the_menu_as_an_inline_keyboard(
     [stored] = customer_messages(server)
     assert stored.text == "Здравствуйте"
     assert stored.external_id == f"m:{update['message']['body']['mid']}"
-    reply = delivered(server, "sent")
+    [reply] = delivered(server, "max", "sent")
     assert reply.meta["platform_id"] == sent.mid
     assert [c.name for c in contacts(server)] == ["Иван Петров"]
 
@@ -238,7 +223,7 @@ def test_429_is_retried_after_the_retry_after_delay(
     first, second = fake.wait_for("/messages", 2)
 
     assert second.at - first.at >= 0.95
-    delivered(server, "sent")
+    [_] = delivered(server, "max", "sent")  # one reply, sent
     assert len(fake.sent) == 1
 
 
@@ -249,7 +234,7 @@ def test_5xx_is_retried(channel_server: StartServer, fake: FakeMax) -> None:
 
     fake.wait_for("/messages", 2)
 
-    delivered(server, "sent")
+    [_] = delivered(server, "max", "sent")  # one reply, sent
 
 
 def test_a_blocked_bot_fails_for_good(channel_server: StartServer, fake: FakeMax) -> None:
@@ -260,7 +245,7 @@ def test_a_blocked_bot_fails_for_good(channel_server: StartServer, fake: FakeMax
     )
     fake.deliver_update(hook(server), fake.message_update(USER, "Здравствуйте"))
 
-    reply = delivered(server, "failed")
+    [reply] = delivered(server, "max", "failed")
 
     assert reply.delivery_error is not None and "max 403: chat.denied" in reply.delivery_error
     assert len(fake.calls("/messages")) == 1

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from abonent.channels.telegram import TelegramChannel, render
 from abonent.config import ChannelSettings
 from abonent.core.types import Attachment, Button, InboundMessage
 from abonent.db.models import Message
-from channels.conftest import StartServer, contacts, messages, settle
+from channels.conftest import StartServer, contacts, delivered, messages, settle
 from fakes.base import Reply
 from fakes.telegram import SECRET, TOKEN, USER_ID, FakeTelegram, error
 from support import LiveServer, free_port
@@ -72,23 +71,6 @@ def kinds(message: Message) -> list[str]:
     stored attachments with their bare kinds in ``meta``; both shapes are read.)"""
     found = (message.meta or {}).get("attachments", [])
     return [a["kind"] if isinstance(a, dict) else str(a) for a in found]
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """The background sender may hold a row while ``settle`` returns: wait for the outcome."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
-
-
-def delivered(server: LiveServer, status: str) -> Message:
-    def done() -> bool:
-        settle(server)
-        return all(m.delivery == status for m in bot_messages(server))
-
-    eventually(done)
-    return bot_messages(server)[-1]
 
 
 async def channel(fake: FakeTelegram, **overrides: Any) -> TelegramChannel:
@@ -156,7 +138,7 @@ def test_a_greeting_gets_the_menu_as_an_inline_keyboard(
     [incoming] = customer_messages(server)
     assert incoming.text == "Здравствуйте"
     assert incoming.external_id == f"m:{USER_ID}:1"
-    reply = delivered(server, "sent")
+    reply = delivered(server, "tg", "sent")[-1]
     assert reply.meta is not None and reply.meta["platform_id"] == str(sent.message_id)
     [person] = contacts(server)
     assert person.name == "Иван Петров"
@@ -324,7 +306,7 @@ def test_429_is_retried_after_the_hint(server: LiveServer, fake: FakeTelegram) -
     first, second = fake.calls("/sendMessage")
     assert second.at - first.at >= 1.0
     assert second.json() == first.json()
-    delivered(server, "sent")
+    delivered(server, "tg", "sent")
 
 
 def test_5xx_is_retried(server: LiveServer, fake: FakeTelegram) -> None:
@@ -332,13 +314,13 @@ def test_5xx_is_retried(server: LiveServer, fake: FakeTelegram) -> None:
     fake.deliver_update(hook(server), fake.text_update("Здравствуйте"))
     fake.wait_sent(1)
     assert len(fake.calls("/sendMessage")) == 2
-    delivered(server, "sent")
+    delivered(server, "tg", "sent")
 
 
 def test_a_blocked_bot_fails_for_good(server: LiveServer, fake: FakeTelegram) -> None:
     fake.blocked.add(USER_ID)
     fake.deliver_update(hook(server), fake.text_update("Здравствуйте"))
-    reply = delivered(server, "failed")
+    reply = delivered(server, "tg", "failed")[-1]
     assert reply.delivery_error == "telegram 403: Forbidden: bot was blocked by the user"
     assert len(fake.calls("/sendMessage")) == 1  # "failed" is final: never tried again
 

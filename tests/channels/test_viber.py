@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from fakes.base import Reply
 from fakes.viber import FakeViber
 from support import LiveServer
 
-from .conftest import StartServer, contacts, messages, settle
+from .conftest import StartServer, contacts, eventually, messages, settle
 
 USER = "01234567890A="
 PUBLIC = "https://cc.example.ru"
@@ -65,14 +64,6 @@ def bot_messages(server: LiveServer) -> list[Any]:
 
 def titles(body: dict[str, Any]) -> list[str]:
     return [b["Text"] for b in body["keyboard"]["Buttons"]]
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """``settle`` does not wait for a send the background sender has already claimed."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def say(fake: FakeViber, server: LiveServer, event: dict[str, Any]) -> dict[str, Any]:

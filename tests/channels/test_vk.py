@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import func, select
 
 from abonent.bot import texts as t
 from abonent.channels.base import MessengerChannel, OutgoingMessage, WebhookRequest
 from abonent.channels.registry import build_channel
-from abonent.clock import utcnow
 from abonent.config import ChannelSettings
 from abonent.core.types import Attachment, Button
-from abonent.db.models import OutboxItem
-from channels.conftest import StartServer, contacts, messages, settle
+from channels.conftest import StartServer, contacts, eventually, messages, settle
 from fakes.base import Reply
 from fakes.vk import CONFIRMATION, GROUP_ID, SECRET, TOKEN, FakeVk, vk_error
 from support import LiveServer
@@ -50,39 +46,6 @@ def config(fake: FakeVk, **overrides: Any) -> dict[str, Any]:
 
 def hook(server: LiveServer) -> str:
     return f"{server.url}/webhooks/vk"
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
-async def _in_flight(server: LiveServer) -> int:
-    async with server.runtime.db.session() as session:
-        due = (OutboxItem.status == "pending") & (OutboxItem.next_attempt_at <= utcnow())
-        query = (
-            select(func.count())
-            .select_from(OutboxItem)
-            .where((OutboxItem.status == "sending") | due)
-        )
-        return int(await session.scalar(query) or 0)
-
-
-def settled(server: LiveServer) -> None:
-    """``settle``, and also wait for a send the background sender has in flight: on
-    PostgreSQL it may be claiming the row (SKIP LOCKED hides it from ``settle``) or
-    sending it while ``settle`` finds nothing to do."""
-    deadline = time.monotonic() + 10
-    while True:
-        settle(server)
-        if not server.call(_in_flight(server)):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("a send is still in flight")
-        time.sleep(0.02)
 
 
 def labels(keyboard: dict[str, Any]) -> list[str]:
@@ -142,7 +105,7 @@ def test_forged_and_malformed_callbacks_are_refused(
     assert fake.send_event(url, b"[1, 2]").status_code == 400
     broken = fake.envelope("message_new", {"no": "message"})
     assert fake.send_event(url, broken).status_code == 400
-    settled(server)
+    settle(server)
     assert messages(server) == []
     assert fake.calls("/method/messages.send") == []
 
@@ -155,7 +118,7 @@ def test_greeting_gets_the_menu_as_inline_text_buttons(
     server = channel_server([config(fake)])
     event = fake.message_new(PEER, "Здравствуйте")
     assert_ok(fake.send_event(hook(server), event))
-    settled(server)
+    settle(server)
 
     [sent] = fake.sent
     assert sent["peer_id"] == PEER
@@ -184,7 +147,7 @@ def test_vk_start_button_greets(channel_server: StartServer, fake: FakeVk) -> No
     server = channel_server([config(fake)])
     start = fake.message_new(PEER, "Начать", payload='{"command":"start"}')
     assert_ok(fake.send_event(hook(server), start))
-    settled(server)
+    settle(server)
     [sent] = fake.sent
     assert sent["message"].startswith("Здравствуйте! Я виртуальный помощник")
 
@@ -194,12 +157,12 @@ def test_text_button_press_starts_the_readings_flow(
 ) -> None:
     server = channel_server([config(fake)])
     fake.send_event(hook(server), fake.message_new(PEER, "Здравствуйте"))
-    settled(server)
+    settle(server)
     readings = fake.sent[0]["keyboard"]["buttons"][0][0]
     assert readings["action"]["label"] == "Передать показания"
 
     assert_ok(fake.send_event(hook(server), fake.press(PEER, readings)))
-    settled(server)
+    settle(server)
     press = customer_messages(server)[-1]
     assert (press.text, press.payload) == ("Передать показания", t.P_READINGS)
     assert "номер лицевого счёта" in fake.sent[-1]["message"]
@@ -212,7 +175,7 @@ def test_callback_button_press_is_answered_and_starts_the_flow(
     server = channel_server([config(fake)])
     event = fake.message_event(PEER, {"p": t.P_READINGS})
     assert_ok(fake.send_event(hook(server), event))
-    settled(server)
+    settle(server)
     [answer] = fake.wait_for("/method/messages.sendMessageEventAnswer")
     params = fake.params(answer)
     assert params["event_id"] == event["object"]["event_id"]
@@ -232,7 +195,7 @@ def test_redelivered_event_is_stored_and_answered_once(
     event = fake.message_new(PEER, "Здравствуйте")
     assert_ok(fake.send_event(hook(server), event))
     assert_ok(fake.send_event(hook(server), event, retry=1))
-    settled(server)
+    settle(server)
     assert len(customer_messages(server)) == 1
     assert len(fake.sent) == 1
     assert len(fake.calls("/method/messages.send")) == 1
@@ -247,7 +210,7 @@ def test_ignored_events_are_acknowledged_without_storing(
     assert_ok(fake.send_event(url, fake.envelope("message_typing_state", {"from_id": PEER})))
     assert_ok(fake.send_event(url, fake.envelope("message_allow", {"user_id": PEER})))
     assert_ok(fake.send_event(url, fake.message_new(2000000001, "всем привет")))
-    settled(server)
+    settle(server)
     assert messages(server) == []
     assert fake.calls("/method/messages.send") == []
 
@@ -268,7 +231,7 @@ PHOTO = {
 def test_photo_is_stored_and_answered_politely(channel_server: StartServer, fake: FakeVk) -> None:
     server = channel_server([config(fake)])
     assert_ok(fake.send_event(hook(server), fake.message_new(PEER, "", attachments=[PHOTO])))
-    settled(server)
+    settle(server)
     [incoming] = customer_messages(server)
     stored = incoming.meta["attachments"]
     # (The bot turn replaces the stored attachment dicts by their kinds: see the report.)
@@ -332,7 +295,7 @@ def test_client_without_inline_keyboards_gets_numbered_text(
     server = channel_server([config(fake)])
     event = fake.message_new(PEER, "Здравствуйте", inline_keyboard=False)
     fake.send_event(hook(server), event)
-    settled(server)
+    settle(server)
     [sent] = fake.sent
     assert sent["keyboard"] is None
     assert "1. Передать показания" in sent["message"]
@@ -357,7 +320,7 @@ def test_rate_limit_is_retried_after_the_hint(
     first, second = fake.wait_for("/method/messages.send", 2)
     assert second.at - first.at >= 1.0
     assert fake.params(first)["random_id"] == fake.params(second)["random_id"]
-    wait_until(lambda: bot_messages(server)[0].delivery == "sent")
+    eventually(lambda: bot_messages(server)[0].delivery == "sent")
     assert len(fake.sent) == 1
 
 
@@ -371,7 +334,7 @@ def test_server_errors_are_retried(channel_server: StartServer, fake: FakeVk, fa
     fake.fail_next("/method/messages.send", fault)
     fake.send_event(hook(server), fake.message_new(PEER, "Здравствуйте"))
     fake.wait_for("/method/messages.send", 2)
-    wait_until(lambda: bot_messages(server)[0].delivery == "sent")
+    eventually(lambda: bot_messages(server)[0].delivery == "sent")
     assert len(fake.sent) == 1
 
 
@@ -379,7 +342,7 @@ def test_user_without_permission_fails_for_good(channel_server: StartServer, fak
     fake.denied.add(PEER)
     server = channel_server([config(fake)])
     fake.send_event(hook(server), fake.message_new(PEER, "Здравствуйте"))
-    settled(server)
+    settle(server)
     [reply] = bot_messages(server)
     assert reply.delivery == "failed"
     assert reply.delivery_error.startswith(
@@ -393,7 +356,7 @@ def test_revoked_token_fails_for_good_and_still_stores_the_message(
 ) -> None:
     server = channel_server([config(fake, token="revoked")])
     assert_ok(fake.send_event(hook(server), fake.message_new(PEER, "Здравствуйте")))
-    settled(server)
+    settle(server)
     [incoming] = customer_messages(server)
     assert incoming.text == "Здравствуйте"  # users.get failed: no name, message kept
     [reply] = bot_messages(server)

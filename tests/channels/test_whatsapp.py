@@ -4,25 +4,20 @@ with the app secret as Meta delivers them."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import func, or_, select
 
 from abonent.bot import texts as t
 from abonent.channels.base import MessengerChannel, OutgoingMessage, SendError, WebhookRequest
 from abonent.channels.registry import build_channel
 from abonent.channels.whatsapp import WhatsAppChannel, render
-from abonent.clock import utcnow
 from abonent.config import ChannelSettings
 from abonent.core.types import Attachment, Button
-from abonent.db.models import OutboxItem
-from channels.conftest import StartServer, contacts, messages
-from channels.conftest import settle as settle_once
+from channels.conftest import StartServer, contacts, messages, settle
 from fakes.base import Reply
 from fakes.whatsapp import (
     APP_SECRET,
@@ -63,28 +58,6 @@ def config(fake: FakeWhatsApp, **overrides: Any) -> dict[str, Any]:
         "api_base": fake.url,
         **overrides,
     }
-
-
-async def _sends_in_flight(server: Any) -> int:
-    due_or_sending = or_(
-        OutboxItem.status == "sending",
-        (OutboxItem.status == "pending") & (OutboxItem.next_attempt_at <= utcnow()),
-    )
-    async with server.runtime.db.session() as session:
-        return int(await session.scalar(select(func.count()).where(due_or_sending)) or 0)
-
-
-def settle(server: Any, timeout: float = 10.0) -> None:
-    """``settle`` that also waits for a send the background sender has in flight: the
-    shared one returns while that pass is between claiming and recording the row."""
-    deadline = time.monotonic() + timeout
-    while True:
-        settle_once(server)
-        if not server.call(_sends_in_flight(server)):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("outbox sends still in flight")
-        time.sleep(0.05)
 
 
 def hook(server: Any, channel_id: str = "wa") -> str:

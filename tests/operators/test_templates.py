@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -19,7 +18,11 @@ from abonent.operators import auth, templates, users
 from abonent.operators.auth import SESSION_COOKIE, authenticate
 from abonent.operators.templates import TemplateError, TemplateForbidden, TemplateNotFound
 from abonent.operators.users import add_user
+from chromium import expect, new_page
 from support import LiveServer, make_settings
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 PASSWORD = "correct horse battery"
 _hash = functools.cache(auth.hash_password)
@@ -451,78 +454,48 @@ async def test_admin_page(server: LiveServer, sign_in: Any, db: Database) -> Non
 
 
 # --------------------------------------------------------------------------- in a browser
-CHROMIUM = "/usr/bin/chromium"
-HAVE_CHROMIUM = os.path.exists(CHROMIUM)
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI requires the browser test: {reason}")
-    pytest.skip(reason)
-
-
-async def test_admin_page_in_a_browser(server: LiveServer, sign_in: Any, db: Database) -> None:
+async def test_admin_page_in_a_browser(
+    server: LiveServer, sign_in: Any, db: Database, browser: Browser
+) -> None:
     """Create, fail on a taken code, edit, try a suggestion, delete; markup stays text."""
-    try:
-        from playwright.async_api import async_playwright, expect
-    except ImportError:  # pragma: no cover - depends on the environment
-        _unavailable("the 'playwright' Python package is not installed")
-    if not HAVE_CHROMIUM:
-        _unavailable(f"Chromium not found at {CHROMIUM}")
     await add_user(db, "boss", PASSWORD, name="Босс", role="admin")
     signed = server.call(authenticate(server.runtime.db, "boss", PASSWORD, "127.0.0.1"))
     xss = '<img src=x onerror="window.__pwned=1">'
-    expect.set_options(timeout=10_000)
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            context = await browser.new_context()
-            await context.add_cookies(
-                [{"name": SESSION_COOKIE, "value": signed.token, "url": server.url}]
-            )
-            page = await context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on(
-                "console",
-                lambda msg: errors.append(msg.text) if "Security Policy" in msg.text else None,
-            )
-            page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-            await page.goto(f"{server.url}/operator/templates")
-            await expect(page.locator("#list-status")).to_contain_text("Шаблонов пока нет")
+    page, errors = await new_page(browser)
+    await page.context.add_cookies(
+        [{"name": SESSION_COOKIE, "value": signed.token, "url": server.url}]
+    )
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.goto(f"{server.url}/operator/templates")
+    await expect(page.locator("#list-status")).to_contain_text("Шаблонов пока нет")
 
-            await page.fill("#f-code", "tariff")
-            await page.fill("#f-title", f"Тарифы {xss}")
-            await page.fill("#f-category", "Тарифы")
-            await page.fill("#f-text", f"Здравствуйте, {{name}}! {xss}")
-            await page.click("#f-submit")
-            item = page.locator("#list tr", has_text="/tariff")
-            await expect(item).to_contain_text(xss)  # shown as text
-            await expect(page.locator("#list h4")).to_have_text(["Тарифы"])
+    await page.fill("#f-code", "tariff")
+    await page.fill("#f-title", f"Тарифы {xss}")
+    await page.fill("#f-category", "Тарифы")
+    await page.fill("#f-text", f"Здравствуйте, {{name}}! {xss}")
+    await page.click("#f-submit")
+    item = page.locator("#list tr", has_text="/tariff")
+    await expect(item).to_contain_text(xss)  # shown as text
+    await expect(page.locator("#list h4")).to_have_text(["Тарифы"])
 
-            await page.fill("#f-code", "tariff")
-            await page.fill("#f-title", "Дубль")
-            await page.fill("#f-text", "Дубль")
-            await page.click("#f-submit")
-            await expect(page.locator("#form-error")).to_contain_text("already used")
+    await page.fill("#f-code", "tariff")
+    await page.fill("#f-title", "Дубль")
+    await page.fill("#f-text", "Дубль")
+    await page.click("#f-submit")
+    await expect(page.locator("#form-error")).to_contain_text("already used")
 
-            await page.click("button[aria-label='Изменить шаблон /tariff']")
-            await expect(page.locator("#f-code")).to_have_value("tariff")
-            await page.fill("#f-text", "Тариф 6,43 ₽ за кВт·ч")
-            await page.click("#f-submit")
-            await expect(item).to_contain_text("Тариф 6,43 ₽ за кВт·ч")
+    await page.click("button[aria-label='Изменить шаблон /tariff']")
+    await expect(page.locator("#f-code")).to_have_value("tariff")
+    await page.fill("#f-text", "Тариф 6,43 ₽ за кВт·ч")
+    await page.click("#f-submit")
+    await expect(item).to_contain_text("Тариф 6,43 ₽ за кВт·ч")
 
-            await page.fill("#try-query", "тарив")
-            await expect(page.locator("#try-results li")).to_contain_text(["/tariff"])
+    await page.fill("#try-query", "тарив")
+    await expect(page.locator("#try-results li")).to_contain_text(["/tariff"])
 
-            await page.click("button[aria-label='Удалить шаблон /tariff']")
-            await expect(page.locator("#list-status")).to_contain_text("Шаблонов пока нет")
-            assert await page.evaluate("window.__pwned") is None
-            assert await page.locator("#list img, #try-results img").count() == 0
-            assert not errors, errors
-        finally:
-            await browser.close()
+    await page.click("button[aria-label='Удалить шаблон /tariff']")
+    await expect(page.locator("#list-status")).to_contain_text("Шаблонов пока нет")
+    assert await page.evaluate("window.__pwned") is None
+    assert await page.locator("#list img, #try-results img").count() == 0
+    errors.assert_none()
     assert await templates.visible(db, signed.user.id) == []

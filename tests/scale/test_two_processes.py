@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 import websockets
 
 from conftest import require_postgres, require_redis
-from support import ServeProcesses
+from support import ServeProcesses, serve_env
 
 pytestmark = pytest.mark.services
 
@@ -39,15 +38,7 @@ api_token = "t"
 def two_servers(fresh_database_url: str, tmp_path: Path) -> Iterator[list[str]]:
     require_postgres()
     redis_url = require_redis()
-    config = tmp_path / "abonent.toml"
-    config.write_text(CONFIG, encoding="utf-8")
-    env = {
-        **os.environ,
-        "ABONENT_DATABASE_URL": fresh_database_url,
-        "ABONENT_REDIS_URL": redis_url,
-        "ABONENT_CONFIG": str(config),
-        "ABONENT_LOG_LEVEL": "WARNING",
-    }
+    env = serve_env(fresh_database_url, redis_url, CONFIG, tmp_path, ABONENT_LOG_LEVEL="WARNING")
     servers = ServeProcesses(2, env, tmp_path)
     try:
         yield servers.wait_ready().urls

@@ -9,79 +9,22 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
-import os
 import re
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 10_000
+import chromium
+from chromium import expect
 
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
 
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI requires the browser test: {reason}")
-    pytest.skip(reason)
-
-
-try:
-    from playwright.async_api import Browser, Page, async_playwright, expect
-except ImportError:  # pragma: no cover - depends on the environment
-    async_playwright = None  # type: ignore[assignment]
-
-
-def _require_browser() -> None:
-    if async_playwright is None:
-        _unavailable("the 'playwright' Python package is not installed")
-    if not os.path.exists(CHROMIUM):
-        _unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    _require_browser()
-    expect.set_options(timeout=TIMEOUT_MS)
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
-
-
-class PageErrors:
-    """Uncaught exceptions on the page: the widget must raise none."""
-
-    def __init__(self, page: Page) -> None:
-        self.errors: list[str] = []
-        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-
-    def assert_none(self) -> None:
-        assert not self.errors, f"JavaScript errors on the page: {self.errors}"
-
-
-async def new_page(
-    browser: Browser, width: int = 1280, height: int = 800
-) -> tuple[Page, PageErrors]:
-    context = await browser.new_context(viewport={"width": width, "height": height}, locale="ru-RU")
-    page = await context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    return page, PageErrors(page)
+# A page collecting uncaught exceptions (the widget must raise none), 1280×800 unless told.
+new_page = functools.partial(chromium.new_page, csp=False)
 
 
 def widget(page: Page) -> Any:

@@ -14,34 +14,25 @@ operator do must reach the second operator's page through Redis.
 from __future__ import annotations
 
 import asyncio
-import os
+import functools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
+import chromium
 from abonent.db.models import Template
 from abonent.db.session import Database
 from abonent.operators.users import add_user
-from support import LiveServer, ServeProcesses, make_settings
+from chromium import expect
+from support import PG_URL, REDIS_URL, LiveServer, ServeProcesses, make_settings, serve_env
 
-CHROMIUM = "/usr/bin/chromium"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-REDIS_URL = os.environ.get("ABONENT_TEST_REDIS_URL", "")
-PG_URL = os.environ.get("ABONENT_TEST_DATABASE_URL", "")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 10_000
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
+
 PASSWORD = "correct horse battery"
 TEMPLATE_TEXT = (
     "Здравствуйте, {name}! Показания можно передать здесь в чате, на сайте "
@@ -54,62 +45,8 @@ name = "ЭнергоСбыт Тест"
 working_hours = { "mon-sun" = "00:00-24:00" }
 """
 
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI requires the browser test: {reason}")
-    pytest.skip(reason)
-
-
-try:
-    from playwright.async_api import Browser, Page, async_playwright, expect
-except ImportError:  # pragma: no cover - depends on the environment
-    async_playwright = None  # type: ignore[assignment]
-
-
-def _require_browser() -> None:
-    if async_playwright is None:
-        _unavailable("the 'playwright' Python package is not installed")
-    if not os.path.exists(CHROMIUM):
-        _unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    _require_browser()
-    expect.set_options(timeout=TIMEOUT_MS)
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
-
-
-class PageErrors:
-    """Uncaught exceptions and CSP violations on the page: the workspace must cause none."""
-
-    def __init__(self, page: Page) -> None:
-        self.errors: list[str] = []
-        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-        page.on(
-            "console",
-            lambda msg: (
-                self.errors.append(msg.text)
-                if msg.type == "error" and "Content Security Policy" in msg.text
-                else None
-            ),
-        )
-
-    def assert_none(self) -> None:
-        assert not self.errors, f"JavaScript errors on the page: {self.errors}"
-
-
-async def new_page(browser: Browser) -> tuple[Page, PageErrors]:
-    context = await browser.new_context(viewport={"width": 1400, "height": 900}, locale="ru-RU")
-    page = await context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    return page, PageErrors(page)
+# A page collecting uncaught exceptions and CSP violations: the workspace must cause none.
+new_page = functools.partial(chromium.new_page, width=1400, height=900)
 
 
 # --------------------------------------------------------------------------- servers
@@ -156,14 +93,7 @@ def desk(fresh_database_url: str, tmp_path: Path) -> Iterator[Desk]:
     users = asyncio.run(seed())
     if REDIS_URL and PG_URL:
         # The bar: two real server processes on PostgreSQL + Redis.
-        config = tmp_path / "abonent.toml"
-        config.write_text(PROCESS_CONFIG, encoding="utf-8")
-        env = {
-            **os.environ,
-            "ABONENT_DATABASE_URL": fresh_database_url,
-            "ABONENT_REDIS_URL": REDIS_URL,
-            "ABONENT_CONFIG": str(config),
-        }
+        env = serve_env(fresh_database_url, REDIS_URL, PROCESS_CONFIG, tmp_path)
         processes = ServeProcesses(2, env, tmp_path)
         try:
             yield Desk(processes.wait_ready().urls, users)
