@@ -355,6 +355,20 @@ async def test_attachments_are_parsed_with_their_urls(fake: FakeMax) -> None:
     ]
 
 
+async def test_a_contact_number_is_read_like_telegram_reads_it(fake: FakeMax) -> None:
+    """Ten digits without the country code are not guessed into «+900…»."""
+    ch = await channel(fake)
+    try:
+        for tel, phone in (("8 900 123-45-67", "+79001234567"), ("9001234567", None)):
+            update = fake.message_update(USER, attachments=[fake.contact_attachment(USER, tel)])
+            raw = json.dumps(update).encode()
+            request = WebhookRequest("POST", {"x-max-bot-api-secret": SECRET}, {}, raw)
+            [message] = (await ch.handle_webhook(request)).messages
+            assert message.phone == phone
+    finally:
+        await ch.stop()
+
+
 # ------------------------------------------------------------------ limits
 async def test_long_text_is_split_with_the_buttons_on_the_last_part(fake: FakeMax) -> None:
     ch = await channel(fake)

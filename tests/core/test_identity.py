@@ -133,3 +133,26 @@ async def test_naming_an_account_used_from_another_channel_joins_the_histories(
             (vk, "5555555555"),
         }
         assert set(await session.scalars(select(Conversation.contact_id))) == {vk}
+
+
+async def test_a_merge_keeps_the_absorbed_contacts_confirmation(db: Database) -> None:
+    pipeline = Pipeline(db, LocalBus(), Silent())
+    await pipeline.accept(
+        InboundMessage("wa", "79005556677", "a", external_id="w:1", phone="+79005556677")
+    )
+    await pipeline.accept(InboundMessage("max", "42", "b", external_id="m:1"))
+    await pipeline.drain_all()
+    older, newer = await _contact_of(db, "wa", "79005556677"), await _contact_of(db, "max", "42")
+    directory = ContactDirectory(db)
+    await directory.link_account(older, "1234567890")  # only typed here …
+    await directory.confirm_account(newer, "1234567890")  # … confirmed there
+    shared = InboundMessage(
+        "max", "42", external_id="m:2", phone="+79005556677", attachments=(Attachment("contact"),)
+    )
+    await pipeline.accept(shared)
+    await pipeline.drain_all()
+    async with db.session() as session:
+        rows = list(await session.scalars(select(ContactAccount)))
+    assert [(r.contact_id, r.account_number, r.confirmed) for r in rows] == [
+        (older, "1234567890", True)
+    ]

@@ -8,18 +8,19 @@ degrades itself, so the bot never learns any platform's limits.
 
 from __future__ import annotations
 
-import logging
+import hashlib
+import hmac
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
 
 from abonent.config import ChannelSettings
 from abonent.core.types import Button, InboundMessage
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -120,16 +121,13 @@ class MessengerChannel(Channel):
     timeout: ClassVar[float] = 15.0
 
     def __init__(self, settings: ChannelSettings) -> None:
+        if not isinstance(settings, self.settings_model):
+            # A generic ``[[channels]]`` entry: re-validated against the platform's model.
+            settings = self.settings_model.model_validate(settings.model_dump())
         super().__init__(settings.id)
         self.settings = settings
         self.api_base = (settings.api_base or self.default_api_base).rstrip("/")
         self._http: httpx.AsyncClient | None = None
-
-    @classmethod
-    def from_settings(cls, settings: ChannelSettings) -> MessengerChannel:
-        """Re-validate a generic ``[[channels]]`` entry against this platform's model."""
-        typed = cls.settings_model.model_validate(settings.model_dump())
-        return cls(typed)
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -138,7 +136,8 @@ class MessengerChannel(Channel):
         return self._http
 
     async def start(self) -> None:
-        self._http = httpx.AsyncClient(timeout=self.timeout)
+        if self._http is None:  # the CLI may have opened it already
+            self._http = httpx.AsyncClient(timeout=self.timeout)
 
     async def stop(self) -> None:
         if self._http is not None:
@@ -166,24 +165,80 @@ def transport_error(exc: httpx.HTTPError) -> SendError:
     return SendError(f"network: {type(exc).__name__}: {exc}")
 
 
+def require_secret_header(
+    request: WebhookRequest, header: str, secret: str, channel_id: str
+) -> None:
+    """Platforms that echo a configured secret in a header (Telegram, MAX): 403 while no
+    secret is configured (never trust whoever knows the URL), 401 when it is missing or
+    wrong. Compared in constant time."""
+    if not secret:
+        raise WebhookRejected(
+            403,
+            f"channel {channel_id}: the secret must be configured (set `secret` and run "
+            "`abonent channels register`); unauthenticated webhooks are refused",
+        )
+    given = request.header(header)
+    if given is None:
+        raise WebhookRejected(401, f"missing {header} header")
+    if not hmac.compare_digest(given.encode(), secret.encode()):
+        raise WebhookRejected(401, f"wrong {header}")
+
+
+def signed_with(given: str, key: str, body: bytes, prefix: str = "") -> bool:
+    """Whether ``given`` is ``prefix`` + the hex HMAC-SHA256 of the raw ``body`` under
+    ``key`` (Viber, WhatsApp), compared in constant time."""
+    expected = prefix + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(given.strip().lower().encode(), expected.encode())
+
+
 def parse_json(body: bytes) -> Any:
     """The body as JSON, or 400: a malformed request must be refused, not crash."""
-    import json
-
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WebhookRejected(400, f"body is not JSON: {exc}") from exc
 
 
-def retry_after_header(response: httpx.Response) -> float | None:
+def unix_time(value: Any, *, ms: bool = False) -> datetime | None:
+    """A platform's unix timestamp (seconds, or milliseconds with ``ms``; a number or a
+    string of digits) as an aware UTC datetime; None when absent or unusable."""
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(value / 1000 if ms else value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def person_name(user: Mapping[str, Any]) -> str | None:
+    """«Иван Петров» from a platform's ``first_name``/``last_name`` (Telegram, MAX, VK)."""
+    parts = (user.get("first_name"), user.get("last_name"))
+    return " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip()) or None
+
+
+# --------------------------------------------------------------------------- API answers
+def response_json(response: httpx.Response) -> Any:
+    """The answer's JSON, or None when it is not JSON (a proxy's error page)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def retry_after_header(response: httpx.Response, default: float | None = None) -> float | None:
+    """The seconds ``Retry-After`` asks for, else ``default``."""
     value = response.headers.get("retry-after")
     if value is None:
-        return None
+        return default
     try:
         return max(float(value), 0.0)
     except ValueError:
-        return None
+        return default
 
 
 # --------------------------------------------------------------------------- text

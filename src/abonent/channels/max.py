@@ -29,11 +29,10 @@ What is peculiar here, and why the code looks the way it does:
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import math
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -50,9 +49,13 @@ from abonent.channels.base import (
     WebhookResult,
     numbered_text,
     parse_json,
+    person_name,
+    require_secret_header,
+    response_json,
     retry_after_header,
     split_text,
     transport_error,
+    unix_time,
 )
 from abonent.config import ChannelSettings
 from abonent.core.types import Attachment, Button, InboundMessage
@@ -117,25 +120,12 @@ class MaxChannel(MessengerChannel):
 
     settings: MaxSettings
 
-    def __init__(self, settings: ChannelSettings) -> None:
-        if not isinstance(settings, MaxSettings):
-            settings = MaxSettings.model_validate(settings.model_dump())
-        super().__init__(settings)
-        self.settings = settings
-
     def deep_link(self) -> str | None:
         return f"https://max.ru/{self.settings.username}" if self.settings.username else None
 
     # ------------------------------------------------------------------ inbound
     async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
-        secret = self.settings.secret
-        if not secret:
-            raise WebhookRejected(
-                403, f"channel {self.id}: no secret is configured; set one and register again"
-            )
-        given = request.header(SECRET_HEADER)
-        if given is None or not hmac.compare_digest(given.encode(), secret.encode()):
-            raise WebhookRejected(401, f"missing or wrong {SECRET_HEADER}")
+        require_secret_header(request, SECRET_HEADER, self.settings.secret, self.id)
         update = parse_json(request.body)
         if not isinstance(update, dict):
             raise WebhookRejected(400, "an update must be a JSON object")
@@ -220,7 +210,7 @@ class MaxChannel(MessengerChannel):
             text=f"/start {start}" if isinstance(start, str) and start else "/start",
             external_id=f"s:{user_id}:{stamp}",
             display_name=_name(user),
-            sent_at=_moment(stamp),
+            sent_at=unix_time(stamp, ms=True),
         )
 
     async def _answer_callback(self, callback_id: str) -> None:
@@ -244,7 +234,7 @@ class MaxChannel(MessengerChannel):
         text = message.text
         if message.buttons and keyboard is None:
             text = numbered_text(text, message.buttons)
-        parts = split_text(text, TEXT_LIMIT) if text else [""]
+        parts = split_text(text, TEXT_LIMIT)
         external_id: str | None = None
         for i, part in enumerate(parts):
             body: dict[str, Any] = {"text": part}
@@ -264,7 +254,7 @@ class MaxChannel(MessengerChannel):
         except httpx.HTTPError as exc:
             raise transport_error(exc) from exc
         if response.status_code == 200:
-            data = _json(response)
+            data = response_json(response)
             sent = data.get("message") if isinstance(data, dict) else None
             body_out = sent.get("body") if isinstance(sent, dict) else None
             mid = body_out.get("mid") if isinstance(body_out, dict) else None
@@ -287,17 +277,17 @@ class MaxChannel(MessengerChannel):
             "/subscriptions",
             json={"url": url, "update_types": list(UPDATE_TYPES), "secret": self.settings.secret},
         )
-        data = _json(response)
+        data = response_json(response)
         if isinstance(data, dict) and data.get("success") is False:
             raise RuntimeError(f"MAX refused the subscription: {data.get('message') or data}")
         return f"{self.id}: MAX delivers {', '.join(UPDATE_TYPES)} to {url}"
 
     async def check(self) -> str:
-        me = _json(await self._admin("GET", "/me"))
+        me = response_json(await self._admin("GET", "/me"))
         me = me if isinstance(me, dict) else {}
         bot = f"@{me['username']}" if me.get("username") else str(me.get("first_name") or "?")
         bot += f" (id {me.get('user_id', '?')})"
-        subs = _json(await self._admin("GET", "/subscriptions"))
+        subs = response_json(await self._admin("GET", "/subscriptions"))
         found = subs.get("subscriptions") if isinstance(subs, dict) else None
         ours = [
             s
@@ -356,18 +346,18 @@ def _is_dialog(message: dict[str, Any]) -> bool:
 
 
 def _name(user: dict[str, Any]) -> str | None:
-    parts = [user.get("first_name"), user.get("last_name")]
-    name = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
-    if not name and isinstance(user.get("name"), str):
-        name = user["name"].strip()
-    return name or None
+    name = person_name(user)
+    if name is None and isinstance(user.get("name"), str):  # ``name`` is deprecated
+        name = user["name"].strip() or None
+    return name
 
 
 def _moment(*stamps: Any) -> datetime | None:
-    """The first usable unix-milliseconds stamp as an aware UTC datetime."""
+    """The first usable stamp (MAX's are unix milliseconds)."""
     for stamp in stamps:
-        if isinstance(stamp, int | float) and not isinstance(stamp, bool) and stamp > 0:
-            return datetime.fromtimestamp(stamp / 1000, UTC)
+        moment = unix_time(stamp, ms=True)
+        if moment is not None:
+            return moment
     return None
 
 
@@ -410,9 +400,6 @@ def _vcard_phone(vcard: Any) -> str | None:
         field, sep, value = line.partition(":")
         if sep and field.split(";", 1)[0].strip().upper() == "TEL":
             number = normalise_phone(value)
-            if number is None:
-                digits = re.sub(r"\D", "", value)
-                number = f"+{digits}" if 10 <= len(digits) <= 15 else None
             if number:
                 return number
     return None
@@ -462,16 +449,9 @@ def _keyboard(buttons: tuple[Button, ...]) -> dict[str, Any] | None:
     return {"type": "inline_keyboard", "payload": {"buttons": rows}}
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def _error_text(response: httpx.Response) -> str:
     """``max 403: chat.denied: …`` from MAX's ``{"code", "message"}`` error body."""
-    data = _json(response)
+    data = response_json(response)
     if isinstance(data, dict) and ("code" in data or "message" in data):
         words = [str(data[k]) for k in ("code", "message") if data.get(k)]
     else:
@@ -482,11 +462,10 @@ def _error_text(response: httpx.Response) -> str:
 def _send_error(response: httpx.Response) -> SendError:
     status = response.status_code
     reason = _error_text(response)
-    data = _json(response)
+    data = response_json(response)
     code = data.get("code") if isinstance(data, dict) else None
     if status == 429:
-        delay = retry_after_header(response)
-        return SendError(reason, retry_after=delay if delay is not None else DEFAULT_RATE_DELAY)
+        return SendError(reason, retry_after=retry_after_header(response, DEFAULT_RATE_DELAY))
     if status >= 500 or code in TRANSIENT_CODES:
         return SendError(reason)
     if status == 401:

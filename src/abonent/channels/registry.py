@@ -33,7 +33,7 @@ def plugin(channel_type: str) -> type[MessengerChannel]:
 def build_channel(cfg: ChannelSettings) -> Channel:
     if cfg.type == "webchat":
         return WebChatChannel(cfg.id)
-    return plugin(cfg.type).from_settings(cfg)
+    return plugin(cfg.type)(cfg)
 
 
 def build_channels(settings: Settings) -> dict[str, Channel]:

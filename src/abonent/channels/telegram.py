@@ -27,9 +27,7 @@ What is peculiar here, and why the code looks the way it does:
 
 from __future__ import annotations
 
-import hmac
 import logging
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -47,9 +45,13 @@ from abonent.channels.base import (
     WebhookResult,
     numbered_text,
     parse_json,
+    person_name,
+    require_secret_header,
+    response_json,
     retry_after_header,
     split_text,
     transport_error,
+    unix_time,
 )
 from abonent.clock import utcnow
 from abonent.config import ChannelSettings
@@ -113,18 +115,12 @@ class TelegramChannel(MessengerChannel):
 
     settings: TelegramSettings
 
-    def __init__(self, settings: ChannelSettings) -> None:
-        if not isinstance(settings, TelegramSettings):
-            settings = TelegramSettings.model_validate(settings.model_dump())
-        super().__init__(settings)
-        self.settings = settings
-
     def deep_link(self) -> str | None:
         return f"https://t.me/{self.settings.username}" if self.settings.username else None
 
     # ------------------------------------------------------------------ webhooks
     async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
-        self._authenticate(request)
+        require_secret_header(request, SECRET_HEADER, self.settings.secret, self.id)
         update = parse_json(request.body)
         if not isinstance(update, dict):
             raise WebhookRejected(400, "an update must be a JSON object")
@@ -135,26 +131,13 @@ class TelegramChannel(MessengerChannel):
                 result.messages.append(message)
         elif isinstance(update.get("callback_query"), dict):
             query = update["callback_query"]
-            message = self._callback(query)
+            query_id = _required_str(query, "id")
+            message = self._callback(query, query_id)
             if message is not None:
                 result.messages.append(message)
-            result.follow_ups.append(self._answer_callback(_required_str(query, "id")))
+            result.follow_ups.append(self._answer_callback(query_id))
         # edited_message, my_chat_member (blocked/unblocked) and the rest: ack only.
         return result
-
-    def _authenticate(self, request: WebhookRequest) -> None:
-        secret = self.settings.secret
-        if not secret:
-            raise WebhookRejected(
-                403,
-                f"channel {self.id}: the secret must be configured (set `secret` and run "
-                "`abonent channels register`); unauthenticated webhooks are refused",
-            )
-        given = request.header(SECRET_HEADER)
-        if given is None:
-            raise WebhookRejected(401, f"missing {SECRET_HEADER} header")
-        if not hmac.compare_digest(given.encode(), secret.encode()):
-            raise WebhookRejected(401, f"wrong {SECRET_HEADER}")
 
     def _message(self, message: dict[str, Any]) -> InboundMessage | None:
         chat = message.get("chat")
@@ -188,11 +171,10 @@ class TelegramChannel(MessengerChannel):
             display_name=_name(sender),
             phone=phone,
             attachments=tuple(attachments),
-            sent_at=_timestamp(message.get("date")),
+            sent_at=unix_time(message.get("date")),
         )
 
-    def _callback(self, query: dict[str, Any]) -> InboundMessage | None:
-        query_id = _required_str(query, "id")
+    def _callback(self, query: dict[str, Any], query_id: str) -> InboundMessage | None:
         data = query.get("data")
         if not isinstance(data, str) or not data:
             return None  # a game's button: nothing for the bot
@@ -228,7 +210,7 @@ class TelegramChannel(MessengerChannel):
                 log.warning(
                     "%s: answerCallbackQuery failed: %s",
                     self.id,
-                    _error_reason(response, _body(response)),
+                    _error_reason(response, response_json(response)),
                 )
 
         return answer
@@ -259,7 +241,7 @@ class TelegramChannel(MessengerChannel):
             response = await self.http.post(self._method_url(method), json=body)
         except httpx.HTTPError as exc:
             raise transport_error(exc) from exc
-        data = _body(response)
+        data = response_json(response)
         if response.status_code == 200 and isinstance(data, dict) and data.get("ok") is True:
             return data.get("result")
         reason = _error_reason(response, data)
@@ -315,7 +297,7 @@ class TelegramChannel(MessengerChannel):
             f"pending updates {info.get('pending_update_count', 0)}"
         )
         if info.get("last_error_message"):
-            when = _timestamp(info.get("last_error_date"))
+            when = unix_time(info.get("last_error_date"))
             at = f" at {when:%Y-%m-%d %H:%M} UTC" if when else ""
             line += f", last error{at}: {info['last_error_message']}"
         if self.settings.username and me.get("username") not in (None, self.settings.username):
@@ -418,29 +400,13 @@ def _required_str(obj: dict[str, Any], key: str) -> str:
 
 
 def _name(sender: dict[str, Any]) -> str | None:
-    parts = [sender.get("first_name"), sender.get("last_name")]
-    name = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
-    if name:
-        return name
     username = sender.get("username")
-    return f"@{username}" if isinstance(username, str) and username else None
-
-
-def _timestamp(value: Any) -> datetime | None:
-    if isinstance(value, int | float) and value > 0:
-        return datetime.fromtimestamp(value, UTC)
-    return None
+    at = f"@{username}" if isinstance(username, str) and username else None
+    return person_name(sender) or at
 
 
 def _chat_id(recipient: str) -> int | str:
     return int(recipient) if recipient.lstrip("-").isdigit() else recipient
-
-
-def _body(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _error_code(response: httpx.Response, data: Any) -> int:

@@ -30,13 +30,10 @@ What is peculiar about Viber, and what this module does about it:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import html
 import json
 import logging
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -52,9 +49,12 @@ from abonent.channels.base import (
     WebhookResult,
     numbered_text,
     parse_json,
+    response_json,
     retry_after_header,
+    signed_with,
     split_text,
     transport_error,
+    unix_time,
 )
 from abonent.config import ChannelSettings
 from abonent.core.types import Attachment, Button, InboundMessage
@@ -121,23 +121,17 @@ class ViberChannel(MessengerChannel):
     settings_model = ViberSettings
     default_api_base = "https://chatapi.viber.com/pa"
 
-    def __init__(self, settings: ChannelSettings) -> None:
-        super().__init__(settings)
-        assert isinstance(settings, ViberSettings)
-        self.viber: ViberSettings = settings
+    settings: ViberSettings
 
     def deep_link(self) -> str | None:
-        return f"viber://pa?chatURI={self.viber.uri}" if self.viber.uri else None
+        return f"viber://pa?chatURI={self.settings.uri}" if self.settings.uri else None
 
     # ------------------------------------------------------------------ webhook
-    def signature(self, body: bytes) -> str:
-        return hmac.new(self.viber.token.encode(), body, hashlib.sha256).hexdigest()
-
     async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
-        given = (request.header(SIGNATURE_HEADER) or "").strip().lower()
+        given = request.header(SIGNATURE_HEADER)
         if not given:
             raise WebhookRejected(403, f"{SIGNATURE_HEADER} is missing")
-        if not hmac.compare_digest(given.encode(), self.signature(request.body).encode()):
+        if not signed_with(given, self.settings.token, request.body):
             raise WebhookRejected(403, f"{SIGNATURE_HEADER} does not match the body")
         event = parse_json(request.body)
         if not isinstance(event, dict) or not isinstance(event.get("event"), str):
@@ -183,7 +177,7 @@ class ViberChannel(MessengerChannel):
             external_id=f"t:{token}",
             display_name=_name(sender),
             attachments=attachments,
-            sent_at=_moment(event.get("timestamp")),
+            sent_at=unix_time(event.get("timestamp"), ms=True),
         )
 
     def _conversation_started(self, event: dict[str, Any]) -> WebhookResult:
@@ -202,11 +196,11 @@ class ViberChannel(MessengerChannel):
                         text=f"/start {context}".strip(),
                         external_id=f"start:{token}",
                         display_name=_name(user),
-                        sent_at=_moment(event.get("timestamp")),
+                        sent_at=unix_time(event.get("timestamp"), ms=True),
                     )
                 ]
             )
-        if not self.viber.welcome:
+        if not self.settings.welcome:
             return WebhookResult()
         # Not subscribed: send_message would fail; the response body is the one message
         # Viber delivers. Nothing is stored until the customer writes (or presses).
@@ -216,7 +210,7 @@ class ViberChannel(MessengerChannel):
         welcome = {
             **self._sender(),
             "type": "text",
-            "text": self.viber.welcome,
+            "text": self.settings.welcome,
             "keyboard": _keyboard((Button(START_TITLE, START_TITLE),)),
             "tracking_data": json.dumps(tracking, ensure_ascii=False),
         }
@@ -226,9 +220,9 @@ class ViberChannel(MessengerChannel):
 
     # ------------------------------------------------------------------ sending
     def _sender(self) -> dict[str, Any]:
-        sender: dict[str, str] = {"name": self.viber.name}
-        if self.viber.avatar:
-            sender["avatar"] = self.viber.avatar
+        sender: dict[str, str] = {"name": self.settings.name}
+        if self.settings.avatar:
+            sender["avatar"] = self.settings.avatar
         return {"sender": sender}
 
     async def send(self, message: OutgoingMessage) -> SendResult:
@@ -254,7 +248,6 @@ class ViberChannel(MessengerChannel):
                     body["tracking_data"] = tracking
             answer = await self._call("send_message", body)
             token = str(answer.get("message_token")) if "message_token" in answer else token
-        log.info("viber %s: message %s sent in %d part(s)", self.id, message.message_id, len(parts))
         return SendResult(external_id=token)
 
     async def _call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -263,15 +256,14 @@ class ViberChannel(MessengerChannel):
             response = await self.http.post(
                 f"{self.api_base}/{endpoint}",
                 json=body,
-                headers={"X-Viber-Auth-Token": self.viber.token},
+                headers={"X-Viber-Auth-Token": self.settings.token},
             )
         except httpx.HTTPError as exc:
             raise transport_error(exc) from exc
         if response.status_code == 429:
-            hint = retry_after_header(response)
             raise SendError(
                 "viber HTTP 429: too many requests",
-                retry_after=hint if hint is not None else TOO_MANY_REQUESTS_DELAY,
+                retry_after=retry_after_header(response, TOO_MANY_REQUESTS_DELAY),
             )
         if response.status_code >= 500 or response.status_code == 408:
             raise SendError(f"viber HTTP {response.status_code}: {response.text[:200]}")
@@ -280,10 +272,7 @@ class ViberChannel(MessengerChannel):
                 f"viber HTTP {response.status_code} on {endpoint}: {response.text[:200]}",
                 permanent=True,
             )
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
+        answer = response_json(response)
         if not isinstance(answer, dict) or not isinstance(answer.get("status"), int):
             raise SendError(f"viber: unexpected answer to {endpoint}: {response.text[:200]}")
         status: int = answer["status"]
@@ -422,13 +411,3 @@ def _attachment(kind: str, message: dict[str, Any]) -> Attachment:
 def _name(user: dict[str, Any]) -> str | None:
     name = user.get("name")
     return name if isinstance(name, str) and name else None
-
-
-def _moment(timestamp: Any) -> datetime | None:
-    """Viber's timestamps are milliseconds."""
-    if not isinstance(timestamp, int | float) or isinstance(timestamp, bool):
-        return None
-    try:
-        return datetime.fromtimestamp(timestamp / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None

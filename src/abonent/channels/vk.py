@@ -32,7 +32,6 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -48,9 +47,12 @@ from abonent.channels.base import (
     WebhookResult,
     numbered_text,
     parse_json,
+    person_name,
+    response_json,
     retry_after_header,
     split_text,
     transport_error,
+    unix_time,
 )
 from abonent.config import ChannelSettings
 from abonent.core.types import Attachment, Button, InboundMessage
@@ -145,30 +147,30 @@ class VkChannel(MessengerChannel):
     settings_model = VkSettings
     default_api_base = "https://api.vk.com"
 
+    settings: VkSettings
+
     def __init__(self, settings: ChannelSettings) -> None:
         super().__init__(settings)
-        assert isinstance(settings, VkSettings)
-        self.vk: VkSettings = settings
         self._names: dict[int, str | None] = {}
         # Peers whose client said it shows no inline keyboards (client_info).
         self._plain_peers: set[str] = set()
-        self._confirmation: str = settings.confirmation
+        self._confirmation: str = self.settings.confirmation
 
     def deep_link(self) -> str | None:
-        return self.vk.link or f"https://vk.me/club{self.vk.group_id}"
+        return self.settings.link or f"https://vk.me/club{self.settings.group_id}"
 
     # ------------------------------------------------------------------ API
     async def call(self, method: str, params: dict[str, Any], wait: float | None = None) -> Any:
         """``POST /method/<method>``; the ``response`` value, or ``VkApiError``.
         The token goes in the form body, never in the URL (proxies log URLs)."""
         data = {k: _param(v) for k, v in params.items() if v is not None}
-        data["v"] = self.vk.api_version
-        data["access_token"] = self.vk.token
-        url = f"{self.api_base}/method/{method}"
-        if wait is None:
-            response = await self.http.post(url, data=data)
-        else:
-            response = await self.http.post(url, data=data, timeout=wait)
+        data["v"] = self.settings.api_version
+        data["access_token"] = self.settings.token
+        response = await self.http.post(
+            f"{self.api_base}/method/{method}",
+            data=data,
+            timeout=httpx.USE_CLIENT_DEFAULT if wait is None else wait,
+        )
         if response.status_code != 200:
             raise VkApiError(
                 0,
@@ -176,10 +178,7 @@ class VkChannel(MessengerChannel):
                 status=response.status_code,
                 retry_after=retry_after_header(response),
             )
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise VkApiError(0, f"answer is not JSON: {response.text[:200]!r}") from exc
+        body = response_json(response)
         if not isinstance(body, dict):
             raise VkApiError(0, f"unexpected answer: {response.text[:200]!r}")
         error = body.get("error")
@@ -204,10 +203,10 @@ class VkChannel(MessengerChannel):
             return await self._confirm(event)
         secret = event.get("secret")
         if not isinstance(secret, str) or not hmac.compare_digest(
-            secret.encode(), self.vk.secret.encode()
+            secret.encode(), self.settings.secret.encode()
         ):
             raise WebhookRejected(403, "wrong or missing secret")
-        if event.get("group_id") != self.vk.group_id:
+        if event.get("group_id") != self.settings.group_id:
             raise WebhookRejected(403, "event for another community")
         retry = request.header("x-retry-counter")
         if retry:
@@ -230,13 +229,13 @@ class VkChannel(MessengerChannel):
         return ok
 
     async def _confirm(self, event: dict[str, Any]) -> WebhookResult:
-        if event.get("group_id") != self.vk.group_id:
+        if event.get("group_id") != self.settings.group_id:
             raise WebhookRejected(403, "confirmation for another community")
         secret = event.get("secret")
         if (
             isinstance(secret, str)
             and secret
-            and not hmac.compare_digest(secret.encode(), self.vk.secret.encode())
+            and not hmac.compare_digest(secret.encode(), self.settings.secret.encode())
         ):
             raise WebhookRejected(403, "wrong secret")
         code = self._confirmation
@@ -254,7 +253,7 @@ class VkChannel(MessengerChannel):
 
     async def _confirmation_code(self) -> str:
         answer = await self.call(
-            "groups.getCallbackConfirmationCode", {"group_id": self.vk.group_id}
+            "groups.getCallbackConfirmationCode", {"group_id": self.settings.group_id}
         )
         code = answer.get("code") if isinstance(answer, dict) else None
         if not isinstance(code, str) or not code:
@@ -282,15 +281,13 @@ class VkChannel(MessengerChannel):
         payload = _button_payload(message.get("payload"))
         if payload == "/start":  # VK's «Начать» button: the first contact
             text, payload = "/start", None
-        date = message.get("date")
-        sent_at = datetime.fromtimestamp(date, UTC) if isinstance(date, int | float) else None
         return InboundMessage(
             channel_id=self.id,
             external_user_id=recipient,
             text=text or "",
             payload=payload,
             external_id=_event_key(event, _message_key(peer_id, message)),
-            sent_at=sent_at,
+            sent_at=unix_time(message.get("date")),
             attachments=_attachments(message),
         )
 
@@ -335,7 +332,7 @@ class VkChannel(MessengerChannel):
     async def _named(self, message: InboundMessage) -> InboundMessage:
         """The sender's name from ``users.get``, once per user and process; on any
         failure the message goes on without it."""
-        if not self.vk.fetch_names:
+        if not self.settings.fetch_names:
             return message
         user_id = int(message.external_user_id)
         if user_id not in self._names:
@@ -343,8 +340,7 @@ class VkChannel(MessengerChannel):
             try:
                 users = await self.call("users.get", {"user_ids": user_id}, wait=NAME_TIMEOUT)
                 if isinstance(users, list) and users and isinstance(users[0], dict):
-                    parts = (users[0].get("first_name"), users[0].get("last_name"))
-                    name = " ".join(p for p in parts if isinstance(p, str) and p) or None
+                    name = person_name(users[0])
             except (VkApiError, httpx.HTTPError) as exc:
                 log.warning("vk %s: users.get for %s failed: %s", self.id, user_id, exc)
                 return message
@@ -389,7 +385,7 @@ class VkChannel(MessengerChannel):
         url = self.webhook_url(public_url)
         steps = (
             f"{self.id}: in VK open Manage community → Settings → API usage → Callback API "
-            f"and set: API version {self.vk.api_version}; address {url}; secret key = the "
+            f"and set: API version {self.settings.api_version}; address {url}; secret key = the "
             "configured secret; event types «Входящее сообщение» (message_new) and "
             "«Действие с сообщением» (message_event); then press Confirm"
         )
@@ -398,11 +394,13 @@ class VkChannel(MessengerChannel):
         except VkApiError as exc:
             if exc.code in (5, 27):
                 raise RuntimeError(f"{self.id}: the VK token was refused: {exc.reason}") from exc
-            note = "the configured one" if self.vk.confirmation else "read with the token then"
+            note = (
+                "the configured one" if self.settings.confirmation else "read with the token then"
+            )
             return f"{steps}. VK will expect the confirmation string {note} ({exc.reason})"
-        if self.vk.confirmation and self.vk.confirmation != code:
+        if self.settings.confirmation and self.settings.confirmation != code:
             raise RuntimeError(
-                f"{self.id}: configured confirmation {self.vk.confirmation!r} differs from "
+                f"{self.id}: configured confirmation {self.settings.confirmation!r} differs from "
                 f"VK's {code!r}; set confirmation = {code!r} and restart"
             )
         self._confirmation = code
@@ -410,18 +408,18 @@ class VkChannel(MessengerChannel):
 
     async def check(self) -> str:
         try:
-            answer = await self.call("groups.getById", {"group_id": self.vk.group_id})
+            answer = await self.call("groups.getById", {"group_id": self.settings.group_id})
         except VkApiError as exc:
             raise RuntimeError(f"{self.id}: {exc.reason}") from exc
         groups = answer.get("groups") if isinstance(answer, dict) else answer
         group = groups[0] if isinstance(groups, list) and groups else None
-        if not isinstance(group, dict) or group.get("id") != self.vk.group_id:
+        if not isinstance(group, dict) or group.get("id") != self.settings.group_id:
             raise RuntimeError(
-                f"{self.id}: the token belongs to another community than {self.vk.group_id}"
+                f"{self.id}: the token belongs to another community than {self.settings.group_id}"
             )
         return (
             f"{self.id}: token valid for community «{group.get('name', '?')}» "
-            f"(club{self.vk.group_id}), API {self.vk.api_version}"
+            f"(club{self.settings.group_id}), API {self.settings.api_version}"
         )
 
 

@@ -35,12 +35,10 @@ What is peculiar here, and why the code looks the way it does:
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -56,9 +54,12 @@ from abonent.channels.base import (
     WebhookResult,
     numbered_text,
     parse_json,
+    response_json,
     retry_after_header,
+    signed_with,
     split_text,
     transport_error,
+    unix_time,
 )
 from abonent.config import ChannelSettings
 from abonent.core.types import Attachment, Button, InboundMessage
@@ -158,12 +159,6 @@ class WhatsAppChannel(MessengerChannel):
 
     settings: WhatsAppSettings
 
-    def __init__(self, settings: ChannelSettings) -> None:
-        if not isinstance(settings, WhatsAppSettings):
-            settings = WhatsAppSettings.model_validate(settings.model_dump())
-        super().__init__(settings)
-        self.settings = settings
-
     def deep_link(self) -> str | None:
         return f"https://wa.me/{self.settings.phone}" if self.settings.phone else None
 
@@ -208,10 +203,7 @@ class WhatsAppChannel(MessengerChannel):
         given = request.header(SIGNATURE_HEADER)
         if not given:
             raise WebhookRejected(401, f"{SIGNATURE_HEADER} is missing")
-        expected = hmac.new(self.settings.secret.encode(), request.body, hashlib.sha256)
-        if not hmac.compare_digest(
-            given.strip().encode(), f"sha256={expected.hexdigest()}".encode()
-        ):
+        if not signed_with(given, self.settings.secret, request.body, prefix="sha256="):
             raise WebhookRejected(403, f"{SIGNATURE_HEADER} does not match the body")
 
     def _value(self, value: dict[str, Any]) -> list[InboundMessage]:
@@ -274,7 +266,7 @@ class WhatsAppChannel(MessengerChannel):
             display_name=names.get(sender),
             phone=phone,
             attachments=attachments,
-            sent_at=_moment(message.get("timestamp")),
+            sent_at=unix_time(message.get("timestamp")),
         )
 
     def _media_url(self, media_id: str) -> str:
@@ -304,7 +296,7 @@ class WhatsAppChannel(MessengerChannel):
         except httpx.HTTPError as exc:
             raise transport_error(exc) from exc
         if response.is_success:
-            data = _json(response)
+            data = response_json(response)
             sent = data.get("messages") if isinstance(data, dict) else None
             first = sent[0] if isinstance(sent, list) and sent else None
             wamid = first.get("id") if isinstance(first, dict) else None
@@ -339,7 +331,7 @@ class WhatsAppChannel(MessengerChannel):
             raise RuntimeError(
                 f"phone_number_id {self.settings.phone_number_id}: {_error_reason(response)}"
             )
-        data = _json(response)
+        data = response_json(response)
         data = data if isinstance(data, dict) else {}
         return (
             f"{self.id}: WhatsApp number {data.get('display_phone_number', '?')} "
@@ -416,22 +408,21 @@ def send_error(response: httpx.Response) -> SendError:
     code = code if isinstance(code, int) and not isinstance(code, bool) else None
     reason = _error_reason(response, error)
     status = response.status_code
-    hint = retry_after_header(response)
     if code in RATE_DELAYS:
-        return SendError(reason, retry_after=hint if hint is not None else RATE_DELAYS[code])
+        return SendError(reason, retry_after=retry_after_header(response, RATE_DELAYS[code]))
     if status == 429:
-        return SendError(reason, retry_after=hint if hint is not None else DEFAULT_RATE_DELAY)
+        return SendError(reason, retry_after=retry_after_header(response, DEFAULT_RATE_DELAY))
     if code is not None and (
         code in PERMANENT_HINTS or 200 <= code < 300 or 132000 <= code < 133000
     ):
         return SendError(reason, permanent=True)
     if code in TRANSIENT_CODES or error.get("is_transient") is True or status >= 500:
-        return SendError(reason, retry_after=hint)
+        return SendError(reason, retry_after=retry_after_header(response))
     return SendError(reason, permanent=400 <= status < 500)
 
 
 def _error(response: httpx.Response) -> dict[str, Any]:
-    data = _json(response)
+    data = response_json(response)
     error = data.get("error") if isinstance(data, dict) else None
     return error if isinstance(error, dict) else {}
 
@@ -452,13 +443,6 @@ def _error_reason(response: httpx.Response, error: dict[str, Any] | None = None)
     if hint:
         return f"whatsapp {response.status_code} #{code}: {hint} ({text})"
     return f"whatsapp {response.status_code} #{code}: {text}"
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 # --------------------------------------------------------------------------- parsing
@@ -482,15 +466,6 @@ def _sender(
         if isinstance(user_id, str) and user_id:
             return user_id, None
     return None, None
-
-
-def _moment(stamp: Any) -> datetime | None:
-    """``timestamp`` is unix seconds as a string."""
-    try:
-        seconds = int(stamp)
-    except (TypeError, ValueError):
-        return None
-    return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
 
 
 def _content(

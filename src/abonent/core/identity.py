@@ -31,6 +31,18 @@ async def merge_contacts(conn: AsyncConnection, keep: int, absorb: int) -> None:
     for model in (ChannelIdentity, Conversation, Appeal):
         await conn.execute(update(model).where(model.contact_id == absorb).values(contact_id=keep))
     kept_accounts = select(ContactAccount.account_number).where(ContactAccount.contact_id == keep)
+    confirmed_by_absorbed = select(ContactAccount.account_number).where(
+        ContactAccount.contact_id == absorb, ContactAccount.confirmed.is_(True)
+    )
+    # An account both know: the kept row stays, confirmed if either confirmed it.
+    await conn.execute(
+        update(ContactAccount)
+        .where(
+            ContactAccount.contact_id == keep,
+            ContactAccount.account_number.in_(confirmed_by_absorbed.scalar_subquery()),
+        )
+        .values(confirmed=True)
+    )
     await conn.execute(
         delete(ContactAccount).where(
             ContactAccount.contact_id == absorb,
@@ -64,9 +76,9 @@ async def contact_by_phone(conn: AsyncConnection, phone: str) -> int | None:
     return None if value is None else int(value)
 
 
-async def link_phone(conn: AsyncConnection, contact_id: int, phone: str) -> tuple[int, bool]:
-    """Give the contact a phone the platform vouched for; returns the contact to use and
-    whether anything was new (the bot thanks for a shared number only then).
+async def link_phone(conn: AsyncConnection, contact_id: int, phone: str) -> bool:
+    """Give the contact a phone the platform vouched for; returns whether anything was
+    new (the bot thanks for a shared number only then).
 
     If another contact already has that phone, the two are one person: the older
     contact absorbs the newer. Accounts whose billing record carries the phone are
@@ -74,7 +86,7 @@ async def link_phone(conn: AsyncConnection, contact_id: int, phone: str) -> tupl
     """
     current = (await conn.execute(select(Contact.phone).where(Contact.id == contact_id))).scalar()
     if current == phone:
-        return contact_id, False
+        return False
     other = await contact_by_phone(conn, phone)
     if other is not None and other != contact_id:
         keep, absorb = min(other, contact_id), max(other, contact_id)
@@ -83,7 +95,7 @@ async def link_phone(conn: AsyncConnection, contact_id: int, phone: str) -> tupl
     if current is None or other is not None:
         await conn.execute(update(Contact).where(Contact.id == contact_id).values(phone=phone))
     await _link_accounts_of_phone(conn, contact_id, phone)
-    return contact_id, True
+    return True
 
 
 async def _link_accounts_of_phone(conn: AsyncConnection, contact_id: int, phone: str) -> None:

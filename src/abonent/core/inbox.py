@@ -162,9 +162,10 @@ async def start_webchat(
     return conv_id, token
 
 
-async def _conversation_for(conn: AsyncConnection, msg: InboundMessage) -> tuple[int, int]:
-    """(identity id, open conversation id) of the sender; contact and conversation are
-    created on first contact, a new conversation after the last one was closed."""
+async def _conversation_for(conn: AsyncConnection, msg: InboundMessage) -> tuple[int, int, int]:
+    """(identity id, contact id, open conversation id) of the sender; contact and
+    conversation are created on first contact, a new conversation after the last one
+    was closed."""
     if msg.identity_id is not None:
         row = (
             await conn.execute(_CONTACT_AND_OPEN_CONVERSATION, {"identity_id": msg.identity_id})
@@ -174,9 +175,10 @@ async def _conversation_for(conn: AsyncConnection, msg: InboundMessage) -> tuple
         contact_id, conv_id = int(row[0]), row[1]
         if conv_id is None:
             conv_id = await _new_conversation(conn, msg.identity_id, contact_id, msg.channel_id)
-        return msg.identity_id, int(conv_id)
+        return msg.identity_id, contact_id, int(conv_id)
     identity_id, contact_id = await _identity(conn, msg)
-    return identity_id, await _open_conversation_id(conn, identity_id, contact_id, msg.channel_id)
+    conv_id = await _open_conversation_id(conn, identity_id, contact_id, msg.channel_id)
+    return identity_id, contact_id, conv_id
 
 
 async def _identity(conn: AsyncConnection, msg: InboundMessage) -> tuple[int, int]:
@@ -195,11 +197,6 @@ async def _identity(conn: AsyncConnection, msg: InboundMessage) -> tuple[int, in
         conn, contact_id, msg.channel_id, msg.external_user_id, msg.display_name
     )
     return identity_id, contact_id
-
-
-async def _contact_of(conn: AsyncConnection, conv_id: int) -> int:
-    found = await conn.execute(select(Conversation.contact_id).where(Conversation.id == conv_id))
-    return int(found.scalar_one())
 
 
 async def _existing(db: Database, msg: InboundMessage) -> Received | None:
@@ -229,13 +226,10 @@ async def receive(db: Database, msg: InboundMessage) -> Received:
 
     try:
         async with db.write() as conn:
-            identity_id, conv_id = await _conversation_for(conn, msg)
-            if msg.phone:
-                # A phone the platform vouches for (a shared own contact, a WhatsApp number).
-                contact_id = await _contact_of(conn, conv_id)
-                _, new_phone = await link_phone(conn, contact_id, msg.phone)
-                if new_phone:
-                    meta = {**(meta or {}), "phone_vouched": True}
+            identity_id, contact_id, conv_id = await _conversation_for(conn, msg)
+            # A phone the platform vouches for (a shared own contact, a WhatsApp number).
+            if msg.phone and await link_phone(conn, contact_id, msg.phone):
+                meta = {**(meta or {}), "phone_vouched": True}
             values: dict[str, Any] = {
                 "conversation_id": conv_id,
                 "identity_id": identity_id,
