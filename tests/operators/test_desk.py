@@ -15,9 +15,10 @@ import websockets
 from sqlalchemy import select, update
 
 from abonent.clock import utcnow
-from abonent.db.models import Conversation, Message, OperatorEvent, User
+from abonent.db.models import AuditRecord, Conversation, Message, OperatorEvent, User
 from abonent.db.session import Database
-from abonent.operators.users import add_user
+from abonent.operators.desk import Actor
+from abonent.operators.users import add_user, set_active
 from support import Customer, LiveServer, make_settings, texts
 
 PASSWORD = "correct horse 1"
@@ -67,8 +68,9 @@ class Operator:
 
     async def online(self) -> None:
         assert (await self.post("/status", {"status": "online"})).status_code == 200
-        await self.server.settle()
-        await asyncio.sleep(0.05)
+        # The desk assigns in the background when someone comes online; one pass here
+        # (serialised with the background one) makes the outcome certain before asserting.
+        await on_server(self.server, self.server.runtime.desk.assign_waiting())
         await self.server.settle()
 
 
@@ -391,3 +393,100 @@ async def test_the_operator_reads_one_history_for_one_account_holder_across_chat
     assert conversations == {earlier.conversation_id, later.conversation_id}
     card = (await vera.get(f"/contacts/{view['conversation']['contact_id']}/card")).json()
     assert [a["number"] for a in card["accounts"]] == [number]
+
+
+async def test_operators_read_and_annotate_only_waiting_and_their_own_chats(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    me = await _queued_customer(server, http)
+    other = await _queued_customer(server, http)
+    anna, boris, sveta = (Operator(server, n) for n in ("anna", "boris", "sveta"))
+    for who in (anna, boris, sveta):
+        await who.login()
+    contact = (await boris.get(f"/conversations/{me.conversation_id}")).json()["conversation"][
+        "contact_id"
+    ]
+    # waiting: any operator may look at the customer before taking the chat
+    assert (await boris.get(f"/contacts/{contact}/card")).status_code == 200
+    assert (await anna.post(f"/conversations/{me.conversation_id}/take")).status_code == 200
+    card = f"/contacts/{contact}/card"
+    assert (await boris.get(card)).status_code == 403
+    assert (await boris.get(f"{card}?conversation_id={me.conversation_id}")).status_code == 403
+    # a conversation of somebody else does not vouch for this card (nor goes to the audit log)
+    assert (await boris.get(f"{card}?conversation_id={other.conversation_id}")).status_code == 404
+    assert (await anna.get(f"{card}?conversation_id={me.conversation_id}")).status_code == 200
+    assert (await sveta.get(card)).status_code == 200
+    note = await boris.post(f"/conversations/{me.conversation_id}/notes", {"text": "чужая"})
+    assert note.status_code == 409
+    # ids beyond a bigint are refused as such, not as a database error
+    assert (await boris.get(f"/conversations/{10**20}")).status_code == 422
+    assert (await boris.get(f"{card}?conversation_id={10**20}")).status_code == 422
+
+    async def audited() -> list[tuple[int | None, str]]:
+        async with server.runtime.db.session() as session:
+            rows = await session.scalars(select(AuditRecord).order_by(AuditRecord.id))
+            return [(r.user_id, r.action) for r in rows]
+
+    log = await on_server(server, audited())
+    assert (boris.id, "conversation.view") in log  # reading the history is an access too
+    assert log.count((boris.id, "card.view")) == 1
+
+
+async def test_an_action_checked_against_one_assignee_does_not_land_after_a_reassignment(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    me = await _queued_customer(server, http)
+    anna, boris, sveta = (Operator(server, n) for n in ("anna", "boris", "sveta"))
+    for who in (anna, boris, sveta):
+        await who.login()
+    await anna.post(f"/conversations/{me.conversation_id}/take")
+    desk = server.runtime.desk
+    # Anna's close passed its check; the supervisor hands the chat to Boris before it lands.
+    seen_by_anna = await on_server(
+        server, desk._own(Actor(anna.id, "Анна", "operator"), me.conversation_id)
+    )
+    moved = await sveta.post(f"/conversations/{me.conversation_id}/assign", {"user_id": boris.id})
+    assert moved.status_code == 200
+
+    async def stale_own(actor: Actor, conv_id: int) -> Conversation:
+        return seen_by_anna
+
+    desk._own = stale_own  # type: ignore[method-assign]
+    try:
+        late = await anna.post(
+            f"/conversations/{me.conversation_id}/close", {"resolution": "Решено"}
+        )
+    finally:
+        del desk._own
+    assert late.status_code == 409
+    conv = await _conversation(server, me.conversation_id)
+    assert conv.status == "assigned" and conv.assignee_id == boris.id
+
+
+async def test_a_disabled_operator_gives_the_chats_back_and_loses_the_socket(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    me = await _queued_customer(server, http)
+    anna = Operator(server, "anna")
+    await anna.login()
+    await anna.post(f"/conversations/{me.conversation_id}/take")
+    cookie = anna.http.cookies.get("abonent_session")
+    url = server.url.replace("http://", "ws://") + "/api/workspace/v1/ws"
+    with pytest.raises(websockets.InvalidStatus):
+        # another site's page cannot listen with the operator's cookie
+        await websockets.connect(
+            url,
+            additional_headers={"Cookie": f"abonent_session={cookie}"},
+            origin=websockets.Origin("https://evil.example"),
+        )
+    async with websockets.connect(
+        url, additional_headers={"Cookie": f"abonent_session={cookie}"}
+    ) as ws:
+        await on_server(server, set_active(server.runtime.db, "anna", False))
+        await ws.send(json.dumps({"type": "ping"}))
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == 4401
+    conv = await _conversation(server, me.conversation_id)
+    assert conv.status == "queued" and conv.assignee_id is None

@@ -10,11 +10,14 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from sqlalchemy import select
+
 from abonent.billing.base import PLANS, AccountInfo
 from abonent.billing.csv_import import import_accounts
 from abonent.billing.local import account_info
-from abonent.db.models import Account
+from abonent.db.models import Account, Template, User
 from abonent.db.session import Database
+from abonent.operators.users import add_user
 
 DEMO_ACCOUNTS_CSV: Path = Path(__file__).with_name("accounts.csv")
 
@@ -83,11 +86,6 @@ DEMO_TEMPLATES = (
 async def seed_demo_users(db: Database) -> list[tuple[str, str, str]]:
     """The demo's workspace users and shared templates; existing ones are left alone.
     Returns (login, password, role) for the start-up banner."""
-    from sqlalchemy import select
-
-    from abonent.db.models import Template, User
-    from abonent.operators.users import add_user
-
     async with db.session() as session:
         existing = set(await session.scalars(select(User.login)))
         codes = set(await session.scalars(select(Template.code)))

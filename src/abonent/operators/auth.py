@@ -3,9 +3,8 @@
 Sessions live in the database (not in a signed cookie) so that several server
 processes share them and a disabled user is signed out everywhere at once. The
 cookie carries a random token; the table keeps only its SHA-256. Every state-changing
-request must echo the session's CSRF token in ``X-CSRF-Token`` (or the form field
-``csrf_token``): SameSite=Lax already stops most cross-site posts, the token stops
-the rest.
+request must echo the session's CSRF token in ``X-CSRF-Token`` (web/deps.py):
+SameSite=Lax already stops most cross-site posts, the token stops the rest.
 """
 
 from __future__ import annotations

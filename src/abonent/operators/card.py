@@ -38,6 +38,22 @@ class ContactNotFound(LookupError):
     """No contact with this id (the API answers 404)."""
 
 
+async def audit(
+    db: Database, user_id: int, action: str, contact_id: int, conversation_id: int | None
+) -> None:
+    """Write down that ``user_id`` was shown this contact's personal data."""
+    async with db.transaction() as session:
+        session.add(
+            AuditRecord(
+                user_id=user_id,
+                action=action,
+                contact_id=contact_id,
+                conversation_id=conversation_id,
+                at=utcnow(),
+            )
+        )
+
+
 def mask_external_id(external_id: str) -> str:
     """Enough of a platform id to tell two identities apart, too little to message them."""
     keep = min(4, len(external_id) // 2)
@@ -76,16 +92,7 @@ async def customer_card(
                 .order_by(ContactAccount.last_used_at.desc(), ContactAccount.id.desc())
             )
         )
-    async with db.transaction() as session:
-        session.add(
-            AuditRecord(
-                user_id=viewer_user_id,
-                action=AUDIT_ACTION,
-                contact_id=contact_id,
-                conversation_id=conversation_id,
-                at=utcnow(),
-            )
-        )
+    await audit(db, viewer_user_id, AUDIT_ACTION, contact_id, conversation_id)
 
     (crm_part, person), linked_accounts = await asyncio.gather(
         _crm_part(crm, contact_id, contact.phone, linked[0] if linked else None),

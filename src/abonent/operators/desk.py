@@ -7,7 +7,8 @@ conversation to the eligible online operator with the fewest open conversations
 (not round-robin: load decides), up to the operator's own limit, and runs whenever
 something could change the answer: a conversation is queued, closed, transferred or
 returned; an operator comes online. On PostgreSQL the pass runs under an advisory
-lock, so processes take turns instead of over-assigning one operator.
+lock, so processes take turns instead of over-assigning one operator, and going
+offline takes it too, so nobody is handed a chat as they leave.
 Every action is also written to ``operator_events`` for statistics.
 """
 
@@ -17,11 +18,11 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from abonent.bot import texts as t
 from abonent.clock import utcnow
@@ -49,6 +50,51 @@ _TRIGGERS = {
     events.CONVERSATION_RETURNED_TO_BOT,
     events.OPERATOR_STATUS,
 }
+
+
+def _stale(before: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Users shown as working whose page has been silent since ``before``."""
+    return (
+        User.status.in_(("online", "break")),
+        func.coalesce(User.last_seen_at, User.status_changed_at) < before,
+    )
+
+
+async def _serialise_assignment(conn: AsyncConnection) -> None:
+    """On PostgreSQL, wait for (and hold till commit) the lock of assignment passes: an
+    operator going offline then cannot be handed a chat by a pass that read them online."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ASSIGN_LOCK})
+
+
+async def requeue_of(
+    conn: AsyncConnection | AsyncSession, user_id: int, now: datetime
+) -> list[int]:
+    """An operator who leaves (offline, disabled) gives their open conversations back to
+    the queue: a customer must not wait for somebody who has gone home. The rows are
+    locked first, so a transfer racing with this either lands before (the conversation is
+    no longer theirs and stays where it went) or after."""
+    theirs = (Conversation.assignee_id == user_id, Conversation.status == "assigned")
+    ids = list(
+        (await conn.execute(select(Conversation.id).where(*theirs).with_for_update())).scalars()
+    )
+    if ids:
+        await conn.execute(
+            update(Conversation)
+            .where(Conversation.id.in_(ids), *theirs)
+            .values(status="queued", assignee_id=None, queued_at=now, updated_at=now)
+        )
+    return ids
+
+
+def _still_with(conv: Conversation) -> tuple[ColumnElement[bool], ...]:
+    """The conversation is still assigned to whom ``_own`` saw: an action checked against
+    one assignee must not land after a transfer or reassignment in between."""
+    return (
+        Conversation.id == conv.id,
+        Conversation.status == "assigned",
+        Conversation.assignee_id == conv.assignee_id,
+    )
 
 
 class DeskError(Exception):
@@ -127,22 +173,37 @@ class Desk:
             await self._log(conn, user_id, kind, data.pop("conversation_id", None), data or None)
 
     # ------------------------------------------------------------------ statuses
-    async def set_status(self, user_id: int, status: str, *, auto: bool = False) -> None:
+    async def set_status(
+        self,
+        user_id: int,
+        status: str,
+        *,
+        auto: bool = False,
+        stale_before: datetime | None = None,
+    ) -> bool:
+        """``stale_before`` (the sweep): change only a working user whose page has been
+        silent since then; a ping, or another process's sweep, may have come first.
+        Returns whether the status was changed."""
         if status not in STATUSES:
             raise DeskError(400, "bad_status", f"status must be one of {', '.join(STATUSES)}")
         now = utcnow()
         requeued: list[int] = []
         async with self.db.write() as conn:
+            if status == "offline":
+                await _serialise_assignment(conn)
             old = (await conn.execute(select(User.status).where(User.id == user_id))).scalar()
             if old is None:
                 raise DeskError(404, "not_found", "No such user.")
-            await conn.execute(
-                update(User)
-                .where(User.id == user_id)
-                .values(status=status, status_changed_at=now, last_seen_at=now)
+            change = update(User).where(User.id == user_id)
+            if stale_before is not None:
+                change = change.where(*_stale(stale_before))
+            done = await conn.execute(
+                change.values(status=status, status_changed_at=now, last_seen_at=now)
             )
+            if not done.rowcount:
+                return False
             if status == "offline":
-                requeued = await self._requeue_of(conn, user_id, now)
+                requeued = await requeue_of(conn, user_id, now)
             await self._log(
                 conn, user_id, "status", None, {"from": old, "to": status, "auto": auto}
             )
@@ -154,26 +215,7 @@ class Desk:
             for c in requeued
         ]
         await self.bus.publish_many(published)
-
-    async def _requeue_of(self, conn: AsyncConnection, user_id: int, now: Any) -> list[int]:
-        """An operator who leaves gives their open conversations back to the queue: a
-        customer must not wait for somebody who has gone home."""
-        ids = list(
-            (
-                await conn.execute(
-                    select(Conversation.id).where(
-                        Conversation.assignee_id == user_id, Conversation.status == "assigned"
-                    )
-                )
-            ).scalars()
-        )
-        if ids:
-            await conn.execute(
-                update(Conversation)
-                .where(Conversation.id.in_(ids), Conversation.status == "assigned")
-                .values(status="queued", assignee_id=None, queued_at=now, updated_at=now)
-            )
-        return ids
+        return True
 
     async def seen(self, user_id: int) -> None:
         """A ping from an open workspace page."""
@@ -184,25 +226,17 @@ class Desk:
         """Operators whose page has been closed for a while go offline by themselves."""
         limit = utcnow() - SEEN_TIMEOUT
         async with self.db.session() as session:
-            stale = list(
-                await session.scalars(
-                    select(User.id).where(
-                        User.status.in_(("online", "break")),
-                        func.coalesce(User.last_seen_at, User.status_changed_at) < limit,
-                    )
-                )
-            )
+            stale = list(await session.scalars(select(User.id).where(*_stale(limit))))
         for user_id in stale:
-            log.info("operator %s went offline: the workspace page is closed", user_id)
-            await self.set_status(user_id, "offline", auto=True)
+            if await self.set_status(user_id, "offline", auto=True, stale_before=limit):
+                log.info("operator %s went offline: the workspace page is closed", user_id)
 
     # ------------------------------------------------------------------ assignment
     async def assign_waiting(self) -> int:
         """Give waiting conversations to online operators with room; returns how many."""
         assigned: list[tuple[int, int, str]] = []
         async with self.db.write() as conn:
-            if conn.dialect.name == "postgresql":
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ASSIGN_LOCK})
+            await _serialise_assignment(conn)
             load = (
                 select(func.count(Conversation.id))
                 .where(Conversation.assignee_id == User.id, Conversation.status == "assigned")
@@ -339,36 +373,34 @@ class Desk:
 
     async def note(self, actor: Actor, conv_id: int, body: str) -> None:
         """An internal note: operators see it, the customer never does."""
-        now = utcnow()
+        conv = await self._own(actor, conv_id)
         async with self.db.write() as conn:
-            conv = (
-                await conn.execute(
-                    select(Conversation.identity_id, Conversation.channel_id).where(
-                        Conversation.id == conv_id
-                    )
-                )
-            ).first()
-            if conv is None:
-                raise DeskError(404, "not_found", "No such conversation.")
-            row = {
-                "conversation_id": conv_id,
-                "identity_id": conv.identity_id,
-                "channel_id": conv.channel_id,
-                "author": "note",
-                "author_id": actor.id,
-                "text": body,
-                "payload": None,
-                "buttons": None,
-                "external_id": None,
-                "meta": None,
-                "handled": True,
-                "delivery": None,
-                "delivery_error": None,
-                "created_at": now,
-            }
-            result = await conn.execute(insert(Message).returning(Message.id), row)
-            row["id"] = int(result.scalar_one())
+            row = await self._write_note(conn, conv, actor.id, body)
         await self.bus.publish(Event(events.MESSAGE_CREATED, row_event_data(row)))
+
+    @staticmethod
+    async def _write_note(
+        conn: AsyncConnection, conv: Conversation, author_id: int, body: str
+    ) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "conversation_id": conv.id,
+            "identity_id": conv.identity_id,
+            "channel_id": conv.channel_id,
+            "author": "note",
+            "author_id": author_id,
+            "text": body,
+            "payload": None,
+            "buttons": None,
+            "external_id": None,
+            "meta": None,
+            "handled": True,
+            "delivery": None,
+            "delivery_error": None,
+            "created_at": utcnow(),
+        }
+        result = await conn.execute(insert(Message).returning(Message.id), row)
+        row["id"] = int(result.scalar_one())
+        return row
 
     async def transfer(
         self,
@@ -385,7 +417,7 @@ class Desk:
             raise DeskError(422, "target", "Choose either an operator or a group.")
         if not note.strip():
             raise DeskError(422, "note", "Write a note for the next operator.")
-        await self._own(actor, conv_id)
+        conv = await self._own(actor, conv_id)
         name = await self._active_name(to_user_id) if to_user_id is not None else ""
         now = utcnow()
         async with self.db.write() as conn:
@@ -395,25 +427,28 @@ class Desk:
             else:
                 values = {"status": "queued", "assignee_id": None, "group": group, "queued_at": now}
             done = await conn.execute(
-                update(Conversation)
-                .where(Conversation.id == conv_id, Conversation.status == "assigned")
-                .values(updated_at=now, **values)
+                update(Conversation).where(*_still_with(conv)).values(updated_at=now, **values)
             )
             if not done.rowcount:
                 raise DeskError(409, "gone", "The conversation is no longer yours to transfer.")
             await self._log(conn, actor.id, "transfer", conv_id, {"to": to_user_id, "group": group})
-        target = name or f"группа «{group}»"
-        await self.note(actor, conv_id, f"Передано: {target}. {note.strip()}")
-        await self.bus.publish(
-            Event(
-                events.CONVERSATION_TRANSFERRED,
-                {
-                    "conversation_id": conv_id,
-                    "from": actor.id,
-                    "assignee_id": to_user_id,
-                    "group": group,
-                },
+            target = name or f"группа «{group}»"
+            row = await self._write_note(
+                conn, conv, actor.id, f"Передано: {target}. {note.strip()}"
             )
+        await self.bus.publish_many(
+            [
+                Event(events.MESSAGE_CREATED, row_event_data(row)),
+                Event(
+                    events.CONVERSATION_TRANSFERRED,
+                    {
+                        "conversation_id": conv_id,
+                        "from": actor.id,
+                        "assignee_id": to_user_id,
+                        "group": group,
+                    },
+                ),
+            ]
         )
         if to_user_id is not None:
             await self.pipeline.post(
@@ -421,12 +456,12 @@ class Desk:
             )
 
     async def return_to_bot(self, actor: Actor, conv_id: int) -> None:
-        await self._own(actor, conv_id)
+        conv = await self._own(actor, conv_id)
         now = utcnow()
         async with self.db.write() as conn:
             done = await conn.execute(
                 update(Conversation)
-                .where(Conversation.id == conv_id, Conversation.status == "assigned")
+                .where(*_still_with(conv))
                 .values(
                     status="bot",
                     assignee_id=None,
@@ -454,7 +489,7 @@ class Desk:
         async with self.db.write() as conn:
             done = await conn.execute(
                 update(Conversation)
-                .where(Conversation.id == conv_id, Conversation.status == "assigned")
+                .where(*_still_with(conv))
                 .values(
                     status="closed",
                     closed_at=now,

@@ -20,7 +20,7 @@ from abonent.core.bus import LocalBus
 from abonent.core.events import Event
 from abonent.db.models import Conversation
 from abonent.db.session import Database
-from abonent.nlu.profanity import mask_profanity
+from abonent.operators.views import operator_text
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class DeskLive:
 
 def _for_operators(data: dict[str, Any]) -> dict[str, Any]:
     if data.get("author") == "customer" and isinstance(data.get("text"), str):
-        return {**data, "text": mask_profanity(data["text"])}
+        return {**data, "text": operator_text("customer", data["text"])}
     return data
 
 

@@ -432,12 +432,14 @@ async def _check_code_free(
     raise TemplateError(f"the code '{code}' is already used by an operator's own template")
 
 
-def _may_edit(user: User, template: Template) -> None:
-    if template.owner_id is None:
-        if user.role != "admin":
-            raise TemplateForbidden("only an admin may change shared templates")
-    elif template.owner_id != user.id:
-        raise TemplateNotFound(f"template {template.id} does not exist")
+def _editable(user: User, template_id: int, template: Template | None) -> Template:
+    """The template if ``user`` may change it: another operator's is as good as absent;
+    a shared one is the admins'."""
+    if template is None or template.owner_id not in (None, user.id):
+        raise TemplateNotFound(f"template {template_id} does not exist")
+    if template.owner_id is None and user.role != "admin":
+        raise TemplateForbidden("only an admin may change shared templates")
+    return template
 
 
 async def create(
@@ -489,10 +491,7 @@ async def update(
     templates by admins, personal ones by their owner."""
     try:
         async with db.transaction() as session:
-            row = await session.get(Template, template_id)
-            if row is None or (row.owner_id is not None and row.owner_id != user.id):
-                raise TemplateNotFound(f"template {template_id} does not exist")
-            _may_edit(user, row)
+            row = _editable(user, template_id, await session.get(Template, template_id))
             new = _clean(
                 row.code if code is None else code,
                 row.title if title is None else title,
@@ -512,10 +511,7 @@ async def update(
 async def delete(db: Database, user: User, template_id: int) -> None:
     try:
         async with db.transaction() as session:
-            row = await session.get(Template, template_id)
-            if row is None or (row.owner_id is not None and row.owner_id != user.id):
-                raise TemplateNotFound(f"template {template_id} does not exist")
-            _may_edit(user, row)
+            row = _editable(user, template_id, await session.get(Template, template_id))
             await session.delete(row)
     finally:
         _invalidate(db)

@@ -10,6 +10,7 @@ from abonent.clock import utcnow
 from abonent.db.models import User, UserSession
 from abonent.db.session import Database
 from abonent.operators.auth import ROLES, hash_password
+from abonent.operators.desk import requeue_of
 
 LOGIN_RE = re.compile(r"^[a-z0-9._-]{2,64}$")
 MIN_PASSWORD = 8
@@ -73,19 +74,23 @@ async def set_password(db: Database, login: str, password: str) -> None:
 
 
 async def set_active(db: Database, login: str, active: bool) -> User:
-    """Disable (or re-enable) a user; disabling signs them out and takes them offline."""
+    """Disable (or re-enable) a user; disabling signs them out, takes them offline and
+    gives their open conversations back to the queue (the desk's next pass, within
+    seconds, hands them to someone online)."""
     async with db.transaction() as session:
         user = await session.scalar(select(User).where(User.login == login.strip().lower()))
         if user is None:
             raise UserError(f"no user {login!r}")
         user.active = active
         if not active:
+            now = utcnow()
             await session.execute(delete(UserSession).where(UserSession.user_id == user.id))
             await session.execute(
                 update(User)
                 .where(User.id == user.id)
-                .values(status="offline", status_changed_at=utcnow())
+                .values(status="offline", status_changed_at=now)
             )
+            await requeue_of(session, user.id, now)
         return user
 
 

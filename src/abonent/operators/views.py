@@ -25,10 +25,12 @@ def _seconds_since(moment: datetime | None, now: datetime) -> int:
     return max(0, int((now - moment).total_seconds())) if moment else 0
 
 
+def operator_text(author: str, text: str) -> str:
+    """A message's text as operators see it: the customer's with obscene words masked."""
+    return mask_profanity(text) if author == "customer" else text
+
+
 def message_view(message: Message, author_name: str | None = None) -> dict[str, Any]:
-    text = message.text
-    if message.author == "customer":
-        text = mask_profanity(text)
     meta = message.meta or {}
     return {
         "id": message.id,
@@ -37,7 +39,7 @@ def message_view(message: Message, author_name: str | None = None) -> dict[str, 
         "author": message.author,
         "author_id": message.author_id,
         "author_name": author_name,
-        "text": text,
+        "text": operator_text(message.author, message.text),
         "buttons": list(message.buttons or []),
         "created_at": message.created_at.isoformat(),
         "meta": {
@@ -100,7 +102,7 @@ async def conversation_list(
                 if conv.waiting_since or conv.status == "queued"
                 else 0,
                 "last_message": {
-                    "text": message_view(message)["text"],
+                    "text": operator_text(message.author, message.text),
                     "author": message.author,
                     "created_at": message.created_at.isoformat(),
                 }
@@ -120,6 +122,23 @@ async def queue_view(db: Database) -> dict[str, Any]:
         "longest_wait_seconds": max((i["waiting_seconds"] for i in items), default=0),
         "conversations": items,
     }
+
+
+async def queue_stats(db: Database) -> tuple[int, int]:
+    """How many conversations wait and the longest wait in seconds (as ``queue_view``
+    counts them), without loading the queue."""
+    since = func.coalesce(
+        Conversation.waiting_since, Conversation.queued_at, Conversation.created_at
+    )
+    async with db.session() as session:
+        count, oldest = (
+            await session.execute(
+                select(func.count(Conversation.id), func.min(since)).where(
+                    Conversation.status == "queued"
+                )
+            )
+        ).one()
+    return int(count), _seconds_since(oldest, utcnow())
 
 
 async def conversation_view(db: Database, conv_id: int) -> dict[str, Any] | None:

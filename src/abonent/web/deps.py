@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from abonent.app import Runtime
@@ -42,6 +42,11 @@ OperatorAccess = Depends(require_operator_token)
 
 
 # --------------------------------------------------------------------------- workspace
+# Ids beyond a bigint would reach PostgreSQL as an error instead of a plain "not found".
+MAX_ID = 2**63 - 1
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
 @dataclass(frozen=True)
 class Signed:
     """The signed-in workspace user of this request, with their session."""

@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from abonent.core.serialize import message_dict
 from abonent.db.models import Conversation, Message
-from abonent.nlu.profanity import mask_profanity
 from abonent.operators import views
 from abonent.web.deps import OperatorAccess, RuntimeDep
 from abonent.web.errors import ApiError
@@ -62,7 +61,6 @@ async def conversation_messages(conversation_id: int, runtime: RuntimeDep) -> di
 def _for_operator(message: Message) -> dict[str, Any]:
     """Operators see obscene words masked; the stored text stays as the customer wrote it."""
     item = message_dict(message)
-    if message.author == "customer":
-        # Also messages the bot never saw (the conversation was with an operator already).
-        item["text"] = mask_profanity(item["text"])
+    # Also messages the bot never saw (the conversation was with an operator already).
+    item["text"] = views.operator_text(message.author, item["text"])
     return item

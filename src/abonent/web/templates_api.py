@@ -3,11 +3,9 @@ admin page that manages them (server-rendered; its script talks to this API)."""
 
 from __future__ import annotations
 
-import hashlib
-import pathlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
@@ -19,20 +17,13 @@ from abonent.operators.templates import (
     TemplateView,
 )
 from abonent.web import workspace_pages
-from abonent.web.deps import CurrentUser, RuntimeDep, Signed
+from abonent.web.deps import MAX_ID, CurrentUser, IdPath, RuntimeDep, Signed
 from abonent.web.errors import ApiError
-
-_JS_VERSION = hashlib.sha256(
-    (pathlib.Path(__file__).parent / "static" / "operator_templates.js").read_bytes()
-).hexdigest()[:10]
 
 router = APIRouter(prefix="/api/workspace/v1/templates", tags=["workspace"])
 
 # Generous bounds against absurd bodies; the service gives the precise, readable limits.
 _LONG = 20_000
-# Ids beyond a bigint would reach PostgreSQL as an error instead of a plain "not found".
-MAX_ID = 2**63 - 1
-TemplateId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class TemplateIn(BaseModel):
@@ -125,7 +116,7 @@ async def suggest(
 
 @router.put("/{template_id}")
 async def update_template(
-    template_id: TemplateId, body: TemplatePatch, runtime: RuntimeDep, user: CurrentUser
+    template_id: IdPath, body: TemplatePatch, runtime: RuntimeDep, user: CurrentUser
 ) -> dict[str, Any]:
     try:
         updated = await service.update(
@@ -143,9 +134,7 @@ async def update_template(
 
 
 @router.delete("/{template_id}", status_code=204)
-async def delete_template(
-    template_id: TemplateId, runtime: RuntimeDep, user: CurrentUser
-) -> Response:
+async def delete_template(template_id: IdPath, runtime: RuntimeDep, user: CurrentUser) -> Response:
     try:
         await service.delete(runtime.db, user.user, template_id)
     except (TemplateForbidden, TemplateNotFound) as exc:
@@ -158,5 +147,4 @@ def render_templates_page(request: Request, user: Signed) -> HTMLResponse:
     the sign-in): everyone manages their own templates, admins the shared ones too."""
     runtime = request.app.state.runtime
     context = workspace_pages._user_context(user.user, user.session, runtime)
-    context["templates_js_version"] = _JS_VERSION
     return workspace_pages._render(request, "operator_templates.html", context)

@@ -10,11 +10,14 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
+from sqlalchemy import or_, select
 
+from abonent.db.models import Conversation, User
 from abonent.operators import views
 from abonent.operators.auth import (
     SESSION_COOKIE,
@@ -24,10 +27,10 @@ from abonent.operators.auth import (
     session_user,
     sign_out,
 )
-from abonent.operators.card import ContactNotFound, customer_card
+from abonent.operators.card import ContactNotFound, audit, customer_card
 from abonent.operators.desk import Actor, DeskError
 from abonent.operators.live import Subscriber
-from abonent.web.deps import CurrentUser, RuntimeDep, Signed, Supervisor
+from abonent.web.deps import MAX_ID, CurrentUser, IdPath, RuntimeDep, Signed, Supervisor
 from abonent.web.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -39,8 +42,7 @@ def _actor(user: Signed) -> Actor:
     return Actor(user.user.id, user.user.name, user.user.role)
 
 
-def _user_out(user: Signed | Any) -> dict[str, Any]:
-    u = user.user if isinstance(user, Signed) else user
+def _user_out(u: User) -> dict[str, Any]:
     return {
         "id": u.id,
         "login": u.login,
@@ -101,14 +103,7 @@ async def login(
         path="/",
     )
     await runtime.desk.log(signed.user.id, "login")
-    user = {
-        "id": signed.user.id,
-        "login": signed.user.login,
-        "name": signed.user.name,
-        "role": signed.user.role,
-        "status": signed.user.status,
-    }
-    return {"user": user, "csrf_token": signed.csrf_token}
+    return {"user": _user_out(signed.user), "csrf_token": signed.csrf_token}
 
 
 @router.post("/logout")
@@ -124,7 +119,7 @@ async def logout(
 
 @router.get("/me")
 async def me(user: CurrentUser) -> dict[str, Any]:
-    return {**_user_out(user), "csrf_token": user.session.csrf_token}
+    return {**_user_out(user.user), "csrf_token": user.session.csrf_token}
 
 
 class StatusIn(BaseModel):
@@ -138,6 +133,11 @@ async def set_status(body: StatusIn, user: CurrentUser, runtime: RuntimeDep) -> 
 
 
 # --------------------------------------------------------------------------- lists
+def _may_read(user: Signed, status: str, assignee_id: int | None) -> bool:
+    """An operator reads waiting conversations and their own; supervisors any."""
+    return status == "queued" or assignee_id == user.id or user.can("supervisor")
+
+
 @router.get("/queue")
 async def queue(user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
     view = await views.queue_view(runtime.db)
@@ -159,29 +159,27 @@ async def conversations(
 
 
 @router.get("/conversations/{conv_id}")
-async def conversation(conv_id: int, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+async def conversation(conv_id: IdPath, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
     view = await views.conversation_view(runtime.db, conv_id)
     if view is None:
         raise ApiError(404, "not_found", "No such conversation.")
     conv = view["conversation"]
-    _with_channel_types(runtime, [conv, *view["messages"]])
-    mine = conv["assignee"] is not None and conv["assignee"]["id"] == user.id
-    if not (mine or conv["status"] == "queued" or user.can("supervisor")):
+    assignee_id = conv["assignee"]["id"] if conv["assignee"] is not None else None
+    if not _may_read(user, conv["status"], assignee_id):
         raise ApiError(403, "forbidden", "This conversation is with another operator.")
-    view["read_only"] = not mine
-    await runtime.desk.log(
-        user.id, "conversation.view", conversation_id=conv_id, contact_id=conv["contact_id"]
-    )
+    _with_channel_types(runtime, [conv, *view["messages"]])
+    view["read_only"] = assignee_id != user.id
+    await audit(runtime.db, user.id, "conversation.view", conv["contact_id"], conv_id)
     return view
 
 
 @router.get("/operators")
 async def operators(user: Supervisor, runtime: RuntimeDep) -> dict[str, Any]:
-    queue_now = await views.queue_view(runtime.db)
+    length, longest = await views.queue_stats(runtime.db)
     return {
         "operators": await views.team_view(runtime.db),
-        "queue_length": queue_now["length"],
-        "longest_wait_seconds": queue_now["longest_wait_seconds"],
+        "queue_length": length,
+        "longest_wait_seconds": longest,
     }
 
 
@@ -201,8 +199,33 @@ async def colleagues(user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
 
 @router.get("/contacts/{contact_id}/card", summary="The customer card (audit-logged)")
 async def card(
-    contact_id: int, user: CurrentUser, runtime: RuntimeDep, conversation_id: int | None = None
+    contact_id: IdPath,
+    user: CurrentUser,
+    runtime: RuntimeDep,
+    conversation_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> dict[str, Any]:
+    """Whose conversations the user may read, their customers' cards too; the
+    ``conversation_id`` the audit log records must be one of the contact's."""
+    async with runtime.db.session() as session:
+        if conversation_id is not None:
+            conv = await session.get(Conversation, conversation_id)
+            if conv is None or conv.contact_id != contact_id:
+                raise ApiError(404, "not_found", "No such conversation of this contact.")
+            allowed = _may_read(user, conv.status, conv.assignee_id)
+        else:
+            allowed = user.can("supervisor") or (
+                await session.scalar(
+                    select(Conversation.id)
+                    .where(
+                        Conversation.contact_id == contact_id,
+                        or_(Conversation.status == "queued", Conversation.assignee_id == user.id),
+                    )
+                    .limit(1)
+                )
+                is not None
+            )
+    if not allowed:
+        raise ApiError(403, "forbidden", "This customer is with another operator.")
     try:
         return await customer_card(
             runtime.db,
@@ -223,7 +246,7 @@ class TextIn(BaseModel):
 
 
 class TransferIn(BaseModel):
-    to_user_id: int | None = None
+    to_user_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     group: str | None = Field(default=None, max_length=64)
     note: str = Field(min_length=1, max_length=2000)
 
@@ -233,18 +256,18 @@ class CloseIn(BaseModel):
 
 
 class AssignIn(BaseModel):
-    user_id: int
+    user_id: int = Field(ge=1, le=MAX_ID)
 
 
 @router.post("/conversations/{conv_id}/take")
-async def take(conv_id: int, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+async def take(conv_id: IdPath, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
     await _desk_call(runtime.desk.take(_actor(user), conv_id))
     return {"ok": True}
 
 
 @router.post("/conversations/{conv_id}/messages", status_code=201)
 async def send(
-    conv_id: int, body: TextIn, user: CurrentUser, runtime: RuntimeDep
+    conv_id: IdPath, body: TextIn, user: CurrentUser, runtime: RuntimeDep
 ) -> dict[str, Any]:
     row = await _desk_call(runtime.desk.send(_actor(user), conv_id, body.text))
     return {"id": row["id"]}
@@ -252,7 +275,7 @@ async def send(
 
 @router.post("/conversations/{conv_id}/notes", status_code=201)
 async def note(
-    conv_id: int, body: TextIn, user: CurrentUser, runtime: RuntimeDep
+    conv_id: IdPath, body: TextIn, user: CurrentUser, runtime: RuntimeDep
 ) -> dict[str, Any]:
     await _desk_call(runtime.desk.note(_actor(user), conv_id, body.text))
     return {"ok": True}
@@ -260,7 +283,7 @@ async def note(
 
 @router.post("/conversations/{conv_id}/transfer")
 async def transfer(
-    conv_id: int, body: TransferIn, user: CurrentUser, runtime: RuntimeDep
+    conv_id: IdPath, body: TransferIn, user: CurrentUser, runtime: RuntimeDep
 ) -> dict[str, Any]:
     await _desk_call(
         runtime.desk.transfer(
@@ -271,14 +294,14 @@ async def transfer(
 
 
 @router.post("/conversations/{conv_id}/return")
-async def return_to_bot(conv_id: int, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+async def return_to_bot(conv_id: IdPath, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
     await _desk_call(runtime.desk.return_to_bot(_actor(user), conv_id))
     return {"ok": True}
 
 
 @router.post("/conversations/{conv_id}/close")
 async def close(
-    conv_id: int, body: CloseIn, user: CurrentUser, runtime: RuntimeDep
+    conv_id: IdPath, body: CloseIn, user: CurrentUser, runtime: RuntimeDep
 ) -> dict[str, Any]:
     await _desk_call(runtime.desk.close(_actor(user), conv_id, body.resolution))
     return {"ok": True}
@@ -286,7 +309,7 @@ async def close(
 
 @router.post("/conversations/{conv_id}/assign")
 async def assign(
-    conv_id: int, body: AssignIn, user: Supervisor, runtime: RuntimeDep
+    conv_id: IdPath, body: AssignIn, user: Supervisor, runtime: RuntimeDep
 ) -> dict[str, Any]:
     await _desk_call(runtime.desk.assign(_actor(user), conv_id, body.user_id))
     return {"ok": True}
@@ -297,7 +320,12 @@ async def assign(
 async def live(ws: WebSocket) -> None:
     """Events for an open workspace page; the page's pings keep its operator "seen"."""
     runtime = ws.app.state.runtime
-    found = await session_user(runtime.db, ws.cookies.get(SESSION_COOKIE, ""))
+    if not _same_origin(ws, runtime.settings.public_url):
+        # The cookie alone would let another site's page listen to customers' messages.
+        await ws.close(code=4403)
+        return
+    token = ws.cookies.get(SESSION_COOKIE, "")
+    found = await session_user(runtime.db, token)
     if found is None:
         await ws.close(code=4401)
         return
@@ -305,7 +333,7 @@ async def live(ws: WebSocket) -> None:
     await ws.accept()
     sub = Subscriber(user.id, user.role in ("supervisor", "admin"))
     runtime.live.subscribers.add(sub)
-    reader = asyncio.create_task(_read_pings(ws, runtime, user.id))
+    reader = asyncio.create_task(_read_pings(ws, runtime, user.id, token))
     try:
         while not reader.done():
             getter = asyncio.ensure_future(sub.queue.get())
@@ -323,7 +351,19 @@ async def live(ws: WebSocket) -> None:
             await reader
 
 
-async def _read_pings(ws: WebSocket, runtime: Any, user_id: int) -> None:
+def _same_origin(ws: WebSocket, public_url: str) -> bool:
+    """A browser's handshake comes from a page of this server (as addressed directly, via
+    a proxy, or at ``public_url``); clients that send no Origin are not browsers."""
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True
+    ours = {ws.headers.get("host"), ws.headers.get("x-forwarded-host"), urlsplit(public_url).netloc}
+    return urlsplit(origin).netloc in ours - {None, ""}
+
+
+async def _read_pings(ws: WebSocket, runtime: Any, user_id: int, token: str) -> None:
+    """Pings keep the operator "seen"; a session ended meanwhile (sign-out elsewhere, new
+    password, user disabled) ends the socket too."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while True:
             raw = await ws.receive_text()
@@ -332,5 +372,8 @@ async def _read_pings(ws: WebSocket, runtime: Any, user_id: int) -> None:
             except (ValueError, AttributeError):
                 continue
             if kind == "ping":
+                if await session_user(runtime.db, token) is None:
+                    await ws.close(code=4401)
+                    return
                 await runtime.desk.seen(user_id)
                 await ws.send_text('{"type":"pong","data":{}}')

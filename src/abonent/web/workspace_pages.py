@@ -33,7 +33,7 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
 
 API_BASE = "/api/workspace/v1"
-ASSETS = ("operator.css", "operator.js", "supervisor.js")
+ASSETS = ("operator.css", "operator.js", "supervisor.js", "operator_templates.js")
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (

@@ -72,11 +72,12 @@
     throttled: "Слишком много попыток входа. Подождите и попробуйте снова."
   };
 
-  function ApiError(status, code, message) {
+  function ApiError(status, code, message, details) {
     var err = new Error(message);
     err.name = "ApiError";
     err.status = status;
     err.code = code;
+    err.details = details;
     return err;
   }
 
@@ -130,7 +131,7 @@
     if (!resp.ok) {
       var e2 = (data && data.error) || {};
       if (resp.status === 401 && !opts.noRedirect) toLogin();
-      throw ApiError(resp.status, e2.code || "http_" + resp.status, e2.message || resp.statusText);
+      throw ApiError(resp.status, e2.code || "http_" + resp.status, e2.message || resp.statusText, e2.details);
     }
     return data;
   }
@@ -258,6 +259,15 @@
     };
   }
 
+  var STATUS_ORDER = { online: 0, break: 1, offline: 2 };
+
+  /** Sort order for people lists: on the line, on a break, away; then by name. */
+  function byStatusThenName(a, b) {
+    var x = a.status in STATUS_ORDER ? STATUS_ORDER[a.status] : 3;
+    var y = b.status in STATUS_ORDER ? STATUS_ORDER[b.status] : 3;
+    return x - y || String(a.name).localeCompare(String(b.name));
+  }
+
   function confidenceText(c) {
     if (typeof c !== "number" || !isFinite(c)) return "";
     var pct = c <= 1 ? Math.round(c * 100) : Math.round(c);
@@ -291,22 +301,12 @@
     var head = el("div", { className: "msg-head" }, [
       el("span", { className: "msg-author", text: authorLabel(m) })
     ]);
-    if (author === "bot" && meta.intent) {
-      var intent = String(meta.intent);
+    if ((author === "bot" || author === "customer") && meta.intent) {
       var conf = confidenceText(meta.confidence);
       head.appendChild(
         el("span", {
           className: "msg-intent",
-          text: conf ? intent + " · " + conf : intent,
-          title: "Что распознал бот"
-        })
-      );
-    } else if (author === "customer" && meta.intent) {
-      var c2 = confidenceText(meta.confidence);
-      head.appendChild(
-        el("span", {
-          className: "msg-intent",
-          text: "→ " + String(meta.intent) + (c2 ? " · " + c2 : ""),
+          text: (author === "customer" ? "→ " : "") + String(meta.intent) + (conf ? " · " + conf : ""),
           title: "Что распознал бот"
         })
       );
@@ -437,11 +437,26 @@
     return added;
   };
 
+  /** A template as a suggestion line (the desk's list and the templates page's preview). */
+  function templateOption(t, props) {
+    var p = props || {};
+    p.className = "suggest-item";
+    return el("li", p, [
+      el("span", { className: "suggest-code", text: "/" + (t.code || "") }),
+      el("span", { className: "suggest-title", text: t.title || "" }),
+      t.category ? el("span", { className: "suggest-cat", text: t.category }) : null,
+      el("span", { className: "suggest-scope", text: t.shared ? "общий" : "личный" }),
+      el("span", { className: "suggest-text", text: t.text || "" })
+    ]);
+  }
+
   // ------------------------------------------------------------------ live socket
 
   /**
    * The workspace WebSocket: reconnects with backoff, pings every 20 s, and calls
-   * onOpen(reconnected) so the page can refetch what it may have missed.
+   * onOpen() on every connection, the first one included, so the page refetches what
+   * it may have missed while no socket listened (also between its first fetch and
+   * the first connection).
    */
   function LiveSocket(handlers) {
     this.handlers = handlers || {};
@@ -449,7 +464,6 @@
     this.attempt = 0;
     this.pingTimer = null;
     this.retryTimer = null;
-    this.everOpened = false;
     this.closed = false;
   }
 
@@ -469,13 +483,13 @@
       return;
     }
     self.ws = ws;
+    var opened = false;
     ws.onopen = function () {
-      var reconnected = self.everOpened;
-      self.everOpened = true;
+      opened = true;
       self.attempt = 0;
       self.startPing();
       if (self.handlers.onState) self.handlers.onState("open");
-      if (self.handlers.onOpen) self.handlers.onOpen(reconnected);
+      if (self.handlers.onOpen) self.handlers.onOpen();
     };
     ws.onmessage = function (ev) {
       var msg;
@@ -493,8 +507,10 @@
       if (self.ws === ws) self.ws = null;
       if (self.closed) return;
       if (self.handlers.onState) self.handlers.onState("closed");
-      if (ev && (ev.code === 4401 || ev.code === 4001 || ev.code === 1008)) {
-        // Signed out (or the session expired): check and go to the sign-in page.
+      if (!opened || ev.code === 4401) {
+        // Signed out: the server turns the socket away before the handshake (which the
+        // browser only reports as 1006) or ends it with 4401. Ask the API, whose 401
+        // leads to the sign-in page.
         api("GET", "/me").catch(function () {});
       }
       self.scheduleRetry();
@@ -637,8 +653,7 @@
         location.assign(next);
       } catch (e) {
         submit.disabled = false;
-        if (e.status === 401) setError(error, ERROR_TEXTS.bad_credentials);
-        else setError(error, errorText(e));
+        setError(error, e);
         $("password").select();
       }
     });
@@ -656,19 +671,18 @@
   // ------------------------------------------------------------------ the desk
 
   function Desk() {
-    this.me = { id: ME_ID, role: ME_ROLE, name: "", groups: [] };
+    this.me = { id: ME_ID, role: ME_ROLE };
     this.queue = [];
     this.mine = [];
     this.listFetchedAt = 0;
     this.currentId = null;
-    this.current = null; // {conversation, messages}
+    this.conversation = null;
     this.openSeq = 0;
     this.cardContactId = null;
     this.unread = new Set();
     this.channelTypes = {};
     this.log = new MessageLog($("log"));
-    this.suggest = { items: [], index: -1, mode: null, start: 0, end: 0, seq: 0, open: false, pickedValue: null };
-    this.colleagues = null;
+    this.suggest = { items: [], index: -1, mode: null, seq: 0, open: false, pickedValue: null };
   }
 
   Desk.prototype.mineContains = function (id) {
@@ -689,7 +703,6 @@
     self.refreshConversationLater = debounce(self.refreshConversation, 80);
 
     setupStatusSwitch();
-    self.bindLists();
     self.bindChat();
     self.bindComposer();
     self.bindDialogs();
@@ -718,11 +731,9 @@
 
     self.socket = new LiveSocket({
       onState: onConnectionState,
-      onOpen: function (reconnected) {
-        if (reconnected) {
-          self.refreshLists();
-          if (self.currentId) self.refreshConversation();
-        }
+      onOpen: function () {
+        self.refreshLists();
+        if (self.currentId) self.refreshConversation();
       },
       onEvent: function (type, data) {
         self.onEvent(type, data);
@@ -834,7 +845,11 @@
       [openBtn]
     );
     if (queued) {
-      var take = el("button", { className: "conv-take primary", text: "Взять", attrs: { type: "button" } });
+      var take = el("button", {
+        className: "conv-take primary",
+        text: "Взять",
+        attrs: { type: "button", "aria-label": "Взять диалог: " + name }
+      });
       take.addEventListener("click", function () {
         self.take(id, take);
       });
@@ -855,10 +870,6 @@
         ? "Дольше всех ждёт: " + formatDuration((this.longest || 0) + elapsed)
         : "";
     }
-  };
-
-  Desk.prototype.bindLists = function () {
-    /* the items bind their own buttons */
   };
 
   Desk.prototype.take = async function (id, button) {
@@ -915,7 +926,7 @@
     var conv = data.conversation || {};
     var messages = Array.isArray(data.messages) ? data.messages : [];
     if (conv.channel_id && conv.channel_type) this.channelTypes[conv.channel_id] = conv.channel_type;
-    this.current = { conversation: conv, messages: messages };
+    this.conversation = conv;
 
     var name = conv.contact_name || "Клиент #" + conv.contact_id;
     $("chat-title").textContent = name;
@@ -929,11 +940,7 @@
     this.log.update(messages, { channelTypes: this.channelTypes, mainChannel: conv.channel_id });
     this.setActions(conv);
     if (first || this.cardContactId !== conv.contact_id) this.loadCard(conv.contact_id, conv.id);
-    if (first) {
-      var box = $("log");
-      box.scrollTop = box.scrollHeight;
-      if (this.isMine(conv)) $("composer").focus();
-    }
+    if (first && this.isMine(conv)) $("composer").focus();
   };
 
   Desk.prototype.isMine = function (conv) {
@@ -1111,6 +1118,7 @@
       runSuggest();
     });
     box.addEventListener("keydown", function (ev) {
+      if (ev.isComposing) return; // Enter ends an input method's composition
       var s = self.suggest;
       if (s.open) {
         if (ev.key === "ArrowDown") {
@@ -1199,6 +1207,8 @@
       return;
     }
     if (seq !== s.seq) return; // a newer keystroke won
+    var now = this.suggestQuery();
+    if (!now || now.q !== q.q) return; // the text changed meanwhile (or was sent)
     var items = data && Array.isArray(data.suggestions) ? data.suggestions : [];
     if (!items.length) {
       this.closeSuggest();
@@ -1206,8 +1216,6 @@
     }
     s.items = items;
     s.mode = q.mode;
-    s.start = q.start;
-    s.end = q.end;
     // After "/" the first match is ready for Enter; for plain words the operator
     // opts in with ↓ so Enter keeps making new lines.
     s.index = q.mode === "slash" ? 0 : -1;
@@ -1219,10 +1227,8 @@
     var list = $("suggest");
     clear(list);
     s.items.forEach(function (t, i) {
-      var li = el(
-        "li",
-        {
-          className: "suggest-item",
+      list.appendChild(
+        templateOption(t, {
           attrs: {
             role: "option",
             id: "suggest-" + i,
@@ -1230,16 +1236,8 @@
             "data-code": t.code,
             "aria-selected": i === s.index ? "true" : "false"
           }
-        },
-        [
-          el("span", { className: "suggest-code", text: "/" + (t.code || "") }),
-          el("span", { className: "suggest-title", text: t.title || "" }),
-          t.category ? el("span", { className: "suggest-cat", text: t.category }) : null,
-          el("span", { className: "suggest-scope", text: t.shared ? "общий" : "личный" }),
-          el("span", { className: "suggest-text", text: t.text || "" })
-        ]
+        })
       );
-      list.appendChild(li);
     });
     list.hidden = false;
     s.open = true;
@@ -1285,17 +1283,19 @@
     var s = this.suggest;
     var t = s.items[index];
     if (!t) return;
+    // What to replace comes from the text as it is now: keys typed since the list was
+    // asked for ("/pok" → "/poka") are replaced too, not left behind the template.
+    var q = this.suggestQuery();
+    if (!q || q.mode !== s.mode) {
+      this.closeSuggest();
+      return;
+    }
     var box = $("composer");
     var text = String(t.text || "");
-    if (s.mode === "slash") {
-      var value = box.value;
-      box.value = value.slice(0, s.start) + text + value.slice(s.end);
-      var caret = s.start + text.length;
-      box.setSelectionRange(caret, caret);
-    } else {
-      box.value = text;
-      box.setSelectionRange(text.length, text.length);
-    }
+    var value = box.value;
+    box.value = value.slice(0, q.start) + text + value.slice(q.end);
+    var caret = q.start + text.length;
+    box.setSelectionRange(caret, caret);
     s.pickedValue = box.value;
     this.closeSuggest();
     box.focus();
@@ -1317,36 +1317,12 @@
     } catch (e) {
       setError($("composer-error"), "Не отправлено: " + errorText(e));
     } finally {
-      button.disabled = !this.isMine(this.current && this.current.conversation);
+      button.disabled = !this.isMine(this.conversation);
       box.focus();
     }
   };
 
   // ---------------------------------------------------------------- transfer / close dialogs
-
-  Desk.prototype.loadColleagues = async function () {
-    var people = [];
-    var groups = [];
-    try {
-      var data = await api("GET", "/colleagues");
-      people = data.operators || [];
-      groups = data.groups || [];
-    } catch (e) {
-      if (e.status !== 404 && e.status !== 403 && e.status !== 405) throw e;
-      var team = await api("GET", "/operators"); // supervisors
-      people = team.operators || [];
-    }
-    var known = new Set(groups);
-    people.forEach(function (p) {
-      (p.groups || []).forEach(function (g) {
-        known.add(g);
-      });
-    });
-    (this.me.groups || []).forEach(function (g) {
-      known.add(g);
-    });
-    return { people: people, groups: Array.from(known).sort() };
-  };
 
   Desk.prototype.bindDialogs = function () {
     var self = this;
@@ -1364,23 +1340,18 @@
       userSelect.appendChild(el("option", { text: "Загрузка…", attrs: { value: "" } }));
       transfer.showModal();
       try {
-        var c = await self.loadColleagues();
+        // Everyone but me, and every group of the team (mine included).
+        var c = await api("GET", "/colleagues");
+        var others = (c.operators || []).slice().sort(byStatusThenName);
+        var groups = c.groups || [];
         clear(userSelect);
-        var others = c.people.filter(function (p) {
-          return p.id !== self.me.id;
-        });
-        others.sort(function (a, b) {
-          var order = { online: 0, break: 1, offline: 2 };
-          return (order[a.status] || 3) - (order[b.status] || 3) || String(a.name).localeCompare(String(b.name));
-        });
         if (!others.length) userSelect.appendChild(el("option", { text: "Нет коллег", attrs: { value: "" } }));
         others.forEach(function (p) {
           var label = p.name + " — " + (STATUS_LABELS[p.status] || p.status || "");
-          if (typeof p.load === "number" && p.max_chats) label += " (" + p.load + "/" + p.max_chats + ")";
           userSelect.appendChild(el("option", { text: label, attrs: { value: p.id, "data-name": p.name } }));
         });
-        if (!c.groups.length) groupSelect.appendChild(el("option", { text: "Групп нет", attrs: { value: "" } }));
-        c.groups.forEach(function (g) {
+        if (!groups.length) groupSelect.appendChild(el("option", { text: "Групп нет", attrs: { value: "" } }));
+        groups.forEach(function (g) {
           groupSelect.appendChild(el("option", { text: g, attrs: { value: g } }));
         });
       } catch (e) {
@@ -1469,6 +1440,7 @@
   window.AbonentDesk = {
     api: api,
     el: el,
+    $: $,
     clear: clear,
     show: show,
     setError: setError,
@@ -1479,6 +1451,8 @@
     channelLabel: channelLabel,
     debounce: debounce,
     serial: serial,
+    byStatusThenName: byStatusThenName,
+    templateOption: templateOption,
     MessageLog: MessageLog,
     LiveSocket: LiveSocket,
     onConnectionState: onConnectionState,

@@ -1,14 +1,13 @@
 // The template management page: lists, creates, edits and deletes canned answers
 // through /api/workspace/v1/templates. Every text from the server goes in with
-// textContent, never as HTML.
+// textContent, never as HTML. Requests go through operator.js's api() (window.AbonentDesk),
+// which sends the session's X-CSRF-Token header with every change.
 (function () {
   "use strict";
 
-  var API = "/api/workspace/v1/templates";
-  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  var D = window.AbonentDesk;
   var root = document.getElementById("templates-page");
-  if (!root) return;
+  if (!D || !root) return;
   var isAdmin = root.getAttribute("data-admin") === "true";
 
   var listEl = document.getElementById("list");
@@ -33,58 +32,33 @@
   var templates = [];
   var editing = null; // the template being edited, or null when creating
 
+  var clear = D.clear;
+
   function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
+    return D.el(tag, { className: className, text: text });
   }
 
-  // Text with its line breaks kept: text nodes and <br> elements, no markup parsed.
-  function lines(node, text) {
-    String(text).split("\n").forEach(function (line, i) {
-      if (i) node.appendChild(document.createElement("br"));
-      node.appendChild(document.createTextNode(line));
-    });
-    return node;
+  function request(method, path, body) {
+    return D.api(method, "/templates" + path, body);
   }
 
-  function clear(node) {
-    while (node.firstChild) node.removeChild(node.firstChild);
-  }
-
-  function request(method, url, body) {
-    var options = { method: method, credentials: "same-origin", headers: {} };
-    if (method !== "GET") options.headers["X-CSRF-Token"] = csrf;
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
+  // The service's own words (a taken code, a too long title) with the fields at fault.
+  function problem(err) {
+    var text = D.errorText(err);
+    if (Array.isArray(err.details) && err.details.length) {
+      text += " (" + err.details.map(function (d) { return d.field + ": " + d.problem; }).join("; ") + ")";
     }
-    return fetch(url, options).then(function (response) {
-      if (response.status === 204) return null;
-      return response.json().catch(function () { return {}; }).then(function (data) {
-        if (!response.ok) {
-          var error = (data && data.error) || {};
-          var message = error.message || ("Ошибка " + response.status);
-          if (error.details && error.details.length) {
-            message += " (" + error.details.map(function (d) { return d.field + ": " + d.problem; }).join("; ") + ")";
-          }
-          if (response.status === 401) message = "Сессия закончилась: войдите снова.";
-          throw new Error(message);
-        }
-        return data;
-      });
-    });
+    return text;
   }
 
   // ------------------------------------------------------------------ the list
   function load() {
-    return request("GET", API).then(function (data) {
+    return request("GET", "").then(function (data) {
       templates = data.templates || [];
       fillCategories(data.categories || []);
       render();
     }).catch(function (err) {
-      listStatus.textContent = "Не удалось загрузить шаблоны: " + err.message;
+      listStatus.textContent = "Не удалось загрузить шаблоны: " + problem(err);
     });
   }
 
@@ -151,12 +125,11 @@
     tr.setAttribute("data-id", String(t.id));
     if (editing && editing.id === t.id) tr.setAttribute("aria-selected", "true");
     tr.appendChild(el("td", "suggest-code", "/" + t.code));
-    var main = el("td");
-    // Long words or links must wrap, not push the buttons out of the panel (CSSOM
-    // styles are allowed under the page's CSP; style attributes in markup are not).
-    main.style.overflowWrap = "anywhere";
+    // Long words or links wrap instead of pushing the buttons out of the panel, and the
+    // text keeps its line breaks (operator.css).
+    var main = el("td", "template-main");
     main.appendChild(el("strong", "template-title", t.title));
-    main.appendChild(lines(el("div", "muted small template-text"), t.text));
+    main.appendChild(el("div", "muted small template-text", t.text));
     tr.appendChild(main);
     var kind = el("td");
     kind.appendChild(el("span", t.shared ? "st" : "st st-online", t.shared ? "общий" : "личный"));
@@ -215,11 +188,11 @@
 
   function remove(t) {
     if (!window.confirm("Удалить шаблон /" + t.code + " «" + t.title + "»?")) return;
-    request("DELETE", API + "/" + encodeURIComponent(t.id)).then(function () {
+    request("DELETE", "/" + encodeURIComponent(t.id)).then(function () {
       if (editing && editing.id === t.id) resetForm();
       formOk.textContent = "Шаблон /" + t.code + " удалён.";
       return load();
-    }).catch(function (err) { showError(err.message); });
+    }).catch(function (err) { showError(problem(err)); });
   }
 
   form.addEventListener("submit", function (event) {
@@ -233,11 +206,11 @@
     };
     var done;
     if (editing) {
-      done = request("PUT", API + "/" + encodeURIComponent(editing.id), body);
+      done = request("PUT", "/" + encodeURIComponent(editing.id), body);
     } else {
       body.shared = isAdmin && fShared ? fShared.checked : false;
       if (!body.category) body.category = null;
-      done = request("POST", API, body);
+      done = request("POST", "", body);
     }
     fSubmit.disabled = true;
     done.then(function (data) {
@@ -246,7 +219,7 @@
       formOk.textContent = "Шаблон /" + saved.code + " сохранён.";
       return load();
     }).catch(function (err) {
-      showError(err.message);
+      showError(problem(err));
     }).then(function () {
       fSubmit.disabled = false;
     });
@@ -257,35 +230,23 @@
   filterCategory.addEventListener("change", render);
 
   // ------------------------------------------------------------------ trying suggestions
-  var tryTimer = null;
   var trySeq = 0;
-  tryQuery.addEventListener("input", function () {
-    clearTimeout(tryTimer);
-    tryTimer = setTimeout(function () {
-      var seq = ++trySeq;
-      var q = tryQuery.value;
-      if (!q.trim()) { clear(tryResults); return; }
-      request("GET", API + "/suggest?q=" + encodeURIComponent(q)).then(function (data) {
-        if (seq !== trySeq) return;
-        clear(tryResults);
-        var found = data.suggestions || [];
-        if (!found.length) tryResults.appendChild(el("li", "empty muted", "Нет подсказок"));
-        found.forEach(function (s) {
-          var li = el("li", "suggest-item");
-          li.appendChild(el("span", "suggest-code", "/" + s.code));
-          li.appendChild(el("span", "suggest-title", s.title));
-          li.appendChild(el("span", "suggest-cat", s.category || ""));
-          li.appendChild(el("span", "suggest-scope", s.shared ? "общий" : "личный"));
-          li.appendChild(el("span", "suggest-text", s.text));
-          tryResults.appendChild(li);
-        });
-      }).catch(function (err) {
-        if (seq !== trySeq) return;
-        clear(tryResults);
-        tryResults.appendChild(el("li", "form-error", err.message));
-      });
-    }, 150);
-  });
+  tryQuery.addEventListener("input", D.debounce(function () {
+    var seq = ++trySeq;
+    var q = tryQuery.value;
+    if (!q.trim()) { clear(tryResults); return; }
+    request("GET", "/suggest?q=" + encodeURIComponent(q)).then(function (data) {
+      if (seq !== trySeq) return;
+      clear(tryResults);
+      var found = data.suggestions || [];
+      if (!found.length) tryResults.appendChild(el("li", "empty muted", "Нет подсказок"));
+      found.forEach(function (t) { tryResults.appendChild(D.templateOption(t)); });
+    }).catch(function (err) {
+      if (seq !== trySeq) return;
+      clear(tryResults);
+      tryResults.appendChild(el("li", "form-error", problem(err)));
+    });
+  }, 150));
 
   load();
 })();

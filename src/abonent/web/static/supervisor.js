@@ -11,15 +11,14 @@
 
   var api = D.api;
   var el = D.el;
-  var $ = function (id) {
-    return document.getElementById(id);
-  };
+  var $ = D.$;
 
   var state = {
     team: [],
     conversations: [],
     fetchedAt: 0,
     longest: 0,
+    queueLength: null,
     selected: null,
     viewSeq: 0
   };
@@ -65,11 +64,7 @@
     $("sv-break").textContent = String(onBreak.length);
 
     // Operators: those working first, then the rest.
-    var order = { online: 0, break: 1, offline: 2 };
-    var team = state.team.slice().sort(function (a, b) {
-      return (order[a.status] === undefined ? 3 : order[a.status]) - (order[b.status] === undefined ? 3 : order[b.status]) ||
-        String(a.name).localeCompare(String(b.name));
-    });
+    var team = state.team.slice().sort(D.byStatusThenName);
     var body = $("sv-operators").tBodies[0];
     D.clear(body);
     team.forEach(function (u) {
@@ -117,7 +112,7 @@
       );
     });
     D.show($("sv-conversations-empty"), state.conversations.length === 0);
-    fillAssignees();
+    fillAssignees(team);
     tick();
   }
 
@@ -136,23 +131,14 @@
     $("sv-longest").textContent = hasQueue || state.longest ? D.formatDuration(state.longest + elapsed) : "—";
   }
 
-  function fillAssignees() {
+  function fillAssignees(team) {
     var sel = $("sv-assignee");
     var keep = sel.value;
     D.clear(sel);
-    state.team
-      .filter(function (u) {
-        return u.status !== "offline";
-      })
-      .concat(
-        state.team.filter(function (u) {
-          return u.status === "offline";
-        })
-      )
-      .forEach(function (u) {
-        var label = u.name + " — " + (D.STATUS_LABELS[u.status] || u.status) + " (" + (u.load || 0) + "/" + (u.max_chats || 0) + ")";
-        sel.appendChild(el("option", { text: label, attrs: { value: u.id } }));
-      });
+    team.forEach(function (u) {
+      var label = u.name + " — " + (D.STATUS_LABELS[u.status] || u.status) + " (" + (u.load || 0) + "/" + (u.max_chats || 0) + ")";
+      sel.appendChild(el("option", { text: label, attrs: { value: u.id } }));
+    });
     if (keep) sel.value = keep;
   }
 
@@ -165,10 +151,10 @@
     D.setError($("sv-reassign-error"), null);
     $("sv-view-title").textContent = "Загрузка…";
     $("sv-view-sub").textContent = "";
-    await loadView(true);
+    await loadView();
   }
 
-  async function loadView(first) {
+  async function loadView() {
     var id = state.selected;
     if (!id) return;
     var seq = ++state.viewSeq;
@@ -192,15 +178,12 @@
     if (conv.resolution) bits.push("итог: " + conv.resolution);
     $("sv-view-sub").textContent = bits.filter(Boolean).join(" · ") + " · только просмотр";
     log.update(Array.isArray(data.messages) ? data.messages : [], { channelTypes: channelTypes, mainChannel: conv.channel_id });
-    if (first) $("sv-log").scrollTop = $("sv-log").scrollHeight;
     $("sv-reassign").hidden = conv.status === "closed";
   }
 
   var refresh = D.serial(loadAll);
   var refreshLater = D.debounce(refresh, 150);
-  var refreshView = D.serial(function () {
-    return loadView(false);
-  });
+  var refreshView = D.serial(loadView);
   var refreshViewLater = D.debounce(refreshView, 100);
 
   $("sv-reassign").addEventListener("submit", async function (ev) {
@@ -223,11 +206,9 @@
 
   var socket = new D.LiveSocket({
     onState: D.onConnectionState,
-    onOpen: function (reconnected) {
-      if (reconnected) {
-        refresh();
-        refreshView();
-      }
+    onOpen: function () {
+      refresh();
+      refreshView();
     },
     onEvent: function (type, data) {
       var convId = typeof data.conversation_id === "number" ? data.conversation_id : null;
