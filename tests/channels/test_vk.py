@@ -301,6 +301,16 @@ def test_client_without_inline_keyboards_gets_numbered_text(
     assert "1. Передать показания" in sent["message"]
     assert "3. Связаться с оператором" in sent["message"]
 
+    # The customer answers with the number of the item: that is the button's press.
+    fake.send_event(hook(server), fake.message_new(PEER, "1", inline_keyboard=False))
+    settle(server)
+    asked = fake.sent[-1]["message"]
+    assert "10 цифр" in asked, asked
+    # A number where no numbered menu was shown stays text (the account step says so).
+    fake.send_event(hook(server), fake.message_new(PEER, "2", inline_keyboard=False))
+    settle(server)
+    assert "Передать показания" not in fake.sent[-1]["message"]
+
 
 # --------------------------------------------------------------------------- delivery errors
 @pytest.mark.parametrize(

@@ -35,6 +35,9 @@ class OutgoingMessage:
 @dataclass(frozen=True)
 class SendResult:
     external_id: str | None = None
+    # The buttons went out as a numbered text menu (they did not fit the platform): the
+    # pipeline then reads a customer's bare «2» as a press of the second button.
+    numbered: bool = False
 
 
 class SendError(Exception):

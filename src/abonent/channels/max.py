@@ -241,7 +241,9 @@ class MaxChannel(MessengerChannel):
             if keyboard is not None and i == len(parts) - 1:
                 body["attachments"] = [keyboard]
             external_id = await self._post_message(message.recipient, body)
-        return SendResult(external_id=external_id)
+        return SendResult(
+            external_id=external_id, numbered=bool(message.buttons) and keyboard is None
+        )
 
     async def _post_message(self, user_id: str, body: dict[str, Any]) -> str | None:
         try:

@@ -232,7 +232,10 @@ class TelegramChannel(MessengerChannel):
                 body["reply_markup"] = markup
             result = await self._call("sendMessage", body)
             message_id = result.get("message_id") if isinstance(result, dict) else None
-            last = SendResult(external_id=str(message_id) if message_id is not None else None)
+            last = SendResult(
+                external_id=str(message_id) if message_id is not None else None,
+                numbered=bool(message.buttons) and markup is None,
+            )
         return last
 
     async def _call(self, method: str, body: dict[str, Any]) -> Any:

@@ -378,7 +378,7 @@ class VkChannel(MessengerChannel):
             except VkApiError as exc:
                 raise _send_error(exc) from exc
             last_id = str(answer) if isinstance(answer, int | str) else None
-        return SendResult(external_id=last_id)
+        return SendResult(external_id=last_id, numbered=bool(message.buttons) and keyboard is None)
 
     # ------------------------------------------------------------------ CLI
     async def register(self, public_url: str) -> str:

@@ -276,9 +276,11 @@ class WhatsAppChannel(MessengerChannel):
     # ------------------------------------------------------------------ outbound
     async def send(self, message: OutgoingMessage) -> SendResult:
         external_id: str | None = None
-        for body in render(message.text, message.buttons):
+        bodies = render(message.text, message.buttons)
+        for body in bodies:
             external_id = await self._post_message(message.recipient, body)
-        return SendResult(external_id=external_id)
+        native = any(body.get("type") == "interactive" for body in bodies)
+        return SendResult(external_id=external_id, numbered=bool(message.buttons) and not native)
 
     async def _post_message(self, recipient: str, body: dict[str, Any]) -> str | None:
         # A WhatsApp id is digits; a username's business-scoped id (BSUID) is not.

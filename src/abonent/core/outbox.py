@@ -229,10 +229,14 @@ class OutboxSender:
                     continue
                 if o.result is not None:
                     ext = o.result.external_id
-                    if ext:
+                    noted: dict[str, object] = {"platform_id": ext} if ext else {}
+                    if o.result.numbered:
+                        # The customer saw «1. …  2. …»: their «2» means the second button.
+                        noted["numbered"] = True
+                    if noted:
                         msg = await session.get(Message, o.claimed.message.id)
                         if msg is not None:
-                            msg.meta = {**(msg.meta or {}), "platform_id": ext}
+                            msg.meta = {**(msg.meta or {}), **noted}
                     published.append(
                         Event(events.MESSAGE_SENT, _event_data(o.claimed.message, None))
                     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -147,6 +148,17 @@ _TO_QUEUE = (
 )
 _INSERT_MESSAGE = insert(Message).returning(Message.id)
 _INSERT_OUTBOX = insert(OutboxItem)
+# The last thing said to the customer, for reading «2» as a choice from a numbered menu.
+_LAST_REPLY = (
+    select(Message.buttons, Message.meta)
+    .where(
+        Message.conversation_id == bindparam("conv_id"),
+        Message.author.in_(("bot", "operator", "system")),
+    )
+    .order_by(Message.id.desc())
+    .limit(1)
+)
+_CHOICE = re.compile(r"\d{1,2}")
 
 _START = -1  # queue marker: greet, no customer message
 _LOOK_UP = 0  # queue marker: find the unhandled messages in the database
@@ -280,14 +292,17 @@ class Pipeline:
             # An operator has it: the message waits for them; nothing to answer.
             await self._commit_turn(conv, message, TurnOutcome(state=dict(conv.bot_state)))
             return True
+        text, payload = message.text, message.payload
+        if payload is None and _CHOICE.fullmatch(text.strip()):
+            text, payload = await self._numbered_choice(conv.id, text.strip())
         outcome = await self.handler.handle(
             Turn(
                 conversation_id=conv.id,
                 contact_id=conv.contact_id,
                 channel_id=conv.channel_id,
                 state=dict(conv.bot_state),
-                text=message.text,
-                payload=message.payload,
+                text=text,
+                payload=payload,
                 message_id=message.id,
                 status=conv.status,
                 attachments=tuple(
@@ -298,6 +313,19 @@ class Pipeline:
         )
         await self._commit_turn(conv, message, outcome)
         return True
+
+    async def _numbered_choice(self, conversation_id: int, text: str) -> tuple[str, str | None]:
+        """«2» after buttons that went out as a numbered menu (the platform could not show
+        them) is a press of the second one; anywhere else it stays the text «2»."""
+        async with self.db.read() as conn:
+            last = (await conn.execute(_LAST_REPLY, {"conv_id": conversation_id})).first()
+        if last is None or not (last.meta or {}).get("numbered") or not last.buttons:
+            return text, None
+        index = int(text) - 1
+        if not 0 <= index < len(last.buttons):
+            return text, None
+        button = last.buttons[index]
+        return str(button["title"]), str(button["payload"])
 
     async def _fail_safe(self, conversation_id: int) -> None:
         """A bug in a dialog must not leave the customer unanswered nor loop forever."""
