@@ -382,6 +382,23 @@ async def test_a_long_text_is_split_with_the_buttons_on_the_last_part(
     assert result.external_id == str(parts[1].message_id)
 
 
+async def test_a_retry_after_a_failed_part_sends_only_the_rest(fake: FakeTelegram) -> None:
+    ch = await channel(fake)
+    text = "А" * 4000 + "\n\n" + "Б" * 100
+    fake.fail_next_matching(
+        lambda r: r.path.endswith("/sendMessage") and "ББ" in r.body.decode(),
+        error(429, "Too Many Requests: retry after 1", retry_after=1),
+    )
+    outgoing = OutgoingMessage(1, 1, str(USER_ID), text, (Button("Меню", "menu"),))
+    with pytest.raises(SendError) as failed:
+        await ch.send(outgoing)
+    assert failed.value.sent_parts == 1 and failed.value.retry_after == 1
+    await ch.send(OutgoingMessage(1, 1, str(USER_ID), text, outgoing.buttons, skip_parts=1))
+    await ch.stop()
+    assert [p.text[:2] for p in fake.sent] == ["АА", "ББ"]
+    assert fake.sent[1].keyboard == [[("Меню", "menu")]]
+
+
 async def test_buttons_that_do_not_fit_become_a_numbered_menu(fake: FakeTelegram) -> None:
     ch = await channel(fake)
     long_payload = Button("Счёт", "acct:" + "я" * 30)  # 65 bytes: over the 64-byte limit

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from abonent import clock
-from abonent.channels.base import Channel, OutgoingMessage, SendError, SendResult
+from abonent.channels.base import Channel, OutgoingMessage, SendError, SendResult, send_parts
 from abonent.core.bus import LocalBus
 from abonent.core.events import Event
 from abonent.core.inbox import start_webchat
@@ -155,3 +155,46 @@ async def test_the_outbox_survives_a_restart(db: Database) -> None:
     fresh = OutboxSender(db, LocalBus(), {"webchat": channel})
     assert await fresh.run_once()
     assert channel.sent == ["Не потеряется"]
+
+
+class InParts(Channel):
+    """A platform that takes a text in three parts and refuses the second one once."""
+
+    def __init__(self) -> None:
+        super().__init__("webchat")
+        self.delivered: list[str] = []
+        self.refused = False
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        parts = message.text.split("|")
+
+        async def one(index: int) -> str:
+            if index == 1 and not self.refused:
+                self.refused = True
+                raise SendError("429 Too Many Requests", retry_after=3)
+            self.delivered.append(parts[index])
+            return f"m{index}"
+
+        return SendResult(external_id=await send_parts(len(parts), message.skip_parts, one))
+
+
+async def test_a_split_text_retried_after_a_failure_does_not_repeat_delivered_parts(
+    db: Database,
+) -> None:
+    now = Clock()
+    clock.set_clock(now)
+    channel = InParts()
+    pipeline, sender, _, conv_id = await _setup(db, channel)
+    await pipeline.post(conv_id, [Reply("начало|середина|конец")])
+
+    assert await sender.run_once()
+    [item] = await _items(db)
+    assert item.status == "pending" and item.parts_sent == 1
+    assert channel.delivered == ["начало"]
+
+    now.now += timedelta(seconds=3)
+    assert await sender.run_once()
+    [item] = await _items(db)
+    assert item.status == "sent"
+    # the customer got each part exactly once
+    assert channel.delivered == ["начало", "середина", "конец"]

@@ -136,8 +136,15 @@ class FakePlatform:
     # ------------------------------------------------------------------ test helpers
     def fail_next(self, path_suffix: str, reply: Reply, times: int = 1) -> None:
         """Answer the next ``times`` requests whose path ends with ``path_suffix`` so."""
+        self.fail_next_matching(lambda r: r.path.endswith(path_suffix), reply, times)
+
+    def fail_next_matching(
+        self, match: Callable[[Recorded], bool], reply: Reply, times: int = 1
+    ) -> None:
+        """Answer the next ``times`` requests that ``match`` accepts so (a given part of a
+        split text, say)."""
         with self._lock:
-            self._faults.append(_Fault(lambda r: r.path.endswith(path_suffix), reply, times))
+            self._faults.append(_Fault(match, reply, times))
 
     def calls(self, path_suffix: str) -> list[Recorded]:
         with self._lock:

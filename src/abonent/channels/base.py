@@ -15,12 +15,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 
 from abonent.config import ChannelSettings
 from abonent.core.types import Button, InboundMessage
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class OutgoingMessage:
     recipient: str  # the identity's external id on the platform
     text: str
     buttons: tuple[Button, ...] = ()
+    # Parts of a split text delivered by an earlier attempt: start after them.
+    skip_parts: int = 0
 
 
 @dataclass(frozen=True)
@@ -44,12 +48,19 @@ class SendError(Exception):
     """A failed send. ``permanent`` stops retries (user blocked the bot, outside a window)."""
 
     def __init__(
-        self, reason: str, *, permanent: bool = False, retry_after: float | None = None
+        self,
+        reason: str,
+        *,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        sent_parts: int = 0,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
         self.retry_after = retry_after
+        # How many parts of a split text were delivered before this failure.
+        self.sent_parts = sent_parts
 
 
 class Channel(ABC):
@@ -275,3 +286,19 @@ def split_text(text: str, limit: int) -> list[str]:
     if rest:
         parts.append(rest)
     return parts
+
+
+async def send_parts(count: int, skip: int, send: Callable[[int], Awaitable[_T]]) -> _T | None:
+    """Send parts ``skip .. count-1`` in order with ``send(index)``; the last result.
+
+    A failure records how many parts are out (``SendError.sent_parts``), so the outbox's
+    retry continues after them instead of repeating what the customer already has.
+    """
+    last: _T | None = None
+    for index in range(skip, count):
+        try:
+            last = await send(index)
+        except SendError as exc:
+            exc.sent_parts = index
+            raise
+    return last

@@ -53,6 +53,7 @@ from abonent.channels.base import (
     require_secret_header,
     response_json,
     retry_after_header,
+    send_parts,
     split_text,
     transport_error,
     unix_time,
@@ -235,12 +236,14 @@ class MaxChannel(MessengerChannel):
         if message.buttons and keyboard is None:
             text = numbered_text(text, message.buttons)
         parts = split_text(text, TEXT_LIMIT)
-        external_id: str | None = None
-        for i, part in enumerate(parts):
-            body: dict[str, Any] = {"text": part}
+
+        async def send(i: int) -> str | None:
+            body: dict[str, Any] = {"text": parts[i]}
             if keyboard is not None and i == len(parts) - 1:
                 body["attachments"] = [keyboard]
-            external_id = await self._post_message(message.recipient, body)
+            return await self._post_message(message.recipient, body)
+
+        external_id = await send_parts(len(parts), message.skip_parts, send)
         return SendResult(
             external_id=external_id, numbered=bool(message.buttons) and keyboard is None
         )

@@ -49,6 +49,7 @@ from abonent.channels.base import (
     require_secret_header,
     response_json,
     retry_after_header,
+    send_parts,
     split_text,
     transport_error,
     unix_time,
@@ -220,11 +221,11 @@ class TelegramChannel(MessengerChannel):
         text, markup = render(message.text, message.buttons)
         parts = split_text(text, TEXT_LIMIT)
         chat_id: int | str = _chat_id(message.recipient)
-        last: SendResult = SendResult()
-        for i, part in enumerate(parts):
+
+        async def send(i: int) -> str | None:
             body: dict[str, Any] = {
                 "chat_id": chat_id,
-                "text": part,
+                "text": parts[i],
                 # Links in the bot's texts (payment, reception) need no preview card.
                 "link_preview_options": {"is_disabled": True},
             }
@@ -232,11 +233,12 @@ class TelegramChannel(MessengerChannel):
                 body["reply_markup"] = markup
             result = await self._call("sendMessage", body)
             message_id = result.get("message_id") if isinstance(result, dict) else None
-            last = SendResult(
-                external_id=str(message_id) if message_id is not None else None,
-                numbered=bool(message.buttons) and markup is None,
-            )
-        return last
+            return str(message_id) if message_id is not None else None
+
+        return SendResult(
+            external_id=await send_parts(len(parts), message.skip_parts, send),
+            numbered=bool(message.buttons) and markup is None,
+        )
 
     async def _call(self, method: str, body: dict[str, Any]) -> Any:
         """One API call; its ``result``, or ``SendError`` classified for the outbox."""

@@ -51,6 +51,7 @@ from abonent.channels.base import (
     parse_json,
     response_json,
     retry_after_header,
+    send_parts,
     signed_with,
     split_text,
     transport_error,
@@ -232,12 +233,12 @@ class ViberChannel(MessengerChannel):
         if buttons and not native:
             text = numbered_text(text, buttons)
         parts = split_text(text, TEXT_LIMIT)
-        token: str | None = None
-        for i, part in enumerate(parts):
+
+        async def send(i: int) -> str | None:
             body: dict[str, Any] = {
                 "receiver": message.recipient,
                 "type": "text",
-                "text": part,
+                "text": parts[i],
                 **self._sender(),
             }
             if buttons and i == len(parts) - 1:
@@ -247,7 +248,9 @@ class ViberChannel(MessengerChannel):
                 if tracking is not None:
                     body["tracking_data"] = tracking
             answer = await self._call("send_message", body)
-            token = str(answer.get("message_token")) if "message_token" in answer else token
+            return str(answer["message_token"]) if "message_token" in answer else None
+
+        token = await send_parts(len(parts), message.skip_parts, send)
         return SendResult(external_id=token)
 
     async def _call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:

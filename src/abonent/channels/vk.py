@@ -50,6 +50,7 @@ from abonent.channels.base import (
     person_name,
     response_json,
     retry_after_header,
+    send_parts,
     split_text,
     transport_error,
     unix_time,
@@ -362,12 +363,12 @@ class VkChannel(MessengerChannel):
             if keyboard is None:
                 text = numbered_text(text, message.buttons)
         parts = split_text(text, TEXT_LIMIT)
-        last_id: str | None = None
-        for index, part in enumerate(parts):
+
+        async def send(index: int) -> str | None:
             params: dict[str, Any] = {
                 "peer_id": message.recipient,
                 "random_id": random_id(message.message_id, index),
-                "message": part,
+                "message": parts[index],
             }
             if keyboard is not None and index == len(parts) - 1:
                 params["keyboard"] = keyboard
@@ -377,7 +378,9 @@ class VkChannel(MessengerChannel):
                 raise transport_error(exc) from exc
             except VkApiError as exc:
                 raise _send_error(exc) from exc
-            last_id = str(answer) if isinstance(answer, int | str) else None
+            return str(answer) if isinstance(answer, int | str) else None
+
+        last_id = await send_parts(len(parts), message.skip_parts, send)
         return SendResult(external_id=last_id, numbered=bool(message.buttons) and keyboard is None)
 
     # ------------------------------------------------------------------ CLI

@@ -56,6 +56,7 @@ from abonent.channels.base import (
     parse_json,
     response_json,
     retry_after_header,
+    send_parts,
     signed_with,
     split_text,
     transport_error,
@@ -275,10 +276,12 @@ class WhatsAppChannel(MessengerChannel):
 
     # ------------------------------------------------------------------ outbound
     async def send(self, message: OutgoingMessage) -> SendResult:
-        external_id: str | None = None
         bodies = render(message.text, message.buttons)
-        for body in bodies:
-            external_id = await self._post_message(message.recipient, body)
+
+        async def send(i: int) -> str | None:
+            return await self._post_message(message.recipient, bodies[i])
+
+        external_id = await send_parts(len(bodies), message.skip_parts, send)
         native = any(body.get("type") == "interactive" for body in bodies)
         return SendResult(external_id=external_id, numbered=bool(message.buttons) and not native)
 

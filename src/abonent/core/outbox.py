@@ -47,6 +47,7 @@ class _Claimed:
     attempts: int
     message: Message
     recipient: str
+    parts_sent: int = 0
 
 
 @dataclass
@@ -169,13 +170,19 @@ class OutboxSender:
                 )
             )
             rows = await session.execute(
-                select(OutboxItem.id, OutboxItem.attempts, Message, ChannelIdentity.external_id)
+                select(
+                    OutboxItem.id,
+                    OutboxItem.attempts,
+                    Message,
+                    ChannelIdentity.external_id,
+                    OutboxItem.parts_sent,
+                )
                 .join(Message, Message.id == OutboxItem.message_id)
                 .join(ChannelIdentity, ChannelIdentity.id == Message.identity_id)
                 .where(OutboxItem.id.in_(ids))
                 .order_by(OutboxItem.id)
             )
-            return [_Claimed(r[0], r[1], r[2], r[3]) for r in rows]
+            return [_Claimed(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def _send_in_order(self, claimed: list[_Claimed]) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
@@ -199,6 +206,7 @@ class OutboxSender:
             recipient=c.recipient,
             text=c.message.text,
             buttons=tuple(Button(b["title"], b["payload"]) for b in c.message.buttons or []),
+            skip_parts=c.parts_sent,
         )
         try:
             return _Outcome(c, result=await channel.send(outgoing))
@@ -279,6 +287,8 @@ class OutboxSender:
                             locked_until=None,
                             last_error=err.reason,
                             next_attempt_at=retry_at[o.claimed.item_id],
+                            # Parts the customer already has are not sent again.
+                            parts_sent=max(o.claimed.parts_sent, err.sent_parts),
                         )
                     )
             for o in outcomes:

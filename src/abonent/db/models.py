@@ -171,6 +171,8 @@ class OutboxItem(Base):
     # pending | sending | sent | failed
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A long text goes out in parts; those already delivered are not sent again on retry.
+    parts_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
