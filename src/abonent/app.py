@@ -11,11 +11,13 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
 
 from abonent import __version__
+from abonent.analytics.rollup import StatsConsumer
 from abonent.billing.base import Billing
 from abonent.billing.local import LocalBilling
 from abonent.bot.dialog import Services
@@ -25,6 +27,7 @@ from abonent.channels.registry import build_channels
 from abonent.config import Settings, get_settings
 from abonent.core.bus import LocalBus, make_bus
 from abonent.core.contacts import ContactDirectory
+from abonent.core.eventlog import EventConsumers
 from abonent.core.metrics import Metrics
 from abonent.core.outbox import OutboxSender
 from abonent.core.pipeline import Pipeline
@@ -54,6 +57,7 @@ class Runtime:
     desk: Desk
     live: DeskLive
     crm: Crm
+    consumers: EventConsumers
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -102,8 +106,23 @@ def build_runtime(
     direct = frozenset(cid for cid, channel in channels.items() if channel.delivers_from_store)
     pipeline = Pipeline(db, bus, Bot(services), store_delivered=direct)
     sender = OutboxSender(db, bus, channels)
+    retention = settings.stats.events_retention_days
+    consumers = EventConsumers(
+        db,
+        bus,
+        [StatsConsumer(settings.company.tz, settings.company.working_hours)],
+        retention=timedelta(days=retention) if retention else None,
+    )
+    idle = settings.conversations.idle_close_hours
     return Runtime(
-        desk=Desk(db, bus, pipeline),
+        desk=Desk(
+            db,
+            bus,
+            pipeline,
+            survey=settings.operators.satisfaction_survey,
+            idle_close=timedelta(hours=idle) if idle else None,
+        ),
+        consumers=consumers,
         crm=build_crm(settings.crm, db),
         live=DeskLive(db, bus),
         settings=settings,
@@ -144,6 +163,7 @@ def create_app(
         await runtime.sender.start()
         await runtime.live.load()
         await runtime.desk.start()
+        await runtime.consumers.start()
         app.state.runtime = runtime
         recovered = await runtime.pipeline.recover()
         if recovered:
@@ -159,6 +179,7 @@ def create_app(
             if stop_watching is not None:
                 await asyncio.to_thread(stop_watching)
             await runtime.desk.stop()
+            await runtime.consumers.stop()
             runtime.live.stop()
             await runtime.sender.stop()
             for channel in runtime.channels.values():

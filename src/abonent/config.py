@@ -182,9 +182,48 @@ class ChannelSettings(BaseModel):
 
 
 class OperatorSettings(BaseModel):
-    """Until the operator workspace brings logins, its HTTP API takes this bearer token."""
+    """The bearer token of the operator and statistics HTTP APIs (for scripts and BI
+    tools; people sign in to the workspace), and the satisfaction survey."""
 
     api_token: str = ""
+    # When an operator closes a conversation the customer is asked to rate it 1–5.
+    satisfaction_survey: bool = True
+
+
+class ConversationSettings(BaseModel):
+    """A conversation with the bot that has been silent this long is closed (0: never):
+    the customer's next message starts a new one, so conversations count visits."""
+
+    idle_close_hours: float = Field(default=24, ge=0)
+
+
+class StatsSettings(BaseModel):
+    """The statistics: how long raw events are kept (the rollups always are), and which
+    local hours count as night."""
+
+    events_retention_days: int = Field(default=180, ge=0)  # 0: keep every event
+    night: str = "23:00-07:00"
+
+    @field_validator("night")
+    @classmethod
+    def _whole_hours(cls, value: str) -> str:
+        match = _HOURS_RE.match(value.strip())
+        if not match or match.group(2) != "00" or match.group(4) != "00":
+            raise ValueError(f"stats.night {value!r} must be whole hours such as 23:00-07:00")
+        if int(match.group(1)) > 23 or int(match.group(3)) > 24:
+            raise ValueError(f"stats.night {value!r} has an hour beyond 24")
+        return value.strip()
+
+    @property
+    def night_hours(self) -> frozenset[int]:
+        """Local hours (0–23) that count as night: 23:00-07:00 → {23, 0, 1, … 6}."""
+        match = _HOURS_RE.match(self.night)
+        assert match is not None
+        start, end = int(match.group(1)), int(match.group(3)) % 24
+        if start == end:
+            return frozenset()
+        hours = range(start, end) if start < end else [*range(start, 24), *range(0, end)]
+        return frozenset(hours)
 
 
 class Settings(BaseSettings):
@@ -203,6 +242,8 @@ class Settings(BaseSettings):
     readings: ReadingsSettings = Field(default_factory=ReadingsSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     operators: OperatorSettings = Field(default_factory=OperatorSettings)
+    conversations: ConversationSettings = Field(default_factory=ConversationSettings)
+    stats: StatsSettings = Field(default_factory=StatsSettings)
     channels: list[ChannelSettings] = Field(default_factory=list)
     crm: CrmSettings = Field(default_factory=CrmSettings)
 

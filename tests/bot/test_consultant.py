@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from abonent.db.models import Appeal, Conversation, LinkClick, Message, TrackedLink
+from abonent.db.models import Appeal, Conversation, EventRecord, Message, TrackedLink
 from abonent.db.session import Database
 from support import Customer, LiveServer, make_settings, payloads, texts
 
@@ -61,8 +61,12 @@ async def test_a_question_is_answered_from_the_knowledge_base_with_tracked_links
         click = await http.get(tracked[0], follow_redirects=False)
         assert click.status_code == 302
         assert click.headers["location"] in {link.url for link in links}
-        clicks = await _rows(server.settings.database_url, LinkClick)
-        assert len(clicks) == 1 and clicks[0].token == tracked[0].rsplit("/", 1)[1]
+        logged = await _rows(server.settings.database_url, EventRecord)
+        clicks = [e for e in logged if e.type == "link.clicked"]
+        assert len(clicks) == 1 and clicks[0].data["token"] == tracked[0].rsplit("/", 1)[1]
+        assert clicks[0].conversation_id == me.conversation_id
+        sent = [e.data["token"] for e in logged if e.type == "link.sent"]
+        assert sorted(sent) == sorted(link.token for link in links)
         assert (await http.get(f"{server.url}/r/nope")).status_code == 404
 
 

@@ -53,7 +53,7 @@ async def _setup(db: Database, channel: Channel) -> tuple[Pipeline, OutboxSender
     bus.subscribe(seen.append)
     pipeline = Pipeline(db, bus, Silent())
     sender = OutboxSender(db, bus, {"webchat": channel})
-    conv_id, _ = await start_webchat(db, "webchat")
+    conv_id, _, _ = await start_webchat(db, "webchat")
     return pipeline, sender, seen, conv_id
 
 
@@ -90,7 +90,7 @@ async def test_a_failed_send_is_retried_after_the_platforms_hint(db: Database) -
         messages = list(await session.scalars(select(Message).order_by(Message.id)))
     assert [m.delivery for m in messages] == ["sent", "sent", "sent"]
     assert messages[0].meta == {"platform_id": f"p{messages[0].id}"}
-    assert [e.type for e in seen].count("message.sent") == 3
+    assert [e.type for e in seen].count("message.delivered") == 3
 
 
 async def test_network_errors_back_off_exponentially_then_give_up(db: Database) -> None:

@@ -11,7 +11,7 @@ from abonent.core.events import Event
 from abonent.core.inbox import start_webchat
 from abonent.core.pipeline import Pipeline, Turn, TurnOutcome
 from abonent.core.types import InboundMessage, Reply
-from abonent.db.models import Contact, Conversation, Message, OutboxItem
+from abonent.db.models import Contact, Conversation, EventRecord, Message, OutboxItem
 from abonent.db.session import Database
 
 
@@ -57,7 +57,15 @@ async def test_messages_are_answered_in_order_with_state_kept(db: Database) -> N
     assert len(await _rows(db, OutboxItem)) == 5
     assert len(await _rows(db, Contact)) == 1 and len(await _rows(db, Conversation)) == 1
     types = [e.type for e in seen]
-    assert types.count("message.created") == 10 and "outbox.enqueued" in types
+    assert types.count("message.received") == 5 and types.count("message.sent") == 5
+    assert "outbox.enqueued" in types
+    # The same facts are in the durable log, written with the messages themselves.
+    logged = [(e.type, e.data.get("message_id")) for e in await _rows(db, EventRecord)]
+    received = [m.id for m in messages if m.author == "customer"]
+    replies = [m.id for m in messages if m.author == "bot"]
+    assert [t for t, _ in logged if t.startswith("conversation.")] == ["conversation.started"]
+    assert [i for t, i in logged if t == "message.received"] == received
+    assert [i for t, i in logged if t == "message.sent"] == replies
 
 
 async def test_a_redelivered_webhook_creates_nothing_and_gets_no_second_answer(
@@ -106,17 +114,17 @@ async def test_a_failing_bot_apologises_and_hands_over(db: Database) -> None:
 async def test_the_webchat_start_is_greeted(db: Database) -> None:
     bot = Echo()
     pipeline = Pipeline(db, LocalBus(), bot)
-    conv_id, token = await start_webchat(db, "webchat", "Анна")
-    await pipeline.start(conv_id)
+    conv_id, token = await pipeline.open_webchat("webchat", "Анна")
     await pipeline.drain_all()
-    assert bot.turns[0].is_start and len(token) > 30
+    assert bot.turns[0].is_start and bot.turns[0].conversation_id == conv_id
+    assert len(token) > 30
     contact = (await _rows(db, Contact))[0]
     assert contact.name == "Анна"
 
 
 async def test_a_closed_conversation_is_followed_by_a_new_one(db: Database) -> None:
     pipeline = Pipeline(db, LocalBus(), Echo())
-    conv_id, _ = await start_webchat(db, "webchat")
+    conv_id, _, _ = await start_webchat(db, "webchat")
     async with db.session() as session:
         identity_id = (await session.get(Conversation, conv_id)).identity_id  # type: ignore[union-attr]
     first = await pipeline.accept(

@@ -15,7 +15,7 @@ import websockets
 from sqlalchemy import select, update
 
 from abonent.clock import utcnow
-from abonent.db.models import AuditRecord, Conversation, Message, OperatorEvent, User
+from abonent.db.models import AuditRecord, Conversation, EventRecord, Message, User
 from abonent.db.session import Database
 from abonent.operators.desk import Actor
 from abonent.operators.users import add_user, set_active
@@ -290,20 +290,31 @@ async def test_a_closed_page_takes_the_operator_offline_and_requeues_their_chats
     conv = await _conversation(server, me.conversation_id)
     assert conv.status == "queued" and conv.assignee_id is None
 
-    async def log() -> tuple[list[str], OperatorEvent | None]:
+    async def log() -> list[EventRecord]:
         async with server.runtime.db.session() as session:
-            rows = await session.scalars(select(OperatorEvent).order_by(OperatorEvent.id))
-            kinds = [e.type for e in rows]
-            auto = await session.scalar(
-                select(OperatorEvent)
-                .where(OperatorEvent.type == "status")
-                .order_by(OperatorEvent.id.desc())
+            rows = await session.scalars(
+                select(EventRecord)
+                .where(
+                    EventRecord.type.like("operator.%") | EventRecord.type.like("conversation.%")
+                )
+                .order_by(EventRecord.id)
             )
-        return kinds, auto
+            return list(rows)
 
-    kinds, auto = await on_server(server, log())
-    assert kinds[:2] == ["login", "status"] and "assign" in kinds
-    assert auto is not None and auto.data == {"from": "online", "to": "offline", "auto": True}
+    logged = await on_server(server, log())
+    kinds = [e.type for e in logged]
+    assert kinds[kinds.index("operator.signed_in") + 1] == "operator.status"
+    assigned = [e for e in logged if e.type == "conversation.assigned"]
+    assert assigned[0].data["assignee_id"] == anna.id and assigned[0].data["how"] == "auto"
+    status = [e.data for e in logged if e.type == "operator.status"]
+    assert status[-1] == {
+        "user_id": anna.id,
+        "previous": "online",
+        "status": "offline",
+        "auto": True,
+    }
+    requeued = [e.data for e in logged if e.type == "conversation.queued"][-1]
+    assert requeued["reason"] == "requeue" and requeued["requeued_from"] == anna.id
 
 
 async def test_the_live_socket_brings_queue_changes_and_customer_messages(
@@ -327,7 +338,7 @@ async def test_the_live_socket_brings_queue_changes_and_customer_messages(
 
         queued = await next_of("conversation.queued")
         assert queued["conversation_id"] == me.conversation_id
-        message = await next_of("message.created")
+        message = await next_of("message.received")
         assert message["author"] == "customer" and message["text"].startswith("<b>срочно</b>")
         await ws.send(json.dumps({"type": "ping"}))
         assert (await next_of("pong")) == {}

@@ -77,6 +77,16 @@ class Dialog:
     def today(self) -> date:
         return self.now().date()
 
+    def record(self, kind: str, **data: Any) -> None:
+        """A fact of this turn (core.events), written in the turn's transaction."""
+        base: dict[str, Any] = {
+            "conversation_id": self.turn.conversation_id,
+            "channel_id": self.turn.channel_id,
+        }
+        if self.turn.message_id is not None:
+            base["message_id"] = self.turn.message_id
+        self.events.append(Event(kind, {**base, **data}))
+
     def say(self, text: str, *buttons: Button) -> None:
         self.replies.append(Reply(text=text, buttons=tuple(buttons)))
 

@@ -17,8 +17,8 @@ from abonent.bot import texts as t
 from abonent.bot.dialog import Dialog, Services
 from abonent.bot.flows import appeal, balance, faq, handoff, readings
 from abonent.core import events
-from abonent.core.events import Event
 from abonent.core.pipeline import Turn, TurnOutcome
+from abonent.core.types import SURVEY_PREFIX
 from abonent.nlu.base import Interpretation
 from abonent.nlu.normalize import normalize
 
@@ -59,6 +59,10 @@ class Bot:
         d = Dialog.from_turn(turn, self.services)
         if turn.is_start:
             self._greet(d)
+        elif turn.status == "closed":
+            # Only the answer to the rating question reaches a closed conversation.
+            self._rating(d, turn.text or "", turn.payload)
+            return TurnOutcome(replies=d.replies, state={}, meta=d.meta, events=d.events)
         elif turn.status == "queued":
             leave = self._in_queue(d, turn.text or "", turn.payload)
             return TurnOutcome(
@@ -85,6 +89,16 @@ class Bot:
         d.end()
         d.say(t.QUEUED_CANCELLED + " " + t.MENU, *t.MENU_BUTTONS)
         return True
+
+    def _rating(self, d: Dialog, text: str, payload: str | None) -> None:
+        """1–5 after an operator closed the chat: recorded for the operator's statistics."""
+        raw = payload[len(SURVEY_PREFIX) :] if payload else text.strip()
+        if raw not in ("1", "2", "3", "4", "5"):
+            return
+        rating = int(raw)
+        d.meta["rating"] = rating
+        d.record(events.CSAT_RATED, rating=rating)
+        d.say(t.SURVEY_THANKS if rating >= 3 else t.SURVEY_THANKS_LOW, t.BTN_MENU)
 
     def _attachments(self, d: Dialog, kinds: tuple[str, ...], phone_vouched: bool) -> None:
         """A photo, sticker or voice note: the bot cannot read it, so it says so and keeps
@@ -172,16 +186,26 @@ class Bot:
         )
         if meaning.profanity:
             d.meta["profanity"] = True
-            d.events.append(
-                Event(events.PROFANITY_DETECTED, {"conversation_id": d.turn.conversation_id})
-            )
-            if not meaning.understood:
-                d.say(t.PROFANITY_CALM, *t.MENU_BUTTONS, t.BTN_OPERATOR)
-                return
-        if meaning.understood:
+            d.record(events.PROFANITY_DETECTED)
+        if meaning.profanity and not meaning.understood:
+            d.say(t.PROFANITY_CALM, *t.MENU_BUTTONS, t.BTN_OPERATOR)
+        elif meaning.understood:
             await self._intent(d, meaning.intent, text)
         else:
             faq.fallback(d, meaning)
+        confidence = round(meaning.confidence, 4)
+        if meaning.understood and not d.meta.get("fallback"):
+            d.record(events.TEXT_RECOGNISED, intent=meaning.intent, confidence=confidence)
+        else:
+            # Not answered from the knowledge base: unsure, or a topic without an answer.
+            guess = meaning.alternatives[0][0] if meaning.alternatives else meaning.intent
+            step = "profanity" if meaning.profanity and not meaning.understood else "rephrase"
+            d.record(
+                events.TEXT_FALLBACK,
+                intent=meaning.intent if meaning.understood else guess,
+                confidence=confidence,
+                step=d.meta.get("fallback", step),
+            )
 
     async def _intent(self, d: Dialog, intent: str, text: str) -> None:
         target = _flow_for(intent)

@@ -44,13 +44,14 @@ class LocalBus:
         return unsubscribe
 
     async def publish(self, event: Event) -> None:
-        self._dispatch(event)
+        self._dispatch(event.for_bus())
 
     async def publish_many(self, events: list[Event]) -> None:
         for event in events:
             await self.publish(event)
 
     def _dispatch(self, event: Event, *, remote: bool = False) -> None:
+        """``event`` as subscribers see it (``Event.for_bus``)."""
         for types, local_only, handler in list(self._handlers.values()):
             if types is not None and event.type not in types:
                 continue
@@ -94,6 +95,7 @@ class RedisBus(LocalBus):
             await self._redis.aclose()
 
     async def publish(self, event: Event) -> None:
+        event = event.for_bus()
         self._dispatch(event)
         body = json.dumps({"o": self.origin, "t": event.type, "d": event.data}, default=str)
         try:
@@ -103,6 +105,7 @@ class RedisBus(LocalBus):
             log.exception("could not relay %s to Redis", event.type)
 
     async def publish_many(self, events: list[Event]) -> None:
+        events = [event.for_bus() for event in events]
         for event in events:
             self._dispatch(event)
         if not events:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, insert, select, update
@@ -16,9 +17,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from abonent.clock import utcnow
+from abonent.core import eventlog, events
+from abonent.core.events import Event
 from abonent.core.identity import contact_by_phone, link_phone
 from abonent.core.serialize import message_event_data, row_event_data
-from abonent.core.types import InboundMessage
+from abonent.core.types import SURVEY_PREFIX, InboundMessage
 from abonent.db.models import ChannelIdentity, Contact, Conversation, Message
 from abonent.db.session import Database
 
@@ -32,6 +35,8 @@ class Received:
     # The message as the bus and the client API carry it (see core.serialize).
     data: dict[str, Any]
     duplicate: bool = False
+    # What was recorded with it (message received, maybe conversation started), for the bus.
+    events: tuple[Event, ...] = ()
 
 
 def hash_token(token: str) -> str:
@@ -49,6 +54,17 @@ _OPEN_CONVERSATION = (
     .where(
         Conversation.identity_id == bindparam("identity_id"),
         Conversation.status.in_(OPEN_STATUSES),
+    )
+    .order_by(Conversation.id.desc())
+    .limit(1)
+)
+# A closed conversation still waiting for the satisfaction rating (see ``_survey_answer``).
+_SURVEYED_CONVERSATION = (
+    select(Conversation.id)
+    .where(
+        Conversation.identity_id == bindparam("identity_id"),
+        Conversation.status == "closed",
+        Conversation.survey_until > bindparam("now"),
     )
     .order_by(Conversation.id.desc())
     .limit(1)
@@ -115,13 +131,18 @@ async def _new_identity(
     return int(result.scalar_one())
 
 
-async def _open_conversation_id(
-    conn: AsyncConnection, identity_id: int, contact_id: int, channel_id: str
-) -> int:
-    conv_id = (await conn.execute(_OPEN_CONVERSATION, {"identity_id": identity_id})).scalar()
-    if conv_id is not None:
-        return int(conv_id)
-    return await _new_conversation(conn, identity_id, contact_id, channel_id)
+def _survey_answer(msg: InboundMessage) -> bool:
+    """A rating button, or a bare 1–5 typed where the buttons could not be shown."""
+    if msg.payload is not None:
+        return msg.payload.startswith(SURVEY_PREFIX)
+    return msg.text.strip() in ("1", "2", "3", "4", "5")
+
+
+def _started(conv_id: int, contact_id: int, channel_id: str) -> Event:
+    return Event(
+        events.CONVERSATION_STARTED,
+        {"conversation_id": conv_id, "contact_id": contact_id, "channel_id": channel_id},
+    )
 
 
 async def _new_conversation(
@@ -145,8 +166,9 @@ async def _new_conversation(
 
 async def start_webchat(
     db: Database, channel_id: str, display_name: str | None = None
-) -> tuple[int, str]:
-    """A new web-chat customer: contact, identity and conversation, and their bearer token."""
+) -> tuple[int, str, list[Event]]:
+    """A new web-chat customer: contact, identity and conversation, their bearer token,
+    and the recorded ``conversation.started`` for the bus."""
     token = secrets.token_urlsafe(32)
     async with db.write() as conn:
         contact_id = await _new_contact(conn, display_name, None)
@@ -158,27 +180,37 @@ async def start_webchat(
             display_name,
             token_hash=hash_token(token),
         )
-        conv_id = await _open_conversation_id(conn, identity_id, contact_id, channel_id)
-    return conv_id, token
+        conv_id = await _new_conversation(conn, identity_id, contact_id, channel_id)
+        recorded = await eventlog.record(conn, [_started(conv_id, contact_id, channel_id)])
+    return conv_id, token, recorded
 
 
-async def _conversation_for(conn: AsyncConnection, msg: InboundMessage) -> tuple[int, int, int]:
-    """(identity id, contact id, open conversation id) of the sender; contact and
-    conversation are created on first contact, a new conversation after the last one
-    was closed."""
+async def _conversation_for(
+    conn: AsyncConnection, msg: InboundMessage, now: datetime
+) -> tuple[int, int, int, bool]:
+    """(identity id, contact id, conversation id, whether it is new) of the sender;
+    contact and conversation are created on first contact, a new conversation after the
+    last one was closed — unless the message answers the closed one's rating question."""
     if msg.identity_id is not None:
         row = (
             await conn.execute(_CONTACT_AND_OPEN_CONVERSATION, {"identity_id": msg.identity_id})
         ).first()
         if row is None:
             raise LookupError(f"identity {msg.identity_id} is gone")
-        contact_id, conv_id = int(row[0]), row[1]
-        if conv_id is None:
-            conv_id = await _new_conversation(conn, msg.identity_id, contact_id, msg.channel_id)
-        return msg.identity_id, contact_id, int(conv_id)
-    identity_id, contact_id = await _identity(conn, msg)
-    conv_id = await _open_conversation_id(conn, identity_id, contact_id, msg.channel_id)
-    return identity_id, contact_id, conv_id
+        identity_id, contact_id, conv_id = msg.identity_id, int(row[0]), row[1]
+    else:
+        identity_id, contact_id = await _identity(conn, msg)
+        conv_id = (await conn.execute(_OPEN_CONVERSATION, {"identity_id": identity_id})).scalar()
+    if conv_id is not None:
+        return identity_id, contact_id, int(conv_id), False
+    if _survey_answer(msg):
+        surveyed = (
+            await conn.execute(_SURVEYED_CONVERSATION, {"identity_id": identity_id, "now": now})
+        ).scalar()
+        if surveyed is not None:
+            return identity_id, contact_id, int(surveyed), False
+    conv_id = await _new_conversation(conn, identity_id, contact_id, msg.channel_id)
+    return identity_id, contact_id, conv_id, True
 
 
 async def _identity(conn: AsyncConnection, msg: InboundMessage) -> tuple[int, int]:
@@ -226,7 +258,7 @@ async def receive(db: Database, msg: InboundMessage) -> Received:
 
     try:
         async with db.write() as conn:
-            identity_id, contact_id, conv_id = await _conversation_for(conn, msg)
+            identity_id, contact_id, conv_id, new = await _conversation_for(conn, msg, now)
             # A phone the platform vouches for (a shared own contact, a WhatsApp number).
             if msg.phone and await link_phone(conn, contact_id, msg.phone):
                 meta = {**(meta or {}), "phone_vouched": True}
@@ -248,9 +280,34 @@ async def receive(db: Database, msg: InboundMessage) -> Received:
             }
             message_id = int((await conn.execute(_INSERT_MESSAGE, values)).scalar_one())
             await conn.execute(_TOUCH_CONVERSATION, {"conv_id": conv_id, "now": now})
+            data = row_event_data({"id": message_id, **values})
+            facts = [_started(conv_id, contact_id, msg.channel_id)] if new else []
+            facts.append(
+                Event(
+                    events.MESSAGE_RECEIVED,
+                    {
+                        "message_id": message_id,
+                        "conversation_id": conv_id,
+                        "channel_id": msg.channel_id,
+                        "contact_id": contact_id,
+                        "kind": _kind(msg),
+                    },
+                    live=data,
+                )
+            )
+            recorded = await eventlog.record(conn, facts, now)
     except IntegrityError:
         existing = await _existing(db, msg)
         if existing is None:
             raise
         return existing
-    return Received(message_id, conv_id, row_event_data({"id": message_id, **values}))
+    return Received(message_id, conv_id, data, events=tuple(recorded))
+
+
+def _kind(msg: InboundMessage) -> str:
+    """text | button | attachment: the statistics count free text apart from presses."""
+    if msg.payload is not None:
+        return "button"
+    if msg.attachments and not msg.text.strip():
+        return "attachment"
+    return "text"

@@ -1,12 +1,28 @@
-"""Prometheus counters fed by bus events: a listener, never code inside the pipeline."""
+"""Prometheus metrics fed by bus events: a listener, never code inside the pipeline.
+
+Counters and histograms are per process (events relayed from other processes are
+counted there); the gauges that describe shared state (queue length, outbox backlog,
+events the durable consumers have not applied yet) are read from the database at
+scrape time, so every process reports the same, current figure.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+import time
+from collections import OrderedDict
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy import and_, func, or_, select
 
 from abonent.core import events
 from abonent.core.bus import LocalBus
 from abonent.core.events import Event
+from abonent.db.models import Conversation, EventCursor, EventRecord, OutboxItem
+from abonent.db.session import Database
+
+# Seconds: from a bot's quick answer to a platform's retries after an outage.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+_REMEMBERED = 10_000
 
 
 class Metrics:
@@ -37,6 +53,17 @@ class Metrics:
             ["event"],
             registry=self.registry,
         )
+        self.intents = Counter(
+            "abonent_intents_total",
+            "Free-text messages the consultant recognised, by intent",
+            ["intent"],
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "abonent_fallbacks_total",
+            "Free-text messages the consultant could not answer from the knowledge base",
+            registry=self.registry,
+        )
         self.profanity = Counter(
             "abonent_profanity", "Customer messages with obscene words", registry=self.registry
         )
@@ -60,21 +87,74 @@ class Metrics:
             ["channel", "status"],
             registry=self.registry,
         )
+        self.reply_latency = Histogram(
+            "abonent_reply_seconds",
+            "From a customer message stored to the bot's first reply written, by channel",
+            ["channel"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.delivery_latency = Histogram(
+            "abonent_delivery_seconds",
+            "From a reply written to the platform accepting it, by channel",
+            ["channel"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_length = Gauge(
+            "abonent_queue_length",
+            "Conversations waiting in the operators' queue",
+            registry=self.registry,
+        )
+        self.outbox_backlog = Gauge(
+            "abonent_outbox_backlog",
+            "Messages waiting to be sent (pending or being sent), by channel",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.events_behind = Gauge(
+            "abonent_events_unprocessed",
+            "Events a durable consumer (statistics …) has not applied yet",
+            ["consumer"],
+            registry=self.registry,
+        )
+        # Customer messages of this process waiting for the bot's reply: id → when stored.
+        self._waiting: OrderedDict[int, float] = OrderedDict()
         # Events relayed from other processes are counted there, not here.
         bus.subscribe(self._on_event, local_only=True)
 
     def _on_event(self, event: Event) -> None:
         data = event.data
-        if event.type == events.MESSAGE_CREATED:
-            self.messages.labels(data.get("channel_id", "?"), data.get("author", "?")).inc()
+        channel = str(data.get("channel_id") or "?")
+        if event.type == events.MESSAGE_RECEIVED:
+            self.messages.labels(channel, "customer").inc()
+            message_id = data.get("message_id")
+            if isinstance(message_id, int):
+                self._waiting[message_id] = time.monotonic()
+                if len(self._waiting) > _REMEMBERED:
+                    self._waiting.popitem(last=False)
         elif event.type == events.MESSAGE_SENT:
-            self.deliveries.labels(data.get("channel_id", "?"), "sent").inc()
+            self.messages.labels(channel, data.get("author", "?")).inc()
+            asked = self._waiting.pop(data.get("reply_to", -1), None)
+            if asked is not None:
+                self.reply_latency.labels(channel).observe(time.monotonic() - asked)
+        elif event.type == events.NOTE_ADDED:
+            self.messages.labels(channel, "note").inc()
+        elif event.type == events.MESSAGE_DELIVERED:
+            self.deliveries.labels(channel, "sent").inc()
+            after = data.get("after_s")
+            if isinstance(after, int | float):
+                self.delivery_latency.labels(channel).observe(float(after))
         elif event.type == events.MESSAGE_FAILED:
-            self.deliveries.labels(data.get("channel_id", "?"), "failed").inc()
+            self.deliveries.labels(channel, "failed").inc()
         elif event.type == events.MESSAGE_DUPLICATE:
-            self.duplicates.labels(data.get("channel_id", "?")).inc()
+            self.duplicates.labels(channel).inc()
         elif event.type.startswith("conversation."):
             self.conversations.labels(event.type.split(".", 1)[1]).inc()
+        elif event.type == events.TEXT_RECOGNISED:
+            self.intents.labels(str(data.get("intent") or "?")).inc()
+        elif event.type == events.TEXT_FALLBACK:
+            self.fallbacks.inc()
         elif event.type == events.READINGS_SUBMITTED:
             self.readings.inc()
         elif event.type == events.PROFANITY_DETECTED:
@@ -86,6 +166,40 @@ class Metrics:
 
     def webhook_rejected(self, channel_id: str, status: int) -> None:
         self.webhooks_rejected.labels(channel_id, str(status)).inc()
+
+    async def refresh(self, db: Database) -> None:
+        """The shared gauges, read from the database (at scrape time)."""
+        async with db.read() as conn:
+            waiting = Conversation.status == "queued"
+            queued = await conn.scalar(
+                select(func.count()).select_from(Conversation).where(waiting)
+            )
+            backlog = (
+                await conn.execute(
+                    select(OutboxItem.channel_id, func.count())
+                    .where(OutboxItem.status.in_(("pending", "sending")))
+                    .group_by(OutboxItem.channel_id)
+                )
+            ).all()
+            cursors = (
+                await conn.execute(
+                    select(EventCursor.consumer, EventCursor.tx, EventCursor.last_id)
+                )
+            ).all()
+            behind: dict[str, int | None] = {}
+            for name, tx, last_id in cursors:
+                after = or_(
+                    EventRecord.tx > tx, and_(EventRecord.tx == tx, EventRecord.id > last_id)
+                )
+                behind[name] = await conn.scalar(
+                    select(func.count()).select_from(EventRecord).where(after)
+                )
+        self.queue_length.set(int(queued or 0))
+        self.outbox_backlog.clear()
+        for channel, count in backlog:
+            self.outbox_backlog.labels(channel).set(int(count))
+        for name, lag in behind.items():
+            self.events_behind.labels(name).set(int(lag or 0))
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -22,7 +22,7 @@ from sqlalchemy.orm import aliased
 
 from abonent.channels.base import Channel, OutgoingMessage, SendError, SendResult
 from abonent.clock import utcnow
-from abonent.core import events
+from abonent.core import eventlog, events
 from abonent.core.bus import LocalBus
 from abonent.core.events import Event
 from abonent.core.types import Button
@@ -245,9 +245,7 @@ class OutboxSender:
                         msg = await session.get(Message, o.claimed.message.id)
                         if msg is not None:
                             msg.meta = {**(msg.meta or {}), **noted}
-                    published.append(
-                        Event(events.MESSAGE_SENT, _event_data(o.claimed.message, None))
-                    )
+                    published.append(_delivered(o.claimed.message, now))
                     continue
                 assert o.error is not None
                 err = o.error
@@ -263,9 +261,7 @@ class OutboxSender:
                         .where(Message.id == o.claimed.message.id)
                         .values(delivery="failed", delivery_error=err.reason)
                     )
-                    published.append(
-                        Event(events.MESSAGE_FAILED, _event_data(o.claimed.message, err.reason))
-                    )
+                    published.append(_failed(o.claimed.message, err.reason))
                     log.warning(
                         "message %s to %s failed for good: %s",
                         o.claimed.message.id,
@@ -304,13 +300,30 @@ class OutboxSender:
                         next_attempt_at=retry_at.get(o.held_by, now),
                     )
                 )
-        await self.bus.publish_many(published)
+            recorded = await eventlog.record(session, published, now)
+        await self.bus.publish_many(recorded)
 
 
-def _event_data(message: Message, error: str | None) -> dict[str, object]:
-    return {
-        "id": message.id,
-        "conversation_id": message.conversation_id,
-        "channel_id": message.channel_id,
-        "error": error,
-    }
+def _delivered(message: Message, now: datetime) -> Event:
+    return Event(
+        events.MESSAGE_DELIVERED,
+        {
+            "message_id": message.id,
+            "conversation_id": message.conversation_id,
+            "channel_id": message.channel_id,
+            # From the moment the reply was written to the platform's acceptance.
+            "after_s": round((now - message.created_at).total_seconds(), 3),
+        },
+    )
+
+
+def _failed(message: Message, reason: str) -> Event:
+    return Event(
+        events.MESSAGE_FAILED,
+        {
+            "message_id": message.id,
+            "conversation_id": message.conversation_id,
+            "channel_id": message.channel_id,
+            "error": reason,
+        },
+    )

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -26,7 +26,7 @@ from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from abonent.clock import utcnow
-from abonent.core import events, inbox
+from abonent.core import eventlog, events, inbox
 from abonent.core.bus import LocalBus
 from abonent.core.events import Event
 from abonent.core.serialize import row_event_data
@@ -49,7 +49,8 @@ class Turn:
     payload: str | None = None
     message_id: int | None = None
     is_start: bool = False
-    # bot | queued: a queued customer may still leave the queue («отмена», «меню»).
+    # bot | queued: a queued customer may still leave the queue («отмена», «меню»);
+    # closed: the customer answers the satisfaction question after an operator closed it.
     status: str = "bot"
     # Kinds of what came with the message (photo, voice, contact …): the bot reads
     # text only and says so; operators see the attachments themselves.
@@ -131,6 +132,9 @@ _TOUCH = (
     .where(Conversation.id == bindparam("conv_id"))
     .values(last_message_at=bindparam("now"), updated_at=bindparam("now"))
 )
+_SURVEY_ANSWERED = (
+    update(Conversation).where(Conversation.id == bindparam("conv_id")).values(survey_until=None)
+)
 _LEAVE_QUEUE = (
     update(Conversation)
     .where(Conversation.id == bindparam("conv_id"), Conversation.status == "queued")
@@ -195,15 +199,20 @@ class Pipeline:
                 )
             )
             return received
-        await self.bus.publish(Event(events.MESSAGE_CREATED, received.data))
+        await self.bus.publish_many(list(received.events))
         self._enqueue(received.conversation_id, received.message_id)
         return received
 
-    async def start(self, conversation_id: int) -> None:
-        """A conversation opened by the customer (the widget): the bot greets first."""
-        await self.bus.publish(
-            Event(events.CONVERSATION_STARTED, {"conversation_id": conversation_id})
-        )
+    async def open_webchat(self, channel_id: str, name: str | None = None) -> tuple[int, str]:
+        """A customer opens the chat (the widget): a new conversation the bot greets first.
+        Returns its id and the customer's bearer token."""
+        conv_id, token, recorded = await inbox.start_webchat(self.db, channel_id, name)
+        await self.bus.publish_many(recorded)
+        self.start(conv_id)
+        return conv_id, token
+
+    def start(self, conversation_id: int) -> None:
+        """The bot greets first in a conversation the customer has opened."""
         self._enqueue(conversation_id, _START)
 
     def schedule(self, conversation_id: int) -> None:
@@ -288,7 +297,7 @@ class Pipeline:
         conv, message = await self._load(conversation_id, message_id)
         if conv is None or message is None:
             return False
-        if conv.status not in ("bot", "queued"):
+        if conv.status not in ("bot", "queued", "closed"):
             # An operator has it: the message waits for them; nothing to answer.
             await self._commit_turn(conv, message, TurnOutcome(state=dict(conv.bot_state)))
             return True
@@ -347,19 +356,20 @@ class Pipeline:
                 )
 
     async def _commit_turn(self, conv: _Conv, message: _Msg | None, outcome: TurnOutcome) -> None:
-        """Replies, new state, status change and ``handled`` in one transaction."""
+        """Replies, new state, status change, ``handled`` and the events of all of it in
+        one transaction."""
         try:
-            written, published = await self._write_turn(conv, message, outcome)
+            written, recorded = await self._write_turn(conv, message, outcome)
         except _AlreadyHandled:
             log.info("message %s was answered by another worker", message and message.id)
             return
-        await self.bus.publish_many(self._reply_events(written) + published + outcome.events)
+        await self.bus.publish_many(recorded + self._outbox_signal(written))
 
     async def _write_turn(
         self, conv: _Conv, message: _Msg | None, outcome: TurnOutcome
     ) -> tuple[list[dict[str, Any]], list[Event]]:
         now = utcnow()
-        published: list[Event] = []
+        facts: list[Event] = []
         async with self.db.write() as conn:
             if message is not None:
                 claim = await conn.execute(
@@ -368,6 +378,11 @@ class Pipeline:
                 if claim.rowcount == 0:
                     raise _AlreadyHandled  # rolls the transaction back: our replies are dropped
             written = await self._write_replies(conn, conv, outcome.replies, now)
+            facts += self._reply_facts(written, message.id if message else None)
+            facts += outcome.events
+            if conv.status == "closed":
+                # The rating question has had its answer: later messages open a new one.
+                await conn.execute(_SURVEY_ANSWERED, {"conv_id": conv.id})
             await conn.execute(
                 _SAVE_STATE,
                 {
@@ -380,41 +395,60 @@ class Pipeline:
             if outcome.leave_queue and conv.status == "queued":
                 left = await conn.execute(_LEAVE_QUEUE, {"conv_id": conv.id, "now": now})
                 if left.rowcount:
-                    published.append(
+                    facts.append(
                         Event(
-                            events.CONVERSATION_RETURNED_TO_BOT,
-                            {"conversation_id": conv.id, "by": "customer"},
+                            events.CONVERSATION_LEFT_QUEUE,
+                            {"conversation_id": conv.id, "channel_id": conv.channel_id},
                         )
                     )
             if outcome.handoff:
                 queued = await conn.execute(_TO_QUEUE, {"conv_id": conv.id, "now": now})
                 if queued.rowcount:
-                    published.append(
+                    facts.append(
                         Event(
                             events.CONVERSATION_QUEUED,
-                            {"conversation_id": conv.id, "channel_id": conv.channel_id},
+                            {
+                                "conversation_id": conv.id,
+                                "channel_id": conv.channel_id,
+                                "reason": "handoff",
+                            },
                         )
                     )
-        return written, published
+            recorded = await eventlog.record(conn, facts, now)
+        return written, recorded
 
-    def _reply_events(self, written: list[dict[str, Any]]) -> list[Event]:
-        created = [Event(events.MESSAGE_CREATED, row_event_data(row)) for row in written]
-        direct = [r for r in written if r["channel_id"] in self.store_delivered]
-        sent = [
-            Event(
-                events.MESSAGE_SENT,
-                {
-                    "id": r["id"],
-                    "conversation_id": r["conversation_id"],
-                    "channel_id": r["channel_id"],
-                    "error": None,
-                },
-            )
-            for r in direct
-        ]
-        queued = len(written) - len(direct)
-        outbox_event = [Event(events.OUTBOX_ENQUEUED, {"count": queued})] if queued else []
-        return created + sent + outbox_event
+    def _reply_facts(self, written: list[dict[str, Any]], reply_to: int | None) -> list[Event]:
+        """``message.sent`` for each reply (and ``delivered`` at once where the client
+        reads the store)."""
+        facts: list[Event] = []
+        for row in written:
+            data = {
+                "message_id": row["id"],
+                "conversation_id": row["conversation_id"],
+                "channel_id": row["channel_id"],
+                "author": row["author"],
+                "author_id": row["author_id"],
+            }
+            if reply_to is not None:
+                data["reply_to"] = reply_to
+            facts.append(Event(events.MESSAGE_SENT, data, live=row_event_data(row)))
+            if row["channel_id"] in self.store_delivered:
+                facts.append(
+                    Event(
+                        events.MESSAGE_DELIVERED,
+                        {
+                            "message_id": row["id"],
+                            "conversation_id": row["conversation_id"],
+                            "channel_id": row["channel_id"],
+                            "after_s": 0.0,
+                        },
+                    )
+                )
+        return facts
+
+    def _outbox_signal(self, written: list[dict[str, Any]]) -> list[Event]:
+        queued = sum(1 for r in written if r["channel_id"] not in self.store_delivered)
+        return [Event(events.OUTBOX_ENQUEUED, {"count": queued})] if queued else []
 
     async def _write_replies(
         self, conn: AsyncConnection, conv: _Conv, replies: Iterable[Reply], now: datetime
@@ -462,8 +496,16 @@ class Pipeline:
             )
         return rows
 
-    async def post(self, conversation_id: int, replies: list[Reply]) -> list[dict[str, Any]]:
-        """Write replies outside a bot turn (operators, system notices, reminders)."""
+    async def post(
+        self,
+        conversation_id: int,
+        replies: list[Reply],
+        *,
+        also: Callable[[AsyncConnection, datetime], Awaitable[list[Event]]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Write replies outside a bot turn (operators, system notices, reminders).
+        ``also`` runs in the same transaction (what the reply changes besides, and its
+        events): the reply and its consequences are committed together or not at all."""
         conv, _ = await self._load(conversation_id, -1)
         if conv is None:
             raise LookupError(f"conversation {conversation_id} does not exist")
@@ -471,7 +513,11 @@ class Pipeline:
         async with self.db.write() as conn:
             written = await self._write_replies(conn, conv, replies, now)
             await conn.execute(_TOUCH, {"conv_id": conversation_id, "now": now})
-        await self.bus.publish_many(self._reply_events(written))
+            facts = self._reply_facts(written, None)
+            if also is not None:
+                facts += await also(conn, now)
+            recorded = await eventlog.record(conn, facts, now)
+        await self.bus.publish_many(recorded + self._outbox_signal(written))
         return written
 
 

@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# Payloads of the satisfaction rating's buttons (``csat:1`` … ``csat:5``): the inbox
+# routes them to the conversation just closed instead of opening a new one.
+SURVEY_PREFIX = "csat:"
+
 
 @dataclass(frozen=True)
 class Button:

@@ -16,10 +16,12 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     Numeric,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -120,6 +122,9 @@ class Conversation(Base):
     resolution: Mapped[str | None] = mapped_column(String(200))
     # Operators' group the conversation waits for (a transfer to a group); None = anyone.
     group: Mapped[str | None] = mapped_column(String(64))
+    # A closed conversation still takes the customer's answer to the satisfaction
+    # question until then (a rating pressed after the close lands here, not in a new one).
+    survey_until: Mapped[datetime | None]
 
 
 class Message(Base):
@@ -253,16 +258,6 @@ class TrackedLink(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class LinkClick(Base):
-    __tablename__ = "link_clicks"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    token: Mapped[str] = mapped_column(
-        ForeignKey("tracked_links.token", ondelete="CASCADE"), index=True
-    )
-    clicked_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
 class Appeal(Base):
     """A written appeal to the virtual reception; the customer is given its number."""
 
@@ -333,20 +328,6 @@ class LoginFailure(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
-class OperatorEvent(Base):
-    """The operators' log (login, logout, status, take, transfer, close …) for statistics."""
-
-    __tablename__ = "operator_events"
-    __table_args__ = (Index("ix_operator_events_user_at", "user_id", "at"),)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    type: Mapped[str] = mapped_column(String(32), index=True)
-    conversation_id: Mapped[int | None] = mapped_column(BigId)
-    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
 class Template(Base):
     """A canned answer: shared (owner NULL) or an operator's own, found by ``/code`` or words."""
 
@@ -374,3 +355,206 @@ class AuditRecord(Base):
     conversation_id: Mapped[int | None] = mapped_column(BigId)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --------------------------------------------------------------------------- event log
+class EventRecord(Base):
+    """The durable event log (core.events): every fact, written with the fact itself."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_tx_id", "tx", "id"),
+        Index("ix_events_occurred_at", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # PostgreSQL: the writing transaction's id (a server default), so that a reader by
+    # cursor never passes an event whose transaction commits after a later one's
+    # (core.eventlog). SQLite writes one transaction at a time: always 0.
+    tx: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(40))
+    occurred_at: Mapped[datetime]
+    conversation_id: Mapped[int | None] = mapped_column(BigId)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class EventCursor(Base):
+    """How far each durable consumer of the log has got: (tx, id) of its last event."""
+
+    __tablename__ = "event_cursors"
+
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tx: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    processed: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set while ``abonent stats rebuild`` recomputes what this consumer feeds: the
+    # servers leave it alone until the rebuild hands the position back.
+    paused_at: Mapped[datetime | None]
+
+
+# --------------------------------------------------------------------------- statistics
+# Written only by the statistics consumer (analytics/rollup.py) and read by the reports;
+# days and hours are the company's local ones. None of them is ever pruned.
+class StatsCount(Base):
+    """Hourly counters: ``n`` facts of ``metric`` (and the sum ``total`` of a value)."""
+
+    __tablename__ = "stats_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    hour: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # Channel id, operator and a metric's own key (an intent, a link); "" / 0 for none.
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class StatsConversation(Base):
+    """One row per conversation: what the log has told of it (exports, drill-down)."""
+
+    __tablename__ = "stats_conversations"
+    __table_args__ = (Index("ix_stats_conversations_day", "day"),)
+
+    conversation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    contact_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime | None]
+    # The customer's first message: a conversation counts from then, on that day.
+    started_at: Mapped[datetime | None]
+    day: Mapped[date | None] = mapped_column(Date)
+    hour: Mapped[int | None] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(16), default="bot")
+    customer_messages: Mapped[int] = mapped_column(Integer, default=0)
+    bot_messages: Mapped[int] = mapped_column(Integer, default=0)
+    operator_messages: Mapped[int] = mapped_column(Integer, default=0)
+    handed_over: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The current hand-off: in the queue since; waiting for the first human answer since.
+    queued_at: Mapped[datetime | None]
+    awaiting_first_since: Mapped[datetime | None]
+    # A customer message an operator has not answered yet, since.
+    waiting_since: Mapped[datetime | None]
+    first_assigned_at: Mapped[datetime | None]
+    first_operator_id: Mapped[int | None] = mapped_column(BigInteger)
+    assignee_id: Mapped[int | None] = mapped_column(BigInteger)
+    first_response_s: Mapped[float | None] = mapped_column(Float)
+    transfers: Mapped[int] = mapped_column(Integer, default=0)
+    abandoned: Mapped[int] = mapped_column(Integer, default=0)
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[int | None] = mapped_column(BigInteger)
+    handle_s: Mapped[float | None] = mapped_column(Float)
+    # ",intent,intent," of the recognised free-text messages, for drill-down by topic.
+    topics: Mapped[str] = mapped_column(String(600), default="")
+    fallbacks: Mapped[int] = mapped_column(Integer, default=0)
+    readings: Mapped[int] = mapped_column(Integer, default=0)
+    profanity: Mapped[int] = mapped_column(Integer, default=0)
+    links_sent: Mapped[int] = mapped_column(Integer, default=0)
+    csat_asked_at: Mapped[datetime | None]
+    csat_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    csat_rating: Mapped[int | None] = mapped_column(SmallInteger)
+
+
+class StatsResponse(Base):
+    """One operator answer to a waiting customer: the first after a hand-off, or a later one."""
+
+    __tablename__ = "stats_responses"
+    __table_args__ = (Index("ix_stats_responses_day", "day", "user_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    channel: Mapped[str] = mapped_column(String(64))
+    # first | next
+    kind: Mapped[str] = mapped_column(String(8))
+    asked_at: Mapped[datetime]
+    answered_at: Mapped[datetime]
+    seconds: Mapped[float] = mapped_column(Float)
+    # The part of the wait that fell inside the operators' working hours.
+    work_seconds: Mapped[float] = mapped_column(Float)
+    # The day and hour of the answer.
+    day: Mapped[date] = mapped_column(Date)
+    hour: Mapped[int] = mapped_column(SmallInteger)
+
+
+class StatsQueueWait(Base):
+    """One hand-off's time in the queue, until an operator got it or the customer left."""
+
+    __tablename__ = "stats_queue_waits"
+    __table_args__ = (Index("ix_stats_queue_waits_day", "day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(BigInteger)
+    channel: Mapped[str] = mapped_column(String(64))
+    queued_at: Mapped[datetime]
+    ended_at: Mapped[datetime]
+    # assigned | left
+    outcome: Mapped[str] = mapped_column(String(16))
+    seconds: Mapped[float] = mapped_column(Float)
+    # The day and hour the customer was queued.
+    day: Mapped[date] = mapped_column(Date)
+    hour: Mapped[int] = mapped_column(SmallInteger)
+
+
+class StatsStatusInterval(Base):
+    """An operator's time online or on break; offline is the time between intervals."""
+
+    __tablename__ = "stats_status_intervals"
+    __table_args__ = (Index("ix_stats_status_intervals_user", "user_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    # online | break
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class StatsOperatorEvent(Base):
+    """The operators' events log as supervisors filter it (kept when raw events are pruned)."""
+
+    __tablename__ = "stats_operator_events"
+    __table_args__ = (
+        Index("ix_stats_operator_events_at", "occurred_at"),
+        Index("ix_stats_operator_events_user", "user_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    occurred_at: Mapped[datetime]
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(40))
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class StatsCustomerDay(Base):
+    """A customer wrote on this day through this channel (unique and returning customers)."""
+
+    __tablename__ = "stats_customer_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+class StatsCustomer(Base):
+    """The first day a customer ever wrote: a later day makes them a returning customer."""
+
+    __tablename__ = "stats_customers"
+
+    contact_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    first_day: Mapped[date] = mapped_column(Date)
+
+
+class StatsLink(Base):
+    """A tracked link the bot sent, and when it was first followed."""
+
+    __tablename__ = "stats_links"
+
+    token: Mapped[str] = mapped_column(String(24), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    hour: Mapped[int] = mapped_column(SmallInteger)
+    channel: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(200))
+    first_clicked_at: Mapped[datetime | None]

@@ -19,6 +19,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
 
 from abonent.clock import utcnow
+from abonent.core import eventlog, events
+from abonent.core.events import Event
 from abonent.db.models import LoginFailure, User, UserSession
 from abonent.db.session import Database
 
@@ -65,6 +67,8 @@ class SignedIn:
     user: User
     token: str  # for the cookie; never stored
     csrf_token: str
+    # ``operator.signed_in``, recorded with the session, for the bus.
+    events: tuple[Event, ...] = ()
 
 
 async def authenticate(db: Database, login: str, password: str, ip: str | None) -> SignedIn | None:
@@ -105,7 +109,10 @@ async def authenticate(db: Database, login: str, password: str, ip: str | None) 
                 ip=ip,
             )
         )
-    return SignedIn(user, token, csrf)
+        recorded = await eventlog.record(
+            session, [Event(events.OPERATOR_SIGNED_IN, {"user_id": user.id})], now
+        )
+    return SignedIn(user, token, csrf, tuple(recorded))
 
 
 async def session_user(db: Database, token: str) -> tuple[User, UserSession] | None:
@@ -128,10 +135,18 @@ async def session_user(db: Database, token: str) -> tuple[User, UserSession] | N
     return user, user_session
 
 
-async def sign_out(db: Database, token: str) -> None:
+async def sign_out(db: Database, token: str) -> list[Event]:
+    """End the session; returns ``operator.signed_out`` (recorded with it) for the bus."""
     async with db.transaction() as session:
-        await session.execute(
-            delete(UserSession).where(UserSession.token_hash == token_hash(token))
+        user_id = await session.scalar(
+            delete(UserSession)
+            .where(UserSession.token_hash == token_hash(token))
+            .returning(UserSession.user_id)
+        )
+        if user_id is None:
+            return []
+        return await eventlog.record(
+            session, [Event(events.OPERATOR_SIGNED_OUT, {"user_id": int(user_id)})]
         )
 
 

@@ -9,7 +9,9 @@ something could change the answer: a conversation is queued, closed, transferred
 returned; an operator comes online. On PostgreSQL the pass runs under an advisory
 lock, so processes take turns instead of over-assigning one operator, and going
 offline takes it too, so nobody is handed a chat as they leave.
-Every action is also written to ``operator_events`` for statistics.
+Every action records its event (core.events) in its own transaction, and the messages
+an action sends (the operator joined, the chat is closed, the rating question) are
+written in that same transaction: the log and what the customer sees always agree.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,13 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from abonent.bot import texts as t
 from abonent.clock import utcnow
-from abonent.core import events
+from abonent.core import eventlog, events
 from abonent.core.bus import LocalBus
+from abonent.core.conversations import close_idle
 from abonent.core.events import Event
 from abonent.core.pipeline import Pipeline
 from abonent.core.serialize import row_event_data
-from abonent.core.types import Reply
-from abonent.db.models import Conversation, Message, OperatorEvent, User
+from abonent.core.types import SURVEY_PREFIX, Button, Reply
+from abonent.db.models import Conversation, Message, User
 from abonent.db.session import Database
 
 log = logging.getLogger(__name__)
@@ -41,7 +45,13 @@ STATUSES = ("online", "break", "offline")
 # The workspace pings every 20 s; this long without a ping means the page is closed.
 SEEN_TIMEOUT = timedelta(seconds=90)
 SWEEP_EVERY = 5.0
+IDLE_SWEEP_EVERY = 60.0
+# How long after the close a rating is still taken into the closed conversation.
+SURVEY_OPEN = timedelta(hours=24)
 _ASSIGN_LOCK = 0x61737367  # "assg"
+SURVEY_BUTTONS = tuple(
+    Button(title, f"{SURVEY_PREFIX}{score}") for score, title in enumerate(t.SURVEY_SCORES, 1)
+)
 
 _TRIGGERS = {
     events.CONVERSATION_QUEUED,
@@ -119,10 +129,23 @@ class Actor:
 
 
 class Desk:
-    def __init__(self, db: Database, bus: LocalBus, pipeline: Pipeline) -> None:
+    def __init__(
+        self,
+        db: Database,
+        bus: LocalBus,
+        pipeline: Pipeline,
+        *,
+        survey: bool = True,
+        idle_close: timedelta | None = timedelta(hours=24),
+    ) -> None:
         self.db = db
         self.bus = bus
         self.pipeline = pipeline
+        # Ask the customer to rate the conversation when an operator closes it.
+        self.survey = survey
+        # Close conversations with the bot that have been silent this long.
+        self.idle_close = idle_close
+        self._last_idle_sweep = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe = bus.subscribe(lambda _e: self._wake.set(), _TRIGGERS)
@@ -140,6 +163,7 @@ class Desk:
                 await self._task
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), SWEEP_EVERY)
@@ -147,30 +171,13 @@ class Desk:
             try:
                 await self.sweep()
                 await self.assign_waiting()
+                if self.idle_close and loop.time() - self._last_idle_sweep > IDLE_SWEEP_EVERY:
+                    self._last_idle_sweep = loop.time()
+                    await close_idle(self.db, self.bus, utcnow() - self.idle_close)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("operator desk pass failed")
-
-    # ------------------------------------------------------------------ log
-    async def _log(
-        self,
-        conn: AsyncConnection,
-        user_id: int | None,
-        kind: str,
-        conversation_id: int | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> None:
-        await conn.execute(
-            insert(OperatorEvent).values(
-                user_id=user_id, type=kind, conversation_id=conversation_id, data=data, at=utcnow()
-            )
-        )
-
-    async def log(self, user_id: int | None, kind: str, **data: Any) -> None:
-        """An event without a state change (login, logout, card view)."""
-        async with self.db.write() as conn:
-            await self._log(conn, user_id, kind, data.pop("conversation_id", None), data or None)
 
     # ------------------------------------------------------------------ statuses
     async def set_status(
@@ -204,17 +211,21 @@ class Desk:
                 return False
             if status == "offline":
                 requeued = await requeue_of(conn, user_id, now)
-            await self._log(
-                conn, user_id, "status", None, {"from": old, "to": status, "auto": auto}
-            )
-        published = [
-            Event(events.OPERATOR_STATUS, {"user_id": user_id, "status": status, "auto": auto})
-        ]
-        published += [
-            Event(events.CONVERSATION_QUEUED, {"conversation_id": c, "requeued_from": user_id})
-            for c in requeued
-        ]
-        await self.bus.publish_many(published)
+            facts = [
+                Event(
+                    events.OPERATOR_STATUS,
+                    {"user_id": user_id, "previous": old, "status": status, "auto": auto},
+                )
+            ]
+            facts += [
+                Event(
+                    events.CONVERSATION_QUEUED,
+                    {"conversation_id": c, "reason": "requeue", "requeued_from": user_id},
+                )
+                for c in requeued
+            ]
+            recorded = await eventlog.record(conn, facts, now)
+        await self.bus.publish_many(recorded)
         return True
 
     async def seen(self, user_id: int) -> None:
@@ -235,6 +246,7 @@ class Desk:
     async def assign_waiting(self) -> int:
         """Give waiting conversations to online operators with room; returns how many."""
         assigned: list[tuple[int, int, str]] = []
+        recorded: list[Event] = []
         async with self.db.write() as conn:
             await _serialise_assignment(conn)
             load = (
@@ -281,21 +293,12 @@ class Desk:
                 if done.rowcount:
                     chosen[3] -= 1
                     assigned.append((conv_id, chosen[0], chosen[1]))
-                    await self._log(conn, chosen[0], "assign", conv_id, {"auto": True})
-        for conv_id, user_id, name in assigned:
-            await self._assigned(conv_id, user_id, name, auto=True)
+            facts = [_assigned(conv_id, user_id, None, "auto") for conv_id, user_id, _ in assigned]
+            recorded = await eventlog.record(conn, facts)
+        await self.bus.publish_many(recorded)
+        for conv_id, _user_id, name in assigned:
+            await self.pipeline.post(conv_id, [_joined(name)])
         return len(assigned)
-
-    async def _assigned(self, conv_id: int, user_id: int, name: str, *, auto: bool) -> None:
-        await self.bus.publish(
-            Event(
-                events.CONVERSATION_ASSIGNED,
-                {"conversation_id": conv_id, "assignee_id": user_id, "auto": auto},
-            )
-        )
-        await self.pipeline.post(
-            conv_id, [Reply(t.OPERATOR_JOINED.format(name=name), author="system")]
-        )
 
     # ------------------------------------------------------------------ actions
     async def take(self, actor: Actor, conv_id: int) -> None:
@@ -319,8 +322,8 @@ class Desk:
         allowed: tuple[str, ...],
         kind: str,
     ) -> None:
-        now = utcnow()
-        async with self.db.write() as conn:
+
+        async def move(conn: AsyncConnection, now: datetime) -> list[Event]:
             done = await conn.execute(
                 update(Conversation)
                 .where(Conversation.id == conv_id, Conversation.status.in_(allowed))
@@ -328,8 +331,9 @@ class Desk:
             )
             if not done.rowcount:
                 raise DeskError(409, "gone", "The conversation is no longer available.")
-            await self._log(conn, actor.id, kind, conv_id, {"to": user_id})
-        await self._assigned(conv_id, user_id, name, auto=False)
+            return [_assigned(conv_id, user_id, actor.id, kind)]
+
+        await self._post(conv_id, [_joined(name)], move)
 
     async def _active_name(self, user_id: int) -> str:
         async with self.db.session() as session:
@@ -355,11 +359,8 @@ class Desk:
         if len(body) > 4000:
             raise DeskError(422, "too_long", "The message is longer than 4000 characters.")
         await self._own(actor, conv_id)
-        written = await self.pipeline.post(
-            conv_id, [Reply(body, author="operator", author_id=actor.id)]
-        )
-        now = utcnow()
-        async with self.db.write() as conn:
+
+        async def answered(conn: AsyncConnection, now: datetime) -> list[Event]:
             await conn.execute(
                 update(Conversation)
                 .where(Conversation.id == conv_id)
@@ -368,20 +369,38 @@ class Desk:
                     waiting_since=None,
                 )
             )
-            await self._log(conn, actor.id, "reply", conv_id)
+            return []
+
+        written = await self.pipeline.post(
+            conv_id, [Reply(body, author="operator", author_id=actor.id)], also=answered
+        )
         return written[0]
+
+    async def _post(
+        self,
+        conv_id: int,
+        replies: list[Reply],
+        change: Callable[[AsyncConnection, datetime], Awaitable[list[Event]]],
+    ) -> None:
+        """An action and the messages it sends, in one transaction (``Pipeline.post``)."""
+        try:
+            await self.pipeline.post(conv_id, replies, also=change)
+        except LookupError as exc:
+            raise DeskError(404, "not_found", "No such conversation.") from exc
 
     async def note(self, actor: Actor, conv_id: int, body: str) -> None:
         """An internal note: operators see it, the customer never does."""
         conv = await self._own(actor, conv_id)
         async with self.db.write() as conn:
-            row = await self._write_note(conn, conv, actor.id, body)
-        await self.bus.publish(Event(events.MESSAGE_CREATED, row_event_data(row)))
+            note = await self._write_note(conn, conv, actor.id, body)
+            recorded = await eventlog.record(conn, [note])
+        await self.bus.publish_many(recorded)
 
     @staticmethod
     async def _write_note(
         conn: AsyncConnection, conv: Conversation, author_id: int, body: str
-    ) -> dict[str, Any]:
+    ) -> Event:
+        """The note's row, and its ``note.added`` event (with the message for live views)."""
         row: dict[str, Any] = {
             "conversation_id": conv.id,
             "identity_id": conv.identity_id,
@@ -400,7 +419,11 @@ class Desk:
         }
         result = await conn.execute(insert(Message).returning(Message.id), row)
         row["id"] = int(result.scalar_one())
-        return row
+        return Event(
+            events.NOTE_ADDED,
+            {"message_id": row["id"], "conversation_id": conv.id, "author_id": author_id},
+            live=row_event_data(row),
+        )
 
     async def transfer(
         self,
@@ -419,8 +442,10 @@ class Desk:
             raise DeskError(422, "note", "Write a note for the next operator.")
         conv = await self._own(actor, conv_id)
         name = await self._active_name(to_user_id) if to_user_id is not None else ""
-        now = utcnow()
-        async with self.db.write() as conn:
+        target = name or f"группа «{group}»"
+        written_note = f"Передано: {target}. {note.strip()}"
+
+        async def move(conn: AsyncConnection, now: datetime) -> list[Event]:
             values: dict[str, Any]
             if to_user_id is not None:
                 values = {"assignee_id": to_user_id, "group": None}
@@ -431,14 +456,8 @@ class Desk:
             )
             if not done.rowcount:
                 raise DeskError(409, "gone", "The conversation is no longer yours to transfer.")
-            await self._log(conn, actor.id, "transfer", conv_id, {"to": to_user_id, "group": group})
-            target = name or f"группа «{group}»"
-            row = await self._write_note(
-                conn, conv, actor.id, f"Передано: {target}. {note.strip()}"
-            )
-        await self.bus.publish_many(
-            [
-                Event(events.MESSAGE_CREATED, row_event_data(row)),
+            return [
+                await self._write_note(conn, conv, actor.id, written_note),
                 Event(
                     events.CONVERSATION_TRANSFERRED,
                     {
@@ -449,16 +468,13 @@ class Desk:
                     },
                 ),
             ]
-        )
-        if to_user_id is not None:
-            await self.pipeline.post(
-                conv_id, [Reply(t.OPERATOR_JOINED.format(name=name), author="system")]
-            )
+
+        await self._post(conv_id, [_joined(name)] if to_user_id is not None else [], move)
 
     async def return_to_bot(self, actor: Actor, conv_id: int) -> None:
         conv = await self._own(actor, conv_id)
-        now = utcnow()
-        async with self.db.write() as conn:
+
+        async def back(conn: AsyncConnection, now: datetime) -> list[Event]:
             done = await conn.execute(
                 update(Conversation)
                 .where(*_still_with(conv))
@@ -474,19 +490,21 @@ class Desk:
             )
             if not done.rowcount:
                 raise DeskError(409, "gone", "The conversation is no longer yours.")
-            await self._log(conn, actor.id, "return", conv_id)
-        await self.bus.publish(
-            Event(events.CONVERSATION_RETURNED_TO_BOT, {"conversation_id": conv_id, "by": actor.id})
-        )
-        await self.pipeline.post(conv_id, [Reply(t.BACK_TO_BOT, t.MENU_BUTTONS)])
+            data = {"conversation_id": conv_id, "by": actor.id}
+            return [Event(events.CONVERSATION_RETURNED_TO_BOT, data)]
+
+        await self._post(conv_id, [Reply(t.BACK_TO_BOT, t.MENU_BUTTONS)], back)
 
     async def close(self, actor: Actor, conv_id: int, resolution: str) -> None:
+        """Close with a resolution; the customer is told, and asked to rate the help
+        (buttons 1–5) unless the survey is switched off."""
         resolution = resolution.strip()
         if not resolution:
             raise DeskError(422, "resolution", "Say how the conversation ended.")
         conv = await self._own(actor, conv_id)
-        now = utcnow()
-        async with self.db.write() as conn:
+        survey = self.survey
+
+        async def closed(conn: AsyncConnection, now: datetime) -> list[Event]:
             done = await conn.execute(
                 update(Conversation)
                 .where(*_still_with(conv))
@@ -495,16 +513,49 @@ class Desk:
                     closed_at=now,
                     resolution=resolution[:200],
                     waiting_since=None,
+                    survey_until=now + SURVEY_OPEN if survey else None,
                     updated_at=now,
                 )
             )
             if not done.rowcount:
                 raise DeskError(409, "gone", "The conversation is no longer yours.")
-            await self._log(conn, actor.id, "close", conv_id, {"resolution": resolution[:200]})
-        await self.pipeline.post(conv_id, [Reply(t.CONVERSATION_CLOSED, author="system")])
-        await self.bus.publish(
-            Event(
-                events.CONVERSATION_CLOSED,
-                {"conversation_id": conv_id, "by": actor.id, "assignee_id": conv.assignee_id},
-            )
-        )
+            facts = [
+                Event(
+                    events.CONVERSATION_CLOSED,
+                    {
+                        "conversation_id": conv_id,
+                        "by": actor.id,
+                        "assignee_id": conv.assignee_id,
+                        "resolution": resolution[:200],
+                    },
+                )
+            ]
+            if survey:
+                facts.append(
+                    Event(
+                        events.CSAT_ASKED,
+                        {
+                            "conversation_id": conv_id,
+                            "channel_id": conv.channel_id,
+                            "user_id": conv.assignee_id,
+                        },
+                    )
+                )
+            return facts
+
+        replies = [Reply(t.CONVERSATION_CLOSED, author="system")]
+        if survey:
+            replies.append(Reply(t.SURVEY_QUESTION, SURVEY_BUTTONS))
+        await self._post(conv_id, replies, closed)
+
+
+def _joined(name: str) -> Reply:
+    return Reply(t.OPERATOR_JOINED.format(name=name), author="system")
+
+
+def _assigned(conv_id: int, user_id: int, by: int | None, how: str) -> Event:
+    """``how``: auto (the desk chose), take (the operator took it), assign (a supervisor)."""
+    return Event(
+        events.CONVERSATION_ASSIGNED,
+        {"conversation_id": conv_id, "assignee_id": user_id, "by": by, "how": how},
+    )

@@ -29,10 +29,22 @@ _FORWARDED_TO_ALL = {
     events.CONVERSATION_ASSIGNED,
     events.CONVERSATION_TRANSFERRED,
     events.CONVERSATION_RETURNED_TO_BOT,
+    events.CONVERSATION_LEFT_QUEUE,
     events.CONVERSATION_CLOSED,
     events.OPERATOR_STATUS,
 }
-_PER_CONVERSATION = {events.MESSAGE_CREATED, events.MESSAGE_FAILED, events.MESSAGE_SENT}
+_PER_CONVERSATION = {
+    events.MESSAGE_RECEIVED,
+    events.MESSAGE_SENT,
+    events.NOTE_ADDED,
+    events.MESSAGE_DELIVERED,
+    events.MESSAGE_FAILED,
+}
+_GONE_FROM_DESK = {
+    events.CONVERSATION_CLOSED,
+    events.CONVERSATION_RETURNED_TO_BOT,
+    events.CONVERSATION_LEFT_QUEUE,
+}
 _UNSET = object()
 
 
@@ -71,7 +83,7 @@ class DeskLive:
                 self.owner[conv] = None
             elif event.type in (events.CONVERSATION_ASSIGNED, events.CONVERSATION_TRANSFERRED):
                 self.owner[conv] = data.get("assignee_id")
-            elif event.type in (events.CONVERSATION_CLOSED, events.CONVERSATION_RETURNED_TO_BOT):
+            elif event.type in _GONE_FROM_DESK:
                 self.owner.pop(conv, None)
         if not self.subscribers:
             return

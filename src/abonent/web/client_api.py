@@ -2,8 +2,8 @@
 
 A bearer token names one channel identity (one browser, one app install). Messages
 are read from the store; live delivery (WebSocket, long poll) is driven by
-``message.created`` events on the bus, so a message written by another server
-process reaches this one's clients through Redis.
+``message.received`` / ``message.sent`` events on the bus, so a message written by
+another server process reaches this one's clients through Redis.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def _listeners(request: Request | WebSocket) -> Listeners:
     app = request.app
     if not app.state.client_subscribed:
         app.state.runtime.bus.subscribe(
-            app.state.client_listeners.on_event, {events.MESSAGE_CREATED}
+            app.state.client_listeners.on_event, {events.MESSAGE_RECEIVED, events.MESSAGE_SENT}
         )
         app.state.client_subscribed = True
     listeners: Listeners = app.state.client_listeners
@@ -233,8 +233,7 @@ async def create_conversation(
     runtime: RuntimeDep, body: NewConversation | None = None
 ) -> dict[str, Any]:
     name = (body.name or "").strip() or None if body else None
-    conv_id, token = await inbox.start_webchat(runtime.db, WEBCHAT_ID, name)
-    await runtime.pipeline.start(conv_id)
+    conv_id, token = await runtime.pipeline.open_webchat(WEBCHAT_ID, name)
     return {"conversation_id": conv_id, "token": token}
 
 

@@ -1,13 +1,17 @@
-"""``/r/<token>``: count a click on a link the bot sent, then send the customer on."""
+"""``/r/<token>``: record a click on a link the bot sent, then send the customer on.
+
+The click is an event (``link.clicked``) and nothing else: what it counts towards
+(click-through, the most followed links) is the statistics consumer's business.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from abonent.core import events
+from abonent.core import eventlog, events
 from abonent.core.events import Event
-from abonent.db.models import LinkClick, TrackedLink
+from abonent.db.models import TrackedLink
 from abonent.web.deps import RuntimeDep
 
 router = APIRouter(tags=["links"])
@@ -20,21 +24,22 @@ _GONE = """<!doctype html><html lang="ru"><meta charset="utf-8"><title>Ссыл�
 
 @router.get("/r/{token}", response_class=RedirectResponse, status_code=302)
 async def follow(token: str, runtime: RuntimeDep) -> Response:
-    async with runtime.db.transaction() as session:
+    if len(token) > 24:
+        return HTMLResponse(_GONE, status_code=404)
+    async with runtime.db.session() as session:
         link = await session.get(TrackedLink, token)
         if link is None:
             return HTMLResponse(_GONE, status_code=404)
-        session.add(LinkClick(token=token))
-        url, conversation_id, intent, channel_id = (
-            link.url,
-            link.conversation_id,
-            link.intent,
-            link.channel_id,
-        )
-    await runtime.bus.publish(
-        Event(
+        click = Event(
             events.LINK_CLICKED,
-            {"conversation_id": conversation_id, "intent": intent, "channel_id": channel_id},
+            {
+                "token": token,
+                "conversation_id": link.conversation_id,
+                "intent": link.intent,
+                "channel_id": link.channel_id,
+                "url": link.url,
+            },
         )
-    )
+        url = link.url
+    await eventlog.record_now(runtime.db, runtime.bus, [click])
     return RedirectResponse(url, status_code=302)

@@ -26,4 +26,5 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 
 @router.get("/metrics")
 async def metrics(runtime: RuntimeDep) -> Response:
+    await runtime.metrics.refresh(runtime.db)
     return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")

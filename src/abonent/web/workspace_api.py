@@ -102,7 +102,7 @@ async def login(
         secure=_secure(request),
         path="/",
     )
-    await runtime.desk.log(signed.user.id, "login")
+    await runtime.bus.publish_many(list(signed.events))
     return {"user": _user_out(signed.user), "csrf_token": signed.csrf_token}
 
 
@@ -111,8 +111,9 @@ async def logout(
     user: CurrentUser, request: Request, response: Response, runtime: RuntimeDep
 ) -> dict[str, Any]:
     await runtime.desk.set_status(user.id, "offline")
-    await sign_out(runtime.db, request.cookies.get(SESSION_COOKIE, ""))
-    await runtime.desk.log(user.id, "logout")
+    await runtime.bus.publish_many(
+        await sign_out(runtime.db, request.cookies.get(SESSION_COOKIE, ""))
+    )
     response.delete_cookie(SESSION_COOKIE, path="/")
     return {"ok": True}
 

@@ -9,7 +9,6 @@ from abonent.billing.accounts import check_account_number
 from abonent.bot import texts as t
 from abonent.bot.dialog import Dialog
 from abonent.core import events
-from abonent.core.events import Event
 from abonent.core.types import Button
 from abonent.db.models import Appeal
 
@@ -20,6 +19,7 @@ _PHONE_DIGITS = re.compile(r"\d")
 
 
 async def begin(d: Dialog) -> None:
+    d.record(events.FLOW_STARTED, flow=FLOW)
     d.goto(FLOW, "name")
     d.data = {}
     await prompt(d, "name")
@@ -114,8 +114,6 @@ async def _register(d: Dialog) -> None:
         appeal.number = f"ВП-{year}-{appeal.id:06d}"
         number = appeal.number
     d.say(t.APPEAL_DONE.format(number=number, contact=d.data.get("contact", "")), t.BTN_MENU)
-    d.events.append(
-        Event(events.APPEAL_CREATED, {"conversation_id": d.turn.conversation_id, "number": number})
-    )
+    d.record(events.APPEAL_CREATED, number=number)
     d.meta["appeal"] = number
     d.end()

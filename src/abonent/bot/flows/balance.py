@@ -10,12 +10,14 @@ from abonent.billing.readings import format_rub
 from abonent.bot import texts as t
 from abonent.bot.dialog import Dialog
 from abonent.bot.flows.account import prompt_account, take_account
+from abonent.core import events
 
 FLOW = "balance"
 PREVIOUS: dict[str, str] = {}
 
 
 async def begin(d: Dialog) -> None:
+    d.record(events.FLOW_STARTED, flow=FLOW)
     d.goto(FLOW, "account")
     d.data = {}
     await prompt_account(d)
@@ -51,4 +53,5 @@ def report(d: Dialog, account: AccountInfo) -> None:
     else:
         lines.append(t.BALANCE_ZERO)
     d.meta["balance"] = str(account.balance.quantize(Decimal("0.01")))
+    d.record(events.BALANCE_ASKED, account=account.number)
     d.say("\n".join(lines), t.BTN_READINGS, t.BTN_MENU)

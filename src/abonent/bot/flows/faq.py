@@ -14,6 +14,7 @@ from typing import Any
 from abonent.bot import texts as t
 from abonent.bot.dialog import Dialog
 from abonent.clock import utcnow
+from abonent.core import events
 from abonent.core.types import Button
 from abonent.db.models import TrackedLink
 from abonent.nlu.base import Interpretation
@@ -84,6 +85,9 @@ async def _track(d: Dialog, intent: str, links: list[tuple[str, str]]) -> list[t
         result.append((title, f"{base}/r/{token}"))
     async with d.services.db.transaction() as session:
         session.add_all(TrackedLink(**row) for row in rows)
+    for row in rows:
+        d.record(events.LINK_SENT, token=row["token"], url=row["url"], intent=intent)
+    d.meta["links"] = len(rows)
     return result
 
 

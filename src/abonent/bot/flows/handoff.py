@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from abonent.bot import texts as t
 from abonent.bot.dialog import Dialog
+from abonent.core import events
 from abonent.core.conversations import queue_length
 
 
 async def begin(d: Dialog) -> None:
+    d.record(events.FLOW_STARTED, flow="operator")
     company = d.settings.company
     if company.working_hours.is_open(d.now()):
         position = await queue_length(d.services.db) + 1

@@ -24,7 +24,6 @@ from abonent.bot import texts as t
 from abonent.bot.dialog import Dialog
 from abonent.bot.flows.account import current_account, prompt_account, take_account
 from abonent.core import events
-from abonent.core.events import Event
 from abonent.core.types import Button
 
 FLOW = "readings"
@@ -33,6 +32,7 @@ EXAMPLES = {"single": "12500", "two_zone": "12500 5300", "three_zone": "4200 610
 
 
 async def begin(d: Dialog) -> None:
+    d.record(events.FLOW_STARTED, flow=FLOW)
     cfg = d.settings.readings
     if not in_window(d.today(), cfg):
         d.say(
@@ -303,15 +303,11 @@ async def _save(d: Dialog, account: AccountInfo, values: list[Decimal]) -> None:
         )
     d.say("\n".join(lines), t.BTN_BALANCE, t.BTN_MENU)
     d.meta["readings_saved"] = [str(v) for v in values]
-    d.events.append(
-        Event(
-            events.READINGS_SUBMITTED,
-            {
-                "conversation_id": d.turn.conversation_id,
-                "plan": account.plan,
-                "consumption": str(result.total_consumption),
-                "cost": str(result.total_cost),
-            },
-        )
+    d.record(
+        events.READINGS_SUBMITTED,
+        account=account.number,
+        plan=account.plan,
+        consumption=str(result.total_consumption),
+        cost=str(result.total_cost),
     )
     d.end()

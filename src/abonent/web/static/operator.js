@@ -752,9 +752,10 @@
       }
       return;
     }
-    if (type === "message.created" || type === "message.sent" || type === "message.failed") {
+    var written = type === "message.received" || type === "message.sent" || type === "note.added";
+    if (written || type === "message.delivered" || type === "message.failed") {
       if (convId !== null && convId === this.currentId) this.refreshConversationLater();
-      if (type === "message.created") {
+      if (written) {
         if (data.author === "customer" && convId !== null && convId !== this.currentId && this.mineContains(convId)) {
           this.unread.add(convId);
         }

@@ -213,7 +213,7 @@
     onEvent: function (type, data) {
       var convId = typeof data.conversation_id === "number" ? data.conversation_id : null;
       if (type === "operator.status" || type.indexOf("conversation.") === 0) refreshLater();
-      if (type === "message.created") refreshLater();
+      if (type === "message.received" || type === "message.sent") refreshLater();
       if (convId !== null && convId === state.selected) refreshViewLater();
     }
   });

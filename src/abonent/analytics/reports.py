@@ -1,0 +1,1005 @@
+"""The reports: figures over a period, read from the rollups only (never raw messages).
+
+One ``Stats`` object answers every report of the page, the JSON API, the exports and
+``abonent stats summary``, so they can only ever show the same numbers. A period is a
+range of local days in the company's time zone, both ends included. Filters narrow
+by channel (ids) and by operator (ids; a group is turned into its operators).
+
+Percentiles are exact (computed from the stored delays, not from buckets): a
+supervisor who checks one slow reply by hand finds the same seconds here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from abonent.clock import utcnow
+from abonent.db.models import (
+    StatsConversation,
+    StatsCount,
+    StatsCustomer,
+    StatsCustomerDay,
+    StatsOperatorEvent,
+    StatsQueueWait,
+    StatsResponse,
+    StatsStatusInterval,
+    User,
+)
+from abonent.db.session import Database
+
+CHANNEL_TYPES = ("webchat", "telegram", "whatsapp", "viber", "vk", "max")
+AUTHORS = ("customer", "bot", "operator", "system")
+SLOWEST = 20
+TOP_LINKS = 10
+# Response-delay histogram buckets (upper bounds, seconds) for the page's chart.
+DELAY_BUCKETS: tuple[tuple[str, float], ...] = (
+    ("< 30 с", 30),
+    ("30 с – 1 мин", 60),
+    ("1–3 мин", 180),
+    ("3–5 мин", 300),
+    ("5–15 мин", 900),
+    ("15–60 мин", 3600),
+    ("1–4 ч", 14400),
+    ("> 4 ч", math.inf),
+)
+
+
+class PeriodError(ValueError):
+    """A period or filter that cannot be reported on; the message says why."""
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date  # included
+    tz: ZoneInfo
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise PeriodError("the period ends before it starts")
+        if (self.end - self.start).days > 3660:
+            raise PeriodError("a period may be at most ten years long")
+
+    @property
+    def since(self) -> datetime:
+        return datetime.combine(self.start, time(), self.tz)
+
+    @property
+    def until(self) -> datetime:
+        return datetime.combine(self.end + timedelta(days=1), time(), self.tz)
+
+    @property
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+    @property
+    def hourly(self) -> bool:
+        """Short periods are drawn by the hour, longer ones by the day."""
+        return (self.end - self.start).days < 2
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "from": self.start.isoformat(),
+            "to": self.end.isoformat(),
+            "timezone": str(self.tz),
+        }
+
+
+def named_period(name: str, today: date, tz: ZoneInfo) -> Period:
+    """today | yesterday | 7d | 30d | 90d, ending today (yesterday: that day alone)."""
+    spans = {"today": 0, "7d": 6, "30d": 29, "90d": 89}
+    if name == "yesterday":
+        day = today - timedelta(days=1)
+        return Period(day, day, tz)
+    if name not in spans:
+        raise PeriodError(f"unknown period {name!r}: today, yesterday, 7d, 30d or 90d")
+    return Period(today - timedelta(days=spans[name]), today, tz)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Filters: channel ids and operator ids; None means all."""
+
+    channels: frozenset[str] | None = None
+    users: frozenset[int] | None = None
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float | None]:
+    """Median, 90th percentile (linear interpolation) and maximum; None when empty."""
+    if not values:
+        return {"median": None, "p90": None, "max": None, "count": 0}
+    ordered = sorted(values)
+    return {
+        "median": _round(_quantile(ordered, 0.5)),
+        "p90": _round(_quantile(ordered, 0.9)),
+        "max": _round(ordered[-1]),
+        "count": len(ordered),
+    }
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float:
+    position = (len(ordered) - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _share(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+@dataclass
+class _Counts:
+    """``stats_counts`` of a period, summed per (metric, channel, user, key, day[, hour])."""
+
+    rows: list[tuple[str, str, int, str, date, int, int, float]] = field(default_factory=list)
+
+    def total(
+        self,
+        metric: str,
+        *,
+        channels: Iterable[str] | None = None,
+        user: int | None = None,
+        key: str | None = None,
+    ) -> int:
+        wanted = set(channels) if channels is not None else None
+        return sum(
+            r[6]
+            for r in self.rows
+            if r[0] == metric
+            and (wanted is None or r[1] in wanted)
+            and (user is None or r[2] == user)
+            and (key is None or r[3] == key)
+        )
+
+    def sum_total(self, metric: str, *, user: int | None = None) -> float:
+        return sum(r[7] for r in self.rows if r[0] == metric and (user is None or r[2] == user))
+
+    def by(self, metric: str, index: int) -> dict[Any, int]:
+        out: dict[Any, int] = defaultdict(int)
+        for r in self.rows:
+            if r[0] == metric:
+                out[r[index]] += r[6]
+        return dict(out)
+
+
+class Stats:
+    """Reports over the rollups. ``channel_types`` maps channel ids to their platform
+    (``telegram``…): rollups keep ids, reports speak of platforms."""
+
+    def __init__(
+        self,
+        db: Database,
+        tz: ZoneInfo,
+        channel_types: dict[str, str],
+        *,
+        night_hours: frozenset[int] = frozenset({23, 0, 1, 2, 3, 4, 5, 6}),
+        titles: dict[str, str] | None = None,
+    ) -> None:
+        self.db = db
+        self.tz = tz
+        self.channel_types = channel_types
+        self.night_hours = night_hours
+        # Intent id → its title in the knowledge base, for the topics table.
+        self.titles = titles or {}
+
+    # ------------------------------------------------------------------ helpers
+    def channel_type(self, channel_id: str) -> str:
+        known = self.channel_types.get(channel_id)
+        if known:
+            return known
+        return channel_id if channel_id in CHANNEL_TYPES else "other"
+
+    def period(self, start: date, end: date) -> Period:
+        return Period(start, end, self.tz)
+
+    async def users(self) -> dict[int, dict[str, Any]]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(User.id, User.login, User.name, User.role, User.groups, User.active)
+            )
+            return {
+                int(r.id): {
+                    "id": int(r.id),
+                    "login": r.login,
+                    "name": r.name,
+                    "role": r.role,
+                    "groups": list(r.groups or []),
+                    "active": bool(r.active),
+                }
+                for r in rows
+            }
+
+    async def scope(
+        self,
+        *,
+        channel_type: str | None = None,
+        channel_id: str | None = None,
+        user_id: int | None = None,
+        group: str | None = None,
+    ) -> Scope:
+        """Filters as the page and the API give them: a platform or a channel id, an
+        operator or a group of operators."""
+        channels: frozenset[str] | None = None
+        if channel_id:
+            channels = frozenset({channel_id})
+        elif channel_type:
+            if channel_type not in (*CHANNEL_TYPES, "other"):
+                raise PeriodError(f"unknown channel type {channel_type!r}")
+            async with self.db.read() as conn:
+                seen = set(
+                    (await conn.execute(select(StatsConversation.channel).distinct())).scalars()
+                )
+            seen |= set(self.channel_types)
+            channels = frozenset(c for c in seen if self.channel_type(c) == channel_type)
+        users: frozenset[int] | None = None
+        if user_id is not None:
+            users = frozenset({user_id})
+        if group:
+            members = {u for u, info in (await self.users()).items() if group in info["groups"]}
+            users = frozenset(members if users is None else users & members)
+        return Scope(channels, users)
+
+    async def _counts(
+        self, conn: AsyncConnection, period: Period, scope: Scope, *, hourly: bool
+    ) -> _Counts:
+        hour = StatsCount.hour if hourly else func.min(StatsCount.hour)
+        query = (
+            select(
+                StatsCount.metric,
+                StatsCount.channel,
+                StatsCount.user_id,
+                StatsCount.key,
+                StatsCount.day,
+                hour,
+                func.sum(StatsCount.n),
+                func.sum(StatsCount.total),
+            )
+            .where(StatsCount.day >= period.start, StatsCount.day <= period.end)
+            .group_by(
+                StatsCount.metric,
+                StatsCount.channel,
+                StatsCount.user_id,
+                StatsCount.key,
+                StatsCount.day,
+                *([StatsCount.hour] if hourly else []),
+            )
+        )
+        if scope.channels is not None:
+            query = query.where(StatsCount.channel.in_(sorted(scope.channels)))
+        rows = [
+            (r[0], r[1], int(r[2]), r[3], r[4], int(r[5]), int(r[6] or 0), float(r[7] or 0))
+            for r in (await conn.execute(query)).all()
+        ]
+        if scope.users is not None:
+            # Operator figures narrow to the chosen operators; the rest stays whole.
+            rows = [r for r in rows if r[2] == 0 or r[2] in scope.users]
+        return _Counts(rows)
+
+    async def _hour_profile(
+        self, conn: AsyncConnection, period: Period, scope: Scope
+    ) -> dict[int, int]:
+        query = (
+            select(StatsCount.hour, func.sum(StatsCount.n))
+            .where(
+                StatsCount.day >= period.start,
+                StatsCount.day <= period.end,
+                StatsCount.metric == "msg.customer",
+            )
+            .group_by(StatsCount.hour)
+        )
+        if scope.channels is not None:
+            query = query.where(StatsCount.channel.in_(sorted(scope.channels)))
+        return {int(h): int(n or 0) for h, n in (await conn.execute(query)).all()}
+
+    # ------------------------------------------------------------------ the whole page
+    async def report(self, period: Period, scope: Scope | None = None) -> dict[str, Any]:
+        """Every section of the reports page for one period and filter."""
+        scope = scope or Scope()
+        users = await self.users()
+        async with self.db.read() as conn:
+            counts = await self._counts(conn, period, scope, hourly=period.hourly)
+            profile = await self._hour_profile(conn, period, scope)
+            customers = await self._customers(conn, period, scope)
+            responses = await self._responses(conn, period, scope)
+            waits = await self._waits(conn, period, scope)
+            slowest = await self._slowest(conn, period, scope, users)
+            presence = await self._presence(conn, period, scope)
+        return {
+            "period": period.as_dict(),
+            "traffic": self._traffic(period, counts, profile, customers),
+            "bot": self._bot(counts),
+            "operators": self._operators(counts, responses, presence, users, scope, slowest),
+            "queue": self._queue(counts, waits),
+            "csat": self._csat(counts, users),
+        }
+
+    # ------------------------------------------------------------------ traffic
+    def _traffic(
+        self,
+        period: Period,
+        counts: _Counts,
+        profile: dict[int, int],
+        customers: dict[str, int],
+    ) -> dict[str, Any]:
+        messages: dict[str, dict[str, int]] = {}
+        series: dict[tuple[date, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for metric, channel, _user, _key, day, hour, n, _total in counts.rows:
+            if not metric.startswith("msg.") or metric == "msg.failed":
+                continue
+            author = metric[4:]
+            kind = self.channel_type(channel)
+            row = messages.setdefault(kind, dict.fromkeys(AUTHORS, 0))
+            row[author] = row.get(author, 0) + n
+            if author == "customer":
+                series[(day, hour if period.hourly else 0)][kind] += n
+        started_by_channel: dict[str, int] = defaultdict(int)
+        for channel, n in counts.by("conv.started", 1).items():
+            started_by_channel[self.channel_type(channel)] += n
+        per_day = counts.by("msg.customer", 4)
+        busiest_day = max(per_day.items(), key=lambda kv: (kv[1], kv[0]), default=None)
+        busiest_hour = max(profile.items(), key=lambda kv: (kv[1], -kv[0]), default=None)
+        customer_total = sum(profile.values())
+        night = sum(n for h, n in profile.items() if h in self.night_hours)
+        points = []
+        if period.hourly:
+            slots = [(d, h) for d in period.days for h in range(24)]
+        else:
+            slots = [(d, 0) for d in period.days]
+        for day, hour in slots:
+            label = f"{day.isoformat()} {hour:02d}:00" if period.hourly else day.isoformat()
+            values = series.get((day, hour), {})
+            points.append({"at": label, **{k: values.get(k, 0) for k in sorted(messages)}})
+        return {
+            "messages": messages,
+            "customer_messages": customer_total,
+            "conversations": {
+                "total": sum(started_by_channel.values()),
+                "by_channel": dict(started_by_channel),
+            },
+            "customers": {
+                **customers,
+                "returning_share": _share(customers["returning"], customers["unique"]),
+            },
+            "busiest_day": (
+                {"day": busiest_day[0].isoformat(), "messages": busiest_day[1]}
+                if busiest_day and busiest_day[1]
+                else None
+            ),
+            "busiest_hour": (
+                {"hour": busiest_hour[0], "messages": busiest_hour[1]}
+                if busiest_hour and busiest_hour[1]
+                else None
+            ),
+            "night": {"messages": night, "share": _share(night, customer_total)},
+            "by_hour_of_day": [profile.get(h, 0) for h in range(24)],
+            "series": {"granularity": "hour" if period.hourly else "day", "points": points},
+        }
+
+    async def _customers(
+        self, conn: AsyncConnection, period: Period, scope: Scope
+    ) -> dict[str, int]:
+        where = [StatsCustomerDay.day >= period.start, StatsCustomerDay.day <= period.end]
+        if scope.channels is not None:
+            where.append(StatsCustomerDay.channel.in_(sorted(scope.channels)))
+        last = (
+            select(
+                StatsCustomerDay.contact_id.label("contact_id"),
+                func.max(StatsCustomerDay.day).label("last"),
+            )
+            .where(*where)
+            .group_by(StatsCustomerDay.contact_id)
+            .subquery()
+        )
+        unique = await conn.scalar(select(func.count()).select_from(last))
+        returning = await conn.scalar(
+            select(func.count())
+            .select_from(last)
+            .join(StatsCustomer, StatsCustomer.contact_id == last.c.contact_id)
+            .where(StatsCustomer.first_day < last.c.last)
+        )
+        return {"unique": int(unique or 0), "returning": int(returning or 0)}
+
+    # ------------------------------------------------------------------ the bot
+    def _bot(self, counts: _Counts) -> dict[str, Any]:
+        started = counts.total("conv.started")
+        to_operator = counts.total("conv.to_operator")
+        recognised = counts.total("bot.recognised")
+        fallback = counts.total("bot.fallback")
+        free_text = recognised + fallback
+        topics = sorted(counts.by("topic", 3).items(), key=lambda kv: (-kv[1], kv[0]))
+        flows_started = counts.by("flow.started", 3)
+        readings = counts.total("readings.submitted")
+        readings_by = self._by_type(counts, "readings.submitted")
+        in_messengers = sum(n for kind, n in readings_by.items() if kind != "webchat")
+        sent = counts.total("link.sent")
+        clicked = counts.total("link.clicked")
+        profanity = counts.total("profanity")
+        links_sent = counts.by("link.sent", 3)
+        links_clicked = counts.by("link.clicked", 3)
+        link_clicks = counts.by("link.clicks", 3)
+        top = sorted(
+            set(links_sent) | set(link_clicks),
+            key=lambda url: (-links_clicked.get(url, 0), -link_clicks.get(url, 0), url),
+        )[:TOP_LINKS]
+        return {
+            "conversations": {
+                "total": started,
+                "bot_only": max(started - to_operator, 0),
+                "to_operator": to_operator,
+                "bot_only_share": _share(max(started - to_operator, 0), started),
+            },
+            "free_text": free_text,
+            "recognised": recognised,
+            "fallback": fallback,
+            "recognition_rate": _share(recognised, free_text),
+            "topics": [
+                {
+                    "intent": intent,
+                    "title": self.titles.get(intent, intent),
+                    "count": n,
+                    "share": _share(n, recognised),
+                }
+                for intent, n in topics
+            ],
+            "flows": {
+                "readings": {"started": flows_started.get("readings", 0), "completed": readings},
+                "balance": {
+                    "started": flows_started.get("balance", 0),
+                    "completed": counts.total("balance.asked"),
+                },
+                "appeal": {
+                    "started": flows_started.get("appeal", 0),
+                    "completed": counts.total("appeal.created"),
+                },
+                "operator": {"started": flows_started.get("operator", 0)},
+            },
+            "readings": {
+                "submitted": readings,
+                "by_channel": readings_by,
+                "messengers_share": _share(in_messengers, readings),
+            },
+            "links": {
+                "sent": sent,
+                "clicked": clicked,
+                "clicks": counts.total("link.clicks"),
+                "click_through": _share(clicked, sent),
+                "top": [
+                    {
+                        "url": url,
+                        "sent": links_sent.get(url, 0),
+                        "clicked": links_clicked.get(url, 0),
+                        "clicks": link_clicks.get(url, 0),
+                        "click_through": _share(links_clicked.get(url, 0), links_sent.get(url, 0)),
+                    }
+                    for url in top
+                ],
+            },
+            "profanity": {"count": profanity, "share": _share(profanity, free_text)},
+        }
+
+    def _by_type(self, counts: _Counts, metric: str) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for channel, n in counts.by(metric, 1).items():
+            out[self.channel_type(channel)] += n
+        return dict(out)
+
+    # ------------------------------------------------------------------ operators
+    async def _responses(
+        self, conn: AsyncConnection, period: Period, scope: Scope
+    ) -> list[tuple[int, str, float, float]]:
+        query = select(
+            StatsResponse.user_id,
+            StatsResponse.kind,
+            StatsResponse.seconds,
+            StatsResponse.work_seconds,
+        ).where(StatsResponse.day >= period.start, StatsResponse.day <= period.end)
+        query = self._narrow(query, StatsResponse.channel, StatsResponse.user_id, scope)
+        return [(int(u), k, float(s), float(w)) for u, k, s, w in (await conn.execute(query)).all()]
+
+    def _narrow(self, query: Any, channel: Any, user: Any, scope: Scope) -> Any:
+        if scope.channels is not None:
+            query = query.where(channel.in_(sorted(scope.channels)))
+        if scope.users is not None and user is not None:
+            query = query.where(user.in_(sorted(scope.users)))
+        return query
+
+    async def _slowest(
+        self,
+        conn: AsyncConnection,
+        period: Period,
+        scope: Scope,
+        users: dict[int, dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        query = (
+            select(StatsResponse.__table__)
+            .where(StatsResponse.day >= period.start, StatsResponse.day <= period.end)
+            .order_by(StatsResponse.seconds.desc(), StatsResponse.id)
+            .limit(SLOWEST)
+        )
+        query = self._narrow(query, StatsResponse.channel, StatsResponse.user_id, scope)
+        out = []
+        for r in (await conn.execute(query)).mappings():
+            user = users.get(int(r["user_id"]), {})
+            out.append(
+                {
+                    "conversation_id": int(r["conversation_id"]),
+                    "user_id": int(r["user_id"]),
+                    "login": user.get("login"),
+                    "name": user.get("name"),
+                    "channel": self.channel_type(r["channel"]),
+                    "kind": r["kind"],
+                    "asked_at": r["asked_at"].astimezone(self.tz).isoformat(),
+                    "answered_at": r["answered_at"].astimezone(self.tz).isoformat(),
+                    "seconds": _round(float(r["seconds"])),
+                    "work_seconds": _round(float(r["work_seconds"])),
+                }
+            )
+        return out
+
+    async def _presence(
+        self, conn: AsyncConnection, period: Period, scope: Scope
+    ) -> dict[int, dict[str, float]]:
+        """Seconds online and on break per operator inside the period."""
+        out: dict[int, dict[str, float]] = defaultdict(lambda: {"online": 0.0, "break": 0.0})
+        for user_id, status, start, end in await self._intervals(conn, period, scope):
+            out[user_id][status] += (end - start).total_seconds()
+        return dict(out)
+
+    async def _intervals(
+        self, conn: AsyncConnection, period: Period, scope: Scope
+    ) -> list[tuple[int, str, datetime, datetime]]:
+        """Status intervals overlapping the period, clipped to it (an open one runs until
+        now, or the period's end)."""
+        since, until = period.since, period.until
+        now = utcnow()
+        query = select(
+            StatsStatusInterval.user_id,
+            StatsStatusInterval.status,
+            StatsStatusInterval.started_at,
+            StatsStatusInterval.ended_at,
+        ).where(
+            StatsStatusInterval.started_at < until,
+            or_(StatsStatusInterval.ended_at.is_(None), StatsStatusInterval.ended_at > since),
+        )
+        if scope.users is not None:
+            query = query.where(StatsStatusInterval.user_id.in_(sorted(scope.users)))
+        out = []
+        for user_id, status, start, end in (
+            await conn.execute(query.order_by(StatsStatusInterval.started_at))
+        ).all():
+            lo = max(start, since)
+            hi = min(end if end is not None else now, until)
+            if hi > lo:
+                out.append((int(user_id), str(status), lo, hi))
+        return out
+
+    def _operators(
+        self,
+        counts: _Counts,
+        responses: list[tuple[int, str, float, float]],
+        presence: dict[int, dict[str, float]],
+        users: dict[int, dict[str, Any]],
+        scope: Scope,
+        slowest: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        ids = {r[2] for r in counts.rows if r[2]} | {r[0] for r in responses} | set(presence)
+        if scope.users is not None:
+            ids &= set(scope.users)
+        rows = []
+        for user_id in sorted(ids, key=lambda u: users.get(u, {}).get("login") or str(u)):
+            mine = [r for r in responses if r[0] == user_id]
+            rows.append(self._operator_row(user_id, users, counts, mine, presence))
+        histogram = []
+        lower = 0.0
+        for label, upper in DELAY_BUCKETS:
+            histogram.append(
+                {
+                    "bucket": label,
+                    "first": sum(1 for r in responses if r[1] == "first" and lower <= r[2] < upper),
+                    "next": sum(1 for r in responses if r[1] == "next" and lower <= r[2] < upper),
+                }
+            )
+            lower = upper
+        return {
+            "operators": rows,
+            "totals": {
+                "conversations": sum(r["conversations"] for r in rows),
+                "replies": sum(r["replies"] for r in rows),
+                "transfers": sum(r["transfers"] for r in rows),
+                "first_response_s": percentiles([r[2] for r in responses if r[1] == "first"]),
+                "first_response_work_s": percentiles([r[3] for r in responses if r[1] == "first"]),
+                "response_s": percentiles([r[2] for r in responses if r[1] == "next"]),
+                "response_work_s": percentiles([r[3] for r in responses if r[1] == "next"]),
+                "unanswered": counts.total("conv.unanswered"),
+            },
+            "delays": histogram,
+            "slowest": slowest,
+        }
+
+    def _operator_row(
+        self,
+        user_id: int,
+        users: dict[int, dict[str, Any]],
+        counts: _Counts,
+        mine: list[tuple[int, str, float, float]],
+        presence: dict[int, dict[str, float]],
+    ) -> dict[str, Any]:
+        info = users.get(user_id, {})
+        closed = counts.total("op.closed", user=user_id)
+        asked = counts.total("csat.asked", user=user_id)
+        rated = counts.total("csat.rated", user=user_id)
+        here = presence.get(user_id, {"online": 0.0, "break": 0.0})
+        return {
+            "user_id": user_id,
+            "login": info.get("login") or f"#{user_id}",
+            "name": info.get("name") or f"#{user_id}",
+            "conversations": counts.total("op.assigned", user=user_id),
+            "replies": counts.total("msg.operator", user=user_id),
+            "transfers": counts.total("op.transfers", user=user_id),
+            "closed": closed,
+            "handle_s": _round(counts.sum_total("op.closed", user=user_id) / closed)
+            if closed
+            else None,
+            "first_response_s": percentiles([r[2] for r in mine if r[1] == "first"]),
+            "first_response_work_s": percentiles([r[3] for r in mine if r[1] == "first"]),
+            "response_s": percentiles([r[2] for r in mine if r[1] == "next"]),
+            "response_work_s": percentiles([r[3] for r in mine if r[1] == "next"]),
+            "online_s": int(here["online"]),
+            "break_s": int(here["break"]),
+            "csat": {
+                "asked": asked,
+                "answered": rated,
+                "average": round(counts.sum_total("csat.rated", user=user_id) / rated, 2)
+                if rated
+                else None,
+            },
+        }
+
+    # ------------------------------------------------------------------ queue, csat
+    async def _waits(
+        self, conn: AsyncConnection, period: Period, scope: Scope
+    ) -> list[tuple[str, float]]:
+        query = select(StatsQueueWait.outcome, StatsQueueWait.seconds).where(
+            StatsQueueWait.day >= period.start, StatsQueueWait.day <= period.end
+        )
+        query = self._narrow(query, StatsQueueWait.channel, None, scope)
+        return [(o, float(s)) for o, s in (await conn.execute(query)).all()]
+
+    def _queue(self, counts: _Counts, waits: list[tuple[str, float]]) -> dict[str, Any]:
+        queued = counts.total("queue.queued")
+        abandoned = counts.total("queue.abandoned")
+        taken = [s for o, s in waits if o == "assigned"]
+        return {
+            "queued": queued,
+            "abandoned": abandoned,
+            "abandoned_share": _share(abandoned, queued),
+            "wait_s": percentiles(taken),
+            "left_after_s": percentiles([s for o, s in waits if o == "left"]),
+        }
+
+    def _csat(self, counts: _Counts, users: dict[int, dict[str, Any]]) -> dict[str, Any]:
+        asked = counts.total("csat.asked")
+        answered = counts.total("csat.rated")
+        distribution = {
+            str(score): counts.total("csat.rated", key=str(score)) for score in range(1, 6)
+        }
+        return {
+            "asked": asked,
+            "answered": answered,
+            "answered_share": _share(answered, asked),
+            "average": round(counts.sum_total("csat.rated") / answered, 2) if answered else None,
+            "distribution": distribution,
+        }
+
+    # ------------------------------------------------------------------ summary (CONTRACT §6)
+    async def summary(self, period: Period) -> dict[str, Any]:
+        """``abonent stats summary --json``: the contract's keys, from the same report."""
+        full = await self.report(period)
+        traffic, bot, ops, queue, csat = (
+            full["traffic"],
+            full["bot"],
+            full["operators"],
+            full["queue"],
+            full["csat"],
+        )
+        operators = {}
+        for row in ops["operators"]:
+            first = row["first_response_s"]
+            operators[row["login"]] = {
+                "conversations": row["conversations"],
+                "replies": row["replies"],
+                "transfers": row["transfers"],
+                "first_response_s": {k: first[k] for k in ("median", "p90", "max")},
+                "online_s": row["online_s"],
+                "break_s": row["break_s"],
+            }
+        return {
+            "period": full["period"],
+            "messages": {
+                kind: {a: counts.get(a, 0) for a in ("customer", "bot", "operator")}
+                for kind, counts in sorted(traffic["messages"].items())
+            },
+            "conversations": {
+                "total": bot["conversations"]["total"],
+                "bot_only": bot["conversations"]["bot_only"],
+                "to_operator": bot["conversations"]["to_operator"],
+                "by_channel": dict(sorted(traffic["conversations"]["by_channel"].items())),
+            },
+            "customers": {
+                "unique": traffic["customers"]["unique"],
+                "returning": traffic["customers"]["returning"],
+            },
+            "bot": {
+                "free_text": bot["free_text"],
+                "recognised": bot["recognised"],
+                "fallback": bot["fallback"],
+                "topics": {t["intent"]: t["count"] for t in bot["topics"]},
+            },
+            "links": {"sent": bot["links"]["sent"], "clicked": bot["links"]["clicked"]},
+            "readings": {
+                "submitted": bot["readings"]["submitted"],
+                "by_channel": dict(sorted(bot["readings"]["by_channel"].items())),
+            },
+            "profanity": bot["profanity"]["count"],
+            "queue": {
+                "queued": queue["queued"],
+                "abandoned": queue["abandoned"],
+                "wait_s": {k: queue["wait_s"][k] for k in ("median", "p90")},
+            },
+            "operators": operators,
+            "csat": {
+                "asked": csat["asked"],
+                "answered": csat["answered"],
+                "average": csat["average"],
+            },
+        }
+
+    # ------------------------------------------------------------------ timeline, log
+    async def timeline(self, period: Period, scope: Scope | None = None) -> dict[str, Any]:
+        """Per operator and day: online and break intervals (local times), and totals."""
+        scope = scope or Scope()
+        users = await self.users()
+        async with self.db.read() as conn:
+            intervals = await self._intervals(conn, period, scope)
+        days: dict[int, dict[date, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+        for user_id, status, start, end in intervals:
+            cursor = start.astimezone(self.tz)
+            stop = end.astimezone(self.tz)
+            while cursor < stop:
+                midnight = datetime.combine(cursor.date() + timedelta(days=1), time(), self.tz)
+                piece_end = min(stop, midnight)
+                days[user_id][cursor.date()].append(
+                    {
+                        "status": status,
+                        "start": cursor.isoformat(),
+                        "end": piece_end.isoformat(),
+                        "from_h": round(cursor.hour + cursor.minute / 60 + cursor.second / 3600, 3),
+                        "to_h": round(
+                            24.0
+                            if piece_end == midnight
+                            else piece_end.hour + piece_end.minute / 60 + piece_end.second / 3600,
+                            3,
+                        ),
+                        "seconds": int((piece_end - cursor).total_seconds()),
+                    }
+                )
+                cursor = piece_end
+        ids = set(days)
+        if scope.users is not None:
+            ids |= {u for u in scope.users if u in users}
+        out = []
+        for user_id in sorted(ids, key=lambda u: users.get(u, {}).get("login") or str(u)):
+            info = users.get(user_id, {})
+            per_day = []
+            for day in period.days:
+                pieces = days.get(user_id, {}).get(day, [])
+                per_day.append(
+                    {
+                        "day": day.isoformat(),
+                        "intervals": pieces,
+                        "online_s": sum(p["seconds"] for p in pieces if p["status"] == "online"),
+                        "break_s": sum(p["seconds"] for p in pieces if p["status"] == "break"),
+                    }
+                )
+            out.append(
+                {
+                    "user_id": user_id,
+                    "login": info.get("login") or f"#{user_id}",
+                    "name": info.get("name") or f"#{user_id}",
+                    "days": per_day,
+                }
+            )
+        return {"period": period.as_dict(), "operators": out}
+
+    async def operator_log(
+        self,
+        period: Period,
+        scope: Scope | None = None,
+        *,
+        types: Sequence[str] = (),
+        limit: int = 200,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """The operators' events, newest first, filtered by operator and type."""
+        scope = scope or Scope()
+        users = await self.users()
+        where = [
+            StatsOperatorEvent.occurred_at >= period.since,
+            StatsOperatorEvent.occurred_at < period.until,
+        ]
+        if scope.users is not None:
+            where.append(StatsOperatorEvent.user_id.in_(sorted(scope.users)))
+        if types:
+            where.append(StatsOperatorEvent.type.in_(list(types)))
+        async with self.db.read() as conn:
+            total = await conn.scalar(
+                select(func.count()).select_from(StatsOperatorEvent).where(and_(*where))
+            )
+            rows = (
+                await conn.execute(
+                    select(StatsOperatorEvent.__table__)
+                    .where(and_(*where))
+                    .order_by(StatsOperatorEvent.occurred_at.desc(), StatsOperatorEvent.id.desc())
+                    .limit(limit)
+                    .offset(offset)
+                )
+            ).mappings()
+            events = [
+                {
+                    "at": r["occurred_at"].astimezone(self.tz).isoformat(),
+                    "user_id": r["user_id"],
+                    "login": users.get(r["user_id"] or 0, {}).get("login"),
+                    "type": r["type"],
+                    "conversation_id": r["conversation_id"],
+                    "data": r["data"] or {},
+                }
+                for r in rows
+            ]
+        return {"period": period.as_dict(), "total": int(total or 0), "events": events}
+
+    # ------------------------------------------------------------------ drill-down, export
+    async def conversations(
+        self,
+        period: Period,
+        scope: Scope | None = None,
+        *,
+        topic: str | None = None,
+        handed_over: bool | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """Conversations started in the period, one row each (newest first)."""
+        scope = scope or Scope()
+        users = await self.users()
+        where = [StatsConversation.day >= period.start, StatsConversation.day <= period.end]
+        if scope.channels is not None:
+            where.append(StatsConversation.channel.in_(sorted(scope.channels)))
+        if scope.users is not None:
+            where.append(
+                or_(
+                    StatsConversation.first_operator_id.in_(sorted(scope.users)),
+                    StatsConversation.assignee_id.in_(sorted(scope.users)),
+                )
+            )
+        if topic:
+            where.append(StatsConversation.topics.contains(f",{topic},", autoescape=True))
+        if handed_over is not None:
+            where.append(StatsConversation.handed_over.is_(handed_over))
+        async with self.db.read() as conn:
+            total = await conn.scalar(
+                select(func.count()).select_from(StatsConversation).where(*where)
+            )
+            rows = (
+                (
+                    await conn.execute(
+                        select(StatsConversation.__table__)
+                        .where(*where)
+                        .order_by(
+                            StatsConversation.started_at.desc(),
+                            StatsConversation.conversation_id.desc(),
+                        )
+                        .limit(limit)
+                        .offset(offset)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return {
+            "period": period.as_dict(),
+            "total": int(total or 0),
+            "conversations": [self._conversation_row(dict(r), users) for r in rows],
+        }
+
+    def _conversation_row(
+        self, r: dict[str, Any], users: dict[int, dict[str, Any]]
+    ) -> dict[str, Any]:
+        def when(value: datetime | None) -> str | None:
+            return value.astimezone(self.tz).isoformat() if value is not None else None
+
+        operator = users.get(r["first_operator_id"] or 0, {})
+        return {
+            "conversation_id": int(r["conversation_id"]),
+            "channel": self.channel_type(r["channel"]),
+            "channel_id": r["channel"],
+            "started_at": when(r["started_at"]),
+            "closed_at": when(r["closed_at"]),
+            "status": r["status"],
+            "customer_messages": r["customer_messages"],
+            "bot_messages": r["bot_messages"],
+            "operator_messages": r["operator_messages"],
+            "handed_over": bool(r["handed_over"]),
+            "operator": operator.get("login"),
+            "first_response_s": _round(r["first_response_s"]),
+            "handle_s": _round(r["handle_s"]),
+            "transfers": r["transfers"],
+            "left_queue": r["abandoned"],
+            "topics": [t for t in (r["topics"] or "").split(",") if t],
+            "fallbacks": r["fallbacks"],
+            "readings": r["readings"],
+            "links_sent": r["links_sent"],
+            "profanity": r["profanity"],
+            "csat": r["csat_rating"],
+        }
+
+    async def series(
+        self, period: Period, scope: Scope | None = None, *, hourly: bool = False
+    ) -> list[dict[str, Any]]:
+        """One row per day (or hour) of the period with the main counters: the export's
+        time series."""
+        scope = scope or Scope()
+        async with self.db.read() as conn:
+            counts = await self._counts(conn, period, scope, hourly=hourly)
+        rows: dict[tuple[date, int], dict[str, int]] = {}
+        slots = [(d, h) for d in period.days for h in (range(24) if hourly else [0])]
+        for day, hour in slots:
+            rows[(day, hour)] = dict.fromkeys(SERIES_COLUMNS, 0)
+        for metric, _channel, _user, _key, day, hour, n, _total in counts.rows:
+            column = SERIES_METRICS.get(metric)
+            slot = (day, hour if hourly else 0)
+            if column is not None and slot in rows:
+                rows[slot][column] += n
+        out = []
+        for (day, hour), values in rows.items():
+            values["bot_only"] = max(values["conversations"] - values["to_operator"], 0)
+            at = {"day": day.isoformat()}
+            if hourly:
+                at["hour"] = f"{hour:02d}:00"
+            out.append({**at, **values})
+        return out
+
+
+SERIES_METRICS = {
+    "msg.customer": "customer_messages",
+    "msg.bot": "bot_messages",
+    "msg.operator": "operator_messages",
+    "conv.started": "conversations",
+    "conv.to_operator": "to_operator",
+    "bot.recognised": "recognised",
+    "bot.fallback": "fallback",
+    "readings.submitted": "readings",
+    "balance.asked": "balance",
+    "appeal.created": "appeals",
+    "link.sent": "links_sent",
+    "link.clicked": "links_clicked",
+    "profanity": "profanity",
+    "queue.queued": "queued",
+    "queue.abandoned": "abandoned",
+    "csat.asked": "csat_asked",
+    "csat.rated": "csat_answered",
+}
+SERIES_COLUMNS = (*dict.fromkeys(SERIES_METRICS.values()), "bot_only")

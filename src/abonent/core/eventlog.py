@@ -1,0 +1,301 @@
+"""The durable event log: writing events with their facts, and consumers that read it.
+
+``record`` inserts events on the connection of the transaction that makes the fact,
+so a crash either keeps both or neither. Consumers (statistics now; hooks, webhooks
+and reminders later) read the table by cursor: each keeps its position in
+``event_cursors`` and applies a batch in the same transaction that moves the cursor,
+so a consumer whose effects live in this database counts every event exactly once,
+however processes crash. Several processes share a consumer: the one that locks its
+cursor row (``FOR UPDATE SKIP LOCKED``) works, the others find it busy and wait.
+
+Why a (transaction id, id) cursor on PostgreSQL: ids are taken when a row is
+inserted, not when its transaction commits, so a reader by id alone can pass id 11
+(committed) while id 10 (a slower transaction) is still invisible, and never come
+back for it. Each event carries its writer's transaction id; a reader only takes
+events of transactions older than the oldest one still running
+(``pg_snapshot_xmin``), which can no longer change, in that order. SQLite has a single
+writer at a time, so ids are already in commit order there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import and_, delete, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from abonent.clock import utcnow
+from abonent.core import events as ev
+from abonent.core.bus import LocalBus
+from abonent.core.events import Event
+from abonent.db.models import EventCursor, EventRecord
+from abonent.db.session import Database
+
+log = logging.getLogger(__name__)
+
+_INSERT = insert(EventRecord)
+# Transactions below this id have all ended: their events can no longer appear.
+_VISIBLE_HORIZON = text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+
+
+async def record(
+    conn: AsyncConnection | AsyncSession, events: Sequence[Event], now: datetime | None = None
+) -> list[Event]:
+    """Write ``events`` in the caller's transaction; returns them stamped with the time,
+    to be published on the bus once the transaction has committed."""
+    durable = [e for e in events if e.durable]
+    if not durable:
+        return list(events)
+    moment = now or utcnow()
+    stamped = [e if e.occurred_at is not None else replace(e, occurred_at=moment) for e in events]
+    rows = [
+        {
+            "type": e.type,
+            "occurred_at": e.occurred_at,
+            "conversation_id": _int_or_none(e.data.get("conversation_id")),
+            "data": e.data,
+        }
+        for e in stamped
+        if e.durable
+    ]
+    await conn.execute(_INSERT, rows)
+    return stamped
+
+
+async def record_now(db: Database, bus: LocalBus, events: Sequence[Event]) -> None:
+    """A fact that is nothing but its event (a sign-in): its own transaction, then the bus."""
+    async with db.write() as conn:
+        stamped = await record(conn, events)
+    await bus.publish_many(stamped)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: int
+    tx: int
+    type: str
+    occurred_at: datetime
+    conversation_id: int | None
+    data: dict[str, Any]
+
+
+class Consumer(Protocol):
+    """A durable listener: ``apply`` runs in the transaction that moves its cursor."""
+
+    name: str
+
+    async def apply(self, conn: AsyncConnection, events: list[StoredEvent]) -> None: ...
+
+
+_COLUMNS = (
+    EventRecord.id,
+    EventRecord.tx,
+    EventRecord.type,
+    EventRecord.occurred_at,
+    EventRecord.conversation_id,
+    EventRecord.data,
+)
+
+
+def _after(tx: int, last_id: int) -> Any:
+    return or_(EventRecord.tx > tx, and_(EventRecord.tx == tx, EventRecord.id > last_id))
+
+
+async def read_after(
+    conn: AsyncConnection,
+    tx: int,
+    last_id: int,
+    limit: int,
+    *,
+    since: datetime | None = None,
+) -> list[StoredEvent]:
+    """The next committed events after (tx, last_id), in log order (``since``: only
+    those that happened then or later)."""
+    query = select(*_COLUMNS).where(_after(tx, last_id))
+    if since is not None:
+        query = query.where(EventRecord.occurred_at >= since)
+    if conn.dialect.name == "postgresql":
+        query = query.where(EventRecord.tx < _VISIBLE_HORIZON)
+    query = query.order_by(EventRecord.tx, EventRecord.id).limit(limit)
+    return [StoredEvent(*row) for row in (await conn.execute(query)).all()]
+
+
+async def lock_cursor(
+    conn: AsyncConnection, name: str, *, wait: bool = False
+) -> tuple[int, int] | None:
+    """(tx, last id) of the consumer, locked for this transaction; None when another
+    process holds it (it is processing a batch right now) or a rebuild has paused it.
+    ``wait``: wait for the lock instead (the rebuild taking over)."""
+    values = {
+        "consumer": name,
+        "tx": 0,
+        "last_id": 0,
+        "processed": 0,
+        "updated_at": utcnow(),
+        "paused_at": None,
+    }
+    if conn.dialect.name == "postgresql":
+        await conn.execute(postgresql.insert(EventCursor).values(values).on_conflict_do_nothing())
+    else:
+        await conn.execute(sqlite.insert(EventCursor).values(values).on_conflict_do_nothing())
+    query = select(EventCursor.tx, EventCursor.last_id, EventCursor.paused_at).where(
+        EventCursor.consumer == name
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=not wait)
+    row = (await conn.execute(query)).first()
+    if row is None or (row[2] is not None and not wait):
+        return None
+    return int(row[0]), int(row[1])
+
+
+async def move_cursor(
+    conn: AsyncConnection, name: str, tx: int, last_id: int, processed: int
+) -> None:
+    await conn.execute(
+        update(EventCursor)
+        .where(EventCursor.consumer == name)
+        .values(
+            tx=tx,
+            last_id=last_id,
+            processed=EventCursor.processed + processed,
+            updated_at=utcnow(),
+        )
+    )
+
+
+class EventConsumers:
+    """Runs the durable consumers: woken by new events on the bus, and polling, since
+    another process's events may arrive without a bus (no Redis) or while it was busy."""
+
+    def __init__(
+        self,
+        db: Database,
+        bus: LocalBus,
+        consumers: Sequence[Consumer],
+        *,
+        batch: int = 1000,
+        poll: float = 2.0,
+        gather: float = 0.25,
+        retention: timedelta | None = None,
+    ) -> None:
+        self.db = db
+        self.consumers = list(consumers)
+        self.batch = batch
+        self.poll = poll
+        # A short pause after a wake-up lets a burst of events go in one batch.
+        self.gather = gather
+        self.retention = retention
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._last_prune = 0.0
+        self._unsubscribe = bus.subscribe(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if event.durable:
+            self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="event-consumers")
+
+    async def stop(self) -> None:
+        self._unsubscribe()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
+            self._wake.clear()
+            await asyncio.sleep(self.gather)
+            try:
+                await self.catch_up()
+                if self.retention is not None and loop.time() - self._last_prune > 3600:
+                    self._last_prune = loop.time()
+                    await self.prune(utcnow() - self.retention)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event consumers' pass failed; retrying")
+
+    async def run_once(self, consumer: Consumer) -> int:
+        """One batch for ``consumer``: how many events it applied (0: none, or busy)."""
+        async with self.db.write() as conn:
+            cursor = await lock_cursor(conn, consumer.name)
+            if cursor is None:
+                return 0
+            batch = await read_after(conn, *cursor, self.batch)
+            if not batch:
+                return 0
+            await consumer.apply(conn, batch)
+            await move_cursor(conn, consumer.name, batch[-1].tx, batch[-1].id, len(batch))
+        return len(batch)
+
+    async def catch_up(self) -> int:
+        """Apply everything committed so far, for every consumer; returns how many."""
+        total = 0
+        async with self._lock:
+            for consumer in self.consumers:
+                while True:
+                    done = await self.run_once(consumer)
+                    total += done
+                    if done < self.batch:
+                        break
+        return total
+
+    async def prune(self, before: datetime) -> int:
+        """Delete raw events older than ``before`` that every consumer has passed; the
+        rollups made from them stay."""
+        names = [c.name for c in self.consumers]
+        async with self.db.session() as session:
+            cursors = (
+                await session.execute(
+                    select(EventCursor.tx, EventCursor.last_id)
+                    .where(EventCursor.consumer.in_(names))
+                    .order_by(EventCursor.tx, EventCursor.last_id)
+                )
+            ).all()
+        if not names or len(cursors) < len(names):
+            return 0  # a consumer has not started yet: it still needs everything
+        tx, last_id = int(cursors[0][0]), int(cursors[0][1])
+        removed = 0
+        while True:
+            async with self.db.write() as conn:
+                ids = (
+                    (
+                        await conn.execute(
+                            select(EventRecord.id)
+                            .where(
+                                EventRecord.occurred_at < before,
+                                ~_after(tx, last_id),
+                                EventRecord.type != ev.LOG_STARTED,
+                            )
+                            .limit(5000)
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                if not ids:
+                    break
+                await conn.execute(delete(EventRecord).where(EventRecord.id.in_(ids)))
+            removed += len(ids)
+        if removed:
+            log.info("pruned %d events older than %s", removed, before.date())
+        return removed
