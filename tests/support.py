@@ -297,3 +297,47 @@ class ServeProcesses:
             proc.terminate()
         for proc in self.procs:
             proc.wait(timeout=15)
+
+
+PASSWORD = "correct horse 1"
+
+
+async def on_server(server: LiveServer, coro: Any) -> Any:
+    """Run on the server's loop: its database connections belong to that loop."""
+    assert server.loop is not None
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, server.loop))
+
+
+class Operator:
+    """A workspace user over the JSON API, with the cookie and CSRF token a page keeps."""
+
+    def __init__(self, server: LiveServer, login: str) -> None:
+        self.server = server
+        self.login_name = login
+        self.http = httpx.AsyncClient(base_url=server.url, timeout=10)
+        self.csrf = ""
+        self.id = 0
+
+    async def login(self, password: str = PASSWORD) -> httpx.Response:
+        r = await self.http.post(
+            "/api/workspace/v1/login", json={"login": self.login_name, "password": password}
+        )
+        if r.status_code == 200:
+            self.csrf = r.json()["csrf_token"]
+            self.id = r.json()["user"]["id"]
+        return r
+
+    async def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        return await self.http.post(
+            f"/api/workspace/v1{path}", json=body or {}, headers={"X-CSRF-Token": self.csrf}
+        )
+
+    async def get(self, path: str) -> httpx.Response:
+        return await self.http.get(f"/api/workspace/v1{path}")
+
+    async def online(self) -> None:
+        assert (await self.post("/status", {"status": "online"})).status_code == 200
+        # The desk assigns in the background when someone comes online; one pass here
+        # (serialised with the background one) makes the outcome certain before asserting.
+        await on_server(self.server, self.server.runtime.desk.assign_waiting())
+        await self.server.settle()

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from abonent import __version__
+from abonent.analytics.reports import Stats
 from abonent.analytics.rollup import StatsConsumer
 from abonent.billing.base import Billing
 from abonent.billing.local import LocalBilling
@@ -58,6 +59,7 @@ class Runtime:
     live: DeskLive
     crm: Crm
     consumers: EventConsumers
+    stats: Stats
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -114,7 +116,20 @@ def build_runtime(
         retention=timedelta(days=retention) if retention else None,
     )
     idle = settings.conversations.idle_close_hours
+
+    def title(intent: str) -> str:
+        current = kb()
+        return current.title(intent) if current is not None else intent
+
+    stats = Stats(
+        db,
+        settings.company.tz,
+        {cid: channel.type for cid, channel in channels.items()},
+        night_hours=settings.stats.night_hours,
+        titles=title,
+    )
     return Runtime(
+        stats=stats,
         desk=Desk(
             db,
             bus,
@@ -196,6 +211,7 @@ def create_app(
         operator_api,
         pages,
         service,
+        stats_api,
         templates_api,
         webhooks,
         workspace_api,
@@ -218,6 +234,8 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(workspace_api.router)
     app.include_router(templates_api.router)
+    app.include_router(stats_api.token_router)
+    app.include_router(stats_api.session_router)
     app.include_router(workspace_pages.router)
     app.include_router(pages.router)
     pages.mount_static(app)

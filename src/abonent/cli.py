@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from abonent.analytics.cli import stats_app
 from abonent.billing.cli import billing_app
 from abonent.channels.cli import channels_app
 from abonent.config import Settings, get_settings
@@ -22,6 +23,7 @@ app.add_typer(billing_app, name="billing")
 app.add_typer(nlu_app, name="nlu")
 app.add_typer(channels_app, name="channels")
 app.add_typer(users_app, name="users")
+app.add_typer(stats_app, name="stats")
 
 DEMO_CONFIG = Path(__file__).parent / "demo" / "demo.toml"
 DEMO_DB = "abonent-demo.db"

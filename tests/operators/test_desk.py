@@ -19,9 +19,7 @@ from abonent.db.models import AuditRecord, Conversation, EventRecord, Message, U
 from abonent.db.session import Database
 from abonent.operators.desk import Actor
 from abonent.operators.users import add_user, set_active
-from support import Customer, LiveServer, make_settings, texts
-
-PASSWORD = "correct horse 1"
+from support import PASSWORD, Customer, LiveServer, Operator, make_settings, on_server, texts
 
 
 @pytest.fixture
@@ -39,41 +37,6 @@ def server(fresh_database_url: str) -> Iterator[LiveServer]:
     srv.stop()
 
 
-class Operator:
-    """A workspace user over the JSON API, with the cookie and CSRF token a page keeps."""
-
-    def __init__(self, server: LiveServer, login: str) -> None:
-        self.server = server
-        self.login_name = login
-        self.http = httpx.AsyncClient(base_url=server.url, timeout=10)
-        self.csrf = ""
-        self.id = 0
-
-    async def login(self, password: str = PASSWORD) -> httpx.Response:
-        r = await self.http.post(
-            "/api/workspace/v1/login", json={"login": self.login_name, "password": password}
-        )
-        if r.status_code == 200:
-            self.csrf = r.json()["csrf_token"]
-            self.id = r.json()["user"]["id"]
-        return r
-
-    async def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        return await self.http.post(
-            f"/api/workspace/v1{path}", json=body or {}, headers={"X-CSRF-Token": self.csrf}
-        )
-
-    async def get(self, path: str) -> httpx.Response:
-        return await self.http.get(f"/api/workspace/v1{path}")
-
-    async def online(self) -> None:
-        assert (await self.post("/status", {"status": "online"})).status_code == 200
-        # The desk assigns in the background when someone comes online; one pass here
-        # (serialised with the background one) makes the outcome certain before asserting.
-        await on_server(self.server, self.server.runtime.desk.assign_waiting())
-        await self.server.settle()
-
-
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10) as client:
@@ -85,12 +48,6 @@ async def _queued_customer(server: LiveServer, http: httpx.AsyncClient) -> Custo
     await me.start()
     await me.press("operator")
     return me
-
-
-async def on_server(server: LiveServer, coro: Any) -> Any:
-    """Run on the server's loop: its database connections belong to that loop."""
-    assert server.loop is not None
-    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, server.loop))
 
 
 async def _conversation(server: LiveServer, conv_id: int) -> Conversation:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -187,14 +187,14 @@ class Stats:
         channel_types: dict[str, str],
         *,
         night_hours: frozenset[int] = frozenset({23, 0, 1, 2, 3, 4, 5, 6}),
-        titles: dict[str, str] | None = None,
+        titles: Callable[[str], str] | None = None,
     ) -> None:
         self.db = db
         self.tz = tz
         self.channel_types = channel_types
         self.night_hours = night_hours
         # Intent id → its title in the knowledge base, for the topics table.
-        self.titles = titles or {}
+        self.title = titles or (lambda intent: intent)
 
     # ------------------------------------------------------------------ helpers
     def channel_type(self, channel_id: str) -> str:
@@ -449,7 +449,7 @@ class Stats:
             "topics": [
                 {
                     "intent": intent,
-                    "title": self.titles.get(intent, intent),
+                    "title": self.title(intent),
                     "count": n,
                     "share": _share(n, recognised),
                 }

@@ -1,0 +1,206 @@
+"""``abonent stats …``: the statistics from the command line.
+
+``summary`` prints the figures of CONTRACT §6 (the same rollups as the reports page);
+it first applies whatever events the running servers have not counted yet, so a
+script run right after a busy minute sees it. ``rebuild`` recomputes the rollups from
+the log (and backfills history from before it); ``export`` writes any report as CSV
+or XLSX; ``status`` shows how far the consumers are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from abonent.analytics.exports import KINDS, table, to_csv, to_xlsx
+from abonent.analytics.rebuild import consumer_status, rebuild
+from abonent.analytics.reports import Period, PeriodError, Scope, Stats
+from abonent.analytics.rollup import StatsConsumer
+from abonent.channels.registry import build_channels
+from abonent.clock import utcnow
+from abonent.config import Settings, get_settings
+from abonent.core.bus import LocalBus
+from abonent.core.eventlog import EventConsumers
+from abonent.db.migrate import upgrade
+from abonent.db.session import Database
+
+stats_app = typer.Typer(help="Statistics: summaries, exports and rebuilding the rollups.")
+T = TypeVar("T")
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        typer.echo(f"{option} must be a date as YYYY-MM-DD, not {value!r}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run(work: Callable[[Database, Settings], Awaitable[T]]) -> T:
+    settings = get_settings()
+
+    async def go() -> T:
+        db = Database(settings.database_url)
+        try:
+            await upgrade(db.engine)
+            return await work(db, settings)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+def _stats(db: Database, settings: Settings) -> Stats:
+    channels = build_channels(settings)
+    return Stats(
+        db,
+        settings.company.tz,
+        {cid: c.type for cid, c in channels.items()},
+        night_hours=settings.stats.night_hours,
+    )
+
+
+async def _catch_up(db: Database, settings: Settings) -> None:
+    """Count what the servers have not yet (a no-op while a rebuild has them paused)."""
+    consumer = StatsConsumer(settings.company.tz, settings.company.working_hours)
+    await EventConsumers(db, LocalBus(), [consumer]).catch_up()
+
+
+def _period(settings: Settings, start: str | None, end: str | None) -> Period:
+    today = utcnow().astimezone(settings.company.tz).date()
+    first = _day(start, "--from") if start else today
+    last = _day(end, "--to") if end else first if start else today
+    try:
+        return Period(first, last, settings.company.tz)
+    except PeriodError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+FromOpt = Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD (local).")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="Last day, included.")]
+
+
+@stats_app.command()
+def summary(
+    start: FromOpt = None,
+    end: ToOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """The period's figures (CONTRACT §6): messages, conversations, the bot, operators…"""
+    settings = get_settings()
+    period = _period(settings, start, end)
+
+    async def work(db: Database, settings: Settings) -> dict[str, Any]:
+        await _catch_up(db, settings)
+        return await _stats(db, settings).summary(period)
+
+    figures = _run(work)
+    if as_json:
+        typer.echo(json.dumps(figures, ensure_ascii=False))
+        return
+    _print_summary(figures)
+
+
+def _print_summary(f: dict[str, Any]) -> None:
+    p = f["period"]
+    c, b, q = f["conversations"], f["bot"], f["queue"]
+    lines = [
+        f"Period {p['from']} – {p['to']} ({p['timezone']})",
+        f"Conversations: {c['total']} (bot only {c['bot_only']}, to operators {c['to_operator']})",
+        f"Customers: {f['customers']['unique']} unique, {f['customers']['returning']} returning",
+        f"Free text: {b['free_text']}, recognised {b['recognised']}, fallback {b['fallback']}",
+        f"Readings submitted: {f['readings']['submitted']}; links sent {f['links']['sent']}, "
+        f"clicked {f['links']['clicked']}; profanity {f['profanity']}",
+        f"Queue: {q['queued']} queued, {q['abandoned']} left; wait median "
+        f"{q['wait_s']['median']} s, p90 {q['wait_s']['p90']} s",
+    ]
+    for channel, counts in f["messages"].items():
+        lines.append(
+            f"  {channel}: {counts['customer']} from customers, {counts['bot']} bot, "
+            f"{counts['operator']} operators"
+        )
+    for login, o in f["operators"].items():
+        fr = o["first_response_s"]
+        lines.append(
+            f"  operator {login}: {o['conversations']} conversations, {o['replies']} replies, "
+            f"{o['transfers']} transfers, first response median {fr['median']} s "
+            f"(p90 {fr['p90']}, max {fr['max']}), online {o['online_s']} s, "
+            f"break {o['break_s']} s"
+        )
+    csat = f["csat"]
+    lines.append(
+        f"Satisfaction: asked {csat['asked']}, answered {csat['answered']}, "
+        f"average {csat['average']}"
+    )
+    typer.echo("\n".join(lines))
+
+
+@stats_app.command("rebuild")
+def rebuild_command(
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="Keep the rollups before this day; rebuild it and later."),
+    ] = None,
+) -> None:
+    """Recompute the rollups from the event log (all of them, with the history from
+    before the log, or from a day on). Running servers pause their statistics meanwhile."""
+    since = _day(start, "--from") if start else None
+
+    async def work(db: Database, settings: Settings) -> None:
+        await rebuild(db, settings, since=since, progress=lambda m: typer.echo(m, err=True))
+
+    try:
+        _run(work)
+    except Exception as exc:
+        typer.echo(
+            f"rebuild failed: {type(exc).__name__}: {exc}\n"
+            "The statistics stay paused until a rebuild finishes: run it again.",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+
+
+@stats_app.command()
+def export(
+    kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(KINDS)}.")],
+    start: FromOpt = None,
+    end: ToOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="File (.csv or .xlsx); stdout: CSV.")
+    ] = None,
+) -> None:
+    """Write one report as CSV or XLSX (by the file's extension)."""
+    if kind not in KINDS:
+        typer.echo(f"unknown report {kind!r}; one of {', '.join(KINDS)}", err=True)
+        raise typer.Exit(2)
+    settings = get_settings()
+    period = _period(settings, start, end)
+
+    async def work(db: Database, settings: Settings) -> tuple[list[str], list[dict[str, Any]]]:
+        await _catch_up(db, settings)
+        return await table(_stats(db, settings), kind, period, Scope())
+
+    columns, rows = _run(work)
+    if out is not None and out.suffix.lower() == ".xlsx":
+        out.write_bytes(to_xlsx(columns, rows, kind))
+    elif out is not None:
+        out.write_bytes(to_csv(columns, rows))
+    else:
+        sys.stdout.write(to_csv(columns, rows).decode("utf-8-sig"))
+    if out is not None:
+        typer.echo(f"{len(rows)} rows written to {out}", err=True)
+
+
+@stats_app.command()
+def status() -> None:
+    """The durable consumers: events applied, events waiting, a rebuild's pause."""
+    state = _run(lambda db, _settings: consumer_status(db))
+    typer.echo(json.dumps(state, ensure_ascii=False, indent=2))
