@@ -350,3 +350,60 @@ async def test_two_consumers_on_postgresql_share_the_work_and_count_each_event_o
         assert await snapshot(db) == live
     finally:
         await other.dispose()
+
+
+async def test_a_rebuild_while_the_servers_count_and_write_counts_nothing_twice(
+    db: Database,
+) -> None:
+    events = history(seed=31)
+    half = len(events) // 2
+    settings = _settings(db)
+    runner = eventlog.EventConsumers(
+        db, LocalBus(), [StatsConsumer(TZ, settings.company.working_hours)], batch=11
+    )
+    await _write(db, events[:half])
+    await runner.catch_up()
+
+    async def keep_counting(until: asyncio.Task[Any]) -> None:
+        while not until.done():
+            await runner.catch_up()
+            await asyncio.sleep(0)
+
+    writing = asyncio.create_task(_write(db, events[half:]))
+    rebuilding = asyncio.create_task(rebuild(db, settings))
+    await asyncio.gather(writing, rebuilding, keep_counting(rebuilding))
+    await runner.catch_up()
+    during = await snapshot(db)
+    await rebuild(db, settings)
+    assert await snapshot(db) == during
+
+
+async def test_raw_events_are_pruned_only_once_every_consumer_has_them(db: Database) -> None:
+    events = history(seed=5)
+    await _write(db, events)
+    settings = _settings(db)
+    consumer = StatsConsumer(TZ, settings.company.working_hours)
+    runner = eventlog.EventConsumers(db, LocalBus(), [consumer], batch=40)
+    later = START + timedelta(days=30)
+    assert await runner.prune(later) == 0  # the consumer has not even started
+    assert await runner.run_once(consumer) == 40
+    async with db.read() as conn:
+        before = len((await conn.execute(select(EventRecord.id))).all())
+    removed = await runner.prune(later)
+    assert 39 <= removed <= 40  # the 40 applied (the log.started marker always stays)
+    async with db.read() as conn:
+        assert len((await conn.execute(select(EventRecord.id))).all()) == before - removed
+    await runner.catch_up()
+    counted = await snapshot(db)
+    # Only what is older than the cut-off goes; the rollups stay as they were.
+    cutoff = START + timedelta(days=1)
+    await runner.prune(cutoff)
+    async with db.read() as conn:
+        oldest = await conn.scalar(
+            select(EventRecord.occurred_at)
+            .where(EventRecord.type != ev.LOG_STARTED)
+            .order_by(EventRecord.occurred_at)
+            .limit(1)
+        )
+    assert oldest is not None and oldest >= cutoff
+    assert await snapshot(db) == counted

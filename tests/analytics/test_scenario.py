@@ -335,6 +335,25 @@ async def test_a_scripted_day_gives_exactly_the_figures_that_happened(
     assert report["bot"]["links"]["click_through"] == round(1 / len(links), 4)
     assert report["bot"]["flows"]["readings"] == {"started": 1, "completed": 1}
 
+    # Anna's day on the timeline, and how many were on the line at ten o'clock.
+    async with httpx.AsyncClient(timeout=30) as http:
+        timeline = (
+            await http.get(
+                f"{server.url}/api/stats/v1/timeline",
+                params={"from": DAY, "to": DAY},
+                headers={"Authorization": "Bearer test-operator-token"},
+            )
+        ).json()
+    days = {op["login"]: op["days"][0] for op in timeline["operators"]}
+    assert [
+        (i["status"], i["start"][11:19], i["end"][11:19]) for i in days["anna"]["intervals"]
+    ] == [
+        ("online", "10:00:26", "10:02:01"),
+        ("break", "10:02:01", "10:02:41"),
+    ]
+    assert (days["anna"]["online_s"], days["anna"]["break_s"]) == (95, 40)
+    assert timeline["staffing"][10] == {"hour": 10, "online": round(220 / 3600, 2), "break": 0.01}
+
     # The command line reads the same rollups and prints exactly the same object.
     config = tmp_path / "abonent.toml"
     config.write_text(

@@ -6,8 +6,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from abonent.bot import texts as t
 from abonent.channels.base import OutgoingMessage, SendError, WebhookRequest
@@ -15,7 +17,7 @@ from abonent.channels.registry import build_channel
 from abonent.channels.telegram import TelegramChannel, render
 from abonent.config import ChannelSettings
 from abonent.core.types import Attachment, Button, InboundMessage
-from abonent.db.models import Message
+from abonent.db.models import EventRecord, Message
 from channels.conftest import StartServer, contacts, delivered, messages, settle
 from fakes.base import Reply
 from fakes.telegram import SECRET, TOKEN, USER_ID, FakeTelegram, error
@@ -97,6 +99,22 @@ def test_forged_or_malformed_updates_are_refused_and_nothing_is_stored(
     settle(server)
     assert messages(server) == []
     assert fake.calls("/sendMessage") == []
+    # Counted for operations, and not one event stored: a forger cannot fill the log.
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'abonent_webhooks_rejected_total{channel="tg",status="401"} 3.0' in metrics
+    assert 'abonent_webhooks_rejected_total{channel="tg",status="400"} 3.0' in metrics
+    assert server.call(_event_count(server)) == 0
+
+
+async def _event_count(server: LiveServer) -> int:
+    async with server.runtime.db.session() as session:
+        return len(
+            (
+                await session.scalars(
+                    select(EventRecord.id).where(EventRecord.type != "log.started")
+                )
+            ).all()
+        )
 
 
 def test_without_a_secret_every_update_is_refused(

@@ -237,14 +237,14 @@ class Stats:
         if channel_id:
             channels = frozenset({channel_id})
         elif channel_type:
-            if channel_type not in (*CHANNEL_TYPES, "other"):
+            if channel_type not in CHANNEL_TYPES:
                 raise PeriodError(f"unknown channel type {channel_type!r}")
-            async with self.db.read() as conn:
-                seen = set(
-                    (await conn.execute(select(StatsConversation.channel).distinct())).scalars()
-                )
-            seen |= set(self.channel_types)
-            channels = frozenset(c for c in seen if self.channel_type(c) == channel_type)
+            # The configured channels of that platform, and an id equal to its name (the
+            # web chat's, or a channel that was named after its platform and removed).
+            channels = frozenset(
+                {c for c, kind in self.channel_types.items() if kind == channel_type}
+                | {channel_type}
+            )
         users: frozenset[int] | None = None
         if user_id is not None:
             users = frozenset({user_id})
@@ -776,6 +776,24 @@ class Stats:
         async with self.db.read() as conn:
             intervals = await self._intervals(conn, period, scope)
         days: dict[int, dict[date, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+        staffed: dict[tuple[str, int], float] = defaultdict(float)
+        for _user, status, start, end in intervals:
+            cursor = start.astimezone(self.tz)
+            stop = end.astimezone(self.tz)
+            while cursor < stop:
+                next_hour = (cursor.replace(minute=0, second=0, microsecond=0)) + timedelta(hours=1)
+                piece_end = min(stop, next_hour)
+                staffed[(status, cursor.hour)] += (piece_end - cursor).total_seconds()
+                cursor = piece_end
+        span = len(period.days) * 3600.0
+        staffing = [
+            {
+                "hour": hour,
+                "online": round(staffed[("online", hour)] / span, 2),
+                "break": round(staffed[("break", hour)] / span, 2),
+            }
+            for hour in range(24)
+        ]
         for user_id, status, start, end in intervals:
             cursor = start.astimezone(self.tz)
             stop = end.astimezone(self.tz)
@@ -823,7 +841,8 @@ class Stats:
                     "days": per_day,
                 }
             )
-        return {"period": period.as_dict(), "operators": out}
+        # How many operators were on the line (and on break) at each hour, on average.
+        return {"period": period.as_dict(), "operators": out, "staffing": staffing}
 
     async def operator_log(
         self,

@@ -91,7 +91,9 @@ DURABLE = frozenset(
 # Signals for live views and this process's loops only; not facts, never stored.
 MESSAGE_DUPLICATE = "message.duplicate"
 OUTBOX_ENQUEUED = "outbox.enqueued"
-EVENTS_WRITTEN = "events.written"
+# A webhook refused as forged or malformed: counted, never stored (a forger must not be
+# able to fill the database).
+WEBHOOK_REJECTED = "webhook.rejected"
 
 
 @dataclass(frozen=True)

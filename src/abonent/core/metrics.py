@@ -163,9 +163,8 @@ class Metrics:
             self.link_clicks.labels(data.get("intent") or "?").inc()
         elif event.type == events.APPEAL_CREATED:
             self.appeals.inc()
-
-    def webhook_rejected(self, channel_id: str, status: int) -> None:
-        self.webhooks_rejected.labels(channel_id, str(status)).inc()
+        elif event.type == events.WEBHOOK_REJECTED:
+            self.webhooks_rejected.labels(channel, str(data.get("status", "?"))).inc()
 
     async def refresh(self, db: Database) -> None:
         """The shared gauges, read from the database (at scrape time)."""

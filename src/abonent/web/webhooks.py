@@ -15,6 +15,8 @@ import logging
 from fastapi import APIRouter, Request, Response
 
 from abonent.channels.base import FollowUp, MessengerChannel, WebhookRejected, WebhookRequest
+from abonent.core import events
+from abonent.core.events import Event
 from abonent.web.deps import RuntimeDep
 from abonent.web.errors import ApiError
 
@@ -54,7 +56,9 @@ async def _handle(request: Request, runtime: RuntimeDep, channel_id: str) -> Res
             len(webhook.body),
             request.client.host if request.client else "?",
         )
-        runtime.metrics.webhook_rejected(channel_id, exc.status)
+        await runtime.bus.publish(
+            Event(events.WEBHOOK_REJECTED, {"channel_id": channel_id, "status": exc.status})
+        )
         return Response(exc.reason, status_code=exc.status, media_type="text/plain")
     for message in result.messages:
         await runtime.pipeline.accept(message)
