@@ -14,7 +14,9 @@ inserted, not when its transaction commits, so a reader by id alone can pass id 
 back for it. Each event carries its writer's transaction id; a reader only takes
 events of transactions older than the oldest one still running
 (``pg_snapshot_xmin``), which can no longer change, in that order. SQLite has a single
-writer at a time, so ids are already in commit order there.
+writer at a time, so ids are already in commit order there. (A transaction left open
+anywhere on the PostgreSQL server therefore delays what consumers see — never loses
+it; ``abonent_events_unprocessed`` on /metrics shows such a stall.)
 """
 
 from __future__ import annotations
@@ -136,8 +138,36 @@ async def lock_cursor(
 ) -> tuple[int, int] | None:
     """(tx, last id) of the consumer, locked for this transaction; None when another
     process holds it (it is processing a batch right now) or a rebuild has paused it.
-    ``wait``: wait for the lock instead (the rebuild taking over)."""
-    values = {
+    ``wait``: wait for the lock instead (the rebuild taking over).
+
+    On SQLite the cursor row is written first, which takes the database's write lock
+    at once: a transaction that read first and wrote later could find another
+    process's write in between and fail. On PostgreSQL the row is only created when
+    it is missing, so an idle poll writes nothing."""
+    query = select(EventCursor.tx, EventCursor.last_id, EventCursor.paused_at).where(
+        EventCursor.consumer == name
+    )
+    if conn.dialect.name == "postgresql":
+        row = (await conn.execute(query.with_for_update(skip_locked=not wait))).first()
+        if row is None:
+            if (await conn.execute(query)).first() is not None:
+                return None  # it exists: another process holds it
+            await conn.execute(
+                postgresql.insert(EventCursor).values(_new_cursor(name)).on_conflict_do_nothing()
+            )
+            row = (await conn.execute(query.with_for_update(skip_locked=not wait))).first()
+    else:
+        await conn.execute(
+            sqlite.insert(EventCursor).values(_new_cursor(name)).on_conflict_do_nothing()
+        )
+        row = (await conn.execute(query)).first()
+    if row is None or (row[2] is not None and not wait):
+        return None
+    return int(row[0]), int(row[1])
+
+
+def _new_cursor(name: str) -> dict[str, Any]:
+    return {
         "consumer": name,
         "tx": 0,
         "last_id": 0,
@@ -145,19 +175,6 @@ async def lock_cursor(
         "updated_at": utcnow(),
         "paused_at": None,
     }
-    if conn.dialect.name == "postgresql":
-        await conn.execute(postgresql.insert(EventCursor).values(values).on_conflict_do_nothing())
-    else:
-        await conn.execute(sqlite.insert(EventCursor).values(values).on_conflict_do_nothing())
-    query = select(EventCursor.tx, EventCursor.last_id, EventCursor.paused_at).where(
-        EventCursor.consumer == name
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=not wait)
-    row = (await conn.execute(query)).first()
-    if row is None or (row[2] is not None and not wait):
-        return None
-    return int(row[0]), int(row[1])
 
 
 async def move_cursor(
