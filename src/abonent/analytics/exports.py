@@ -115,14 +115,24 @@ class ExportError(ValueError):
 
 
 async def table(
-    stats: Stats, kind: str, period: Period, scope: Scope
+    stats: Stats,
+    kind: str,
+    period: Period,
+    scope: Scope,
+    *,
+    topic: str | None = None,
+    handed_over: bool | None = None,
+    types: Sequence[str] = (),
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    """(columns, rows) of one report."""
+    """(columns, rows) of one report; ``topic`` and ``handed_over`` narrow the
+    conversations (a drill-down), ``types`` the operators' events."""
     if kind in ("daily", "hourly"):
         rows = await stats.series(period, scope, hourly=kind == "hourly")
         return (list(rows[0]) if rows else ["day"]), rows
     if kind == "conversations":
-        found = await stats.conversations(period, scope, limit=MAX_ROWS)
+        found = await stats.conversations(
+            period, scope, topic=topic, handed_over=handed_over, limit=MAX_ROWS
+        )
         rows = [{**r, "topics": " ".join(r["topics"])} for r in found["conversations"]]
         return _columns(rows, ["conversation_id"]), rows
     if kind == "timeline":
@@ -143,7 +153,7 @@ async def table(
         ]
         return ["login", "name", "day", "online_s", "break_s", "intervals"], rows
     if kind == "events":
-        log = await stats.operator_log(period, scope, limit=MAX_ROWS)
+        log = await stats.operator_log(period, scope, types=types, limit=MAX_ROWS)
         rows = [
             {
                 "at": e["at"],

@@ -80,6 +80,14 @@ async def scope_of(
         raise ApiError(422, "bad_filter", str(exc)) from exc
 
 
+def _known_types(types: list[str] | None) -> None:
+    unknown = sorted(set(types or ()) - set(EVENT_TYPES))
+    if unknown:
+        raise ApiError(
+            422, "bad_filter", f"unknown event type {unknown[0]!r}", known=list(EVENT_TYPES)
+        )
+
+
 PeriodDep = Annotated[Period, Depends(period_of)]
 ScopeDep = Annotated[Scope, Depends(scope_of)]
 
@@ -118,11 +126,7 @@ async def operator_events(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     """The operators' events log (sign-in, sign-out, statuses, assignments, transfers …)."""
-    unknown = sorted(set(type or ()) - set(EVENT_TYPES))
-    if unknown:
-        raise ApiError(
-            422, "bad_filter", f"unknown event type {unknown[0]!r}", known=list(EVENT_TYPES)
-        )
+    _known_types(type)
     return await runtime.stats.operator_log(
         period, scope, types=type or (), limit=limit, offset=offset
     )
@@ -163,13 +167,26 @@ async def export(
     scope: ScopeDep,
     kind: str,
     fmt: Literal["csv", "xlsx"],
+    topic: Annotated[str | None, Query(max_length=64)] = None,
+    handed_over: bool | None = None,
+    type: Annotated[list[str] | None, Query(description="Event types (events)")] = None,
 ) -> Response:
     """One report as a file: daily, hourly, conversations, operators, timeline, events,
-    topics, links, channels, slowest."""
+    topics, links, channels, slowest. ``topic``/``handed_over`` narrow the
+    conversations as a drill-down does, ``type`` the events."""
     if kind not in KINDS:
         raise ApiError(404, "unknown_report", f"No report {kind!r}.", known=list(KINDS))
+    _known_types(type)
     try:
-        columns, rows = await table(runtime.stats, kind, period, scope)
+        columns, rows = await table(
+            runtime.stats,
+            kind,
+            period,
+            scope,
+            topic=topic or None,
+            handed_over=handed_over,
+            types=type or (),
+        )
     except ExportError as exc:
         raise ApiError(404, "unknown_report", str(exc)) from exc
     name = f"abonent-{kind}-{period.start.isoformat()}-{period.end.isoformat()}.{fmt}"

@@ -1,4 +1,4 @@
-"""The operator workspace pages: sign-in, the desk, the supervisor's view.
+"""The operator workspace pages: sign-in, the desk, the supervisor's view, the reports.
 
 The pages are thin shells: all data comes from the workspace JSON API and the
 WebSocket, fetched by plain scripts in ``static/``. The server only decides who may
@@ -33,7 +33,15 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
 
 API_BASE = "/api/workspace/v1"
-ASSETS = ("operator.css", "operator.js", "supervisor.js", "operator_templates.js")
+ASSETS = (
+    "operator.css",
+    "operator.js",
+    "supervisor.js",
+    "operator_templates.js",
+    "reports.css",
+    "reports.js",
+    "vendor/chart.umd.min.js",
+)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -150,8 +158,9 @@ async def workspace_page(request: Request, runtime: RuntimeDep) -> Response:
     return _render(request, "operator_workspace.html", _user_context(user, user_session, runtime))
 
 
-@router.get("/operator/supervisor", response_class=HTMLResponse)
-async def supervisor_page(request: Request, runtime: RuntimeDep) -> Response:
+async def _supervisors_page(request: Request, runtime: Runtime, name: str) -> Response:
+    """A page for supervisors and admins: anyone else signed in gets a 403 page saying
+    so (not an empty page whose every request would fail)."""
     found = await _signed(request, runtime)
     if found is None:
         return _to_login(request)
@@ -160,7 +169,19 @@ async def supervisor_page(request: Request, runtime: RuntimeDep) -> Response:
     if not context["is_supervisor"]:
         context["message"] = "Эта страница доступна только супервизорам и администраторам."
         return _render(request, "operator_base.html", context, status_code=403)
-    return _render(request, "operator_supervisor.html", context)
+    return _render(request, name, context)
+
+
+@router.get("/operator/supervisor", response_class=HTMLResponse)
+async def supervisor_page(request: Request, runtime: RuntimeDep) -> Response:
+    return await _supervisors_page(request, runtime, "operator_supervisor.html")
+
+
+@router.get("/operator/reports", response_class=HTMLResponse)
+async def reports_page(request: Request, runtime: RuntimeDep) -> Response:
+    """The statistics: the page only draws what /api/workspace/v1/stats answers, so it
+    shows exactly the figures of the exports and of ``abonent stats summary``."""
+    return await _supervisors_page(request, runtime, "operator_reports.html")
 
 
 @router.get("/operator/templates", response_class=HTMLResponse)

@@ -219,6 +219,10 @@
   });
 
   refresh();
+  // A link from the reports page (?conversation=ID) opens that conversation, closed
+  // ones included: they are not in the open list, but the view shows any of them.
+  var linked = Number(new URLSearchParams(location.search).get("conversation"));
+  if (Number.isInteger(linked) && linked > 0) select(linked);
   setInterval(tick, 1000);
   setInterval(refresh, 60000);
   socket.connect();
