@@ -9,7 +9,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
@@ -90,6 +90,19 @@ def moscow(year: int, month: int, day: int, hour: int = 12, minute: int = 0) -> 
     """A moment given in Moscow time, as an aware UTC datetime for the clock."""
     local = datetime(year, month, day, hour, minute, tzinfo=ZoneInfo("Europe/Moscow"))
     return local.astimezone(UTC)
+
+
+class Clock:
+    """Moscow time standing still until the test moves it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 @dataclass

@@ -17,9 +17,18 @@ from abonent import clock
 from abonent.db.models import Conversation, EventRecord
 from abonent.db.session import Database
 from abonent.operators.users import add_user
-from analytics.test_scenario import Clock, _channels, _settle, _telegram
+from analytics.test_scenario import _channels, _settle, _telegram
 from fakes.telegram import USER_ID, FakeTelegram
-from support import PASSWORD, Customer, LiveServer, Operator, make_settings, moscow, on_server
+from support import (
+    PASSWORD,
+    Clock,
+    Customer,
+    LiveServer,
+    Operator,
+    make_settings,
+    moscow,
+    on_server,
+)
 
 
 @pytest.fixture

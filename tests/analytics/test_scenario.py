@@ -16,7 +16,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from abonent.operators.users import add_user
 from fakes.telegram import SECRET, TOKEN, FakeTelegram
 from support import (
     PASSWORD,
+    Clock,
     Customer,
     LiveServer,
     Operator,
@@ -42,19 +43,6 @@ from support import (
 )
 
 DAY = "2026-12-02"  # a Wednesday: inside working hours from 08:00
-
-
-class Clock:
-    """Moscow time standing still until the test moves it."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture

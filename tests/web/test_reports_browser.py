@@ -18,7 +18,6 @@ import csv
 import functools
 import io
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +29,16 @@ from abonent import clock
 from abonent.db.session import Database
 from abonent.operators.users import add_user
 from chromium import expect
-from support import PASSWORD, Customer, LiveServer, Operator, make_settings, moscow, on_server
+from support import (
+    PASSWORD,
+    Clock,
+    Customer,
+    LiveServer,
+    Operator,
+    make_settings,
+    moscow,
+    on_server,
+)
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -38,19 +46,6 @@ if TYPE_CHECKING:
 DAY = "2026-12-02"  # a Wednesday; 10:00 is inside the working hours
 CHARTS = ("series", "hours", "topics", "delays", "timeline", "csat")
 new_page = functools.partial(chromium.new_page, width=1400, height=1000)
-
-
-class Clock:
-    """Moscow time standing still until the test moves it."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture

@@ -34,7 +34,13 @@ from abonent.analytics.rollup import CONSUMER, Replay, StatsConsumer
 from abonent.clock import utcnow
 from abonent.config import Settings
 from abonent.core import events as ev
-from abonent.core.eventlog import StoredEvent, lock_cursor, move_cursor, read_after
+from abonent.core.eventlog import (
+    STORED_COLUMNS,
+    StoredEvent,
+    lock_cursor,
+    move_cursor,
+    read_after,
+)
 from abonent.db.models import (
     Appeal,
     Conversation,
@@ -162,14 +168,7 @@ async def _log_started(db: Database) -> StoredEvent | None:
     async with db.read() as conn:
         row = (
             await conn.execute(
-                select(
-                    EventRecord.id,
-                    EventRecord.tx,
-                    EventRecord.type,
-                    EventRecord.occurred_at,
-                    EventRecord.conversation_id,
-                    EventRecord.data,
-                )
+                select(*STORED_COLUMNS)
                 .where(EventRecord.type == ev.LOG_STARTED)
                 .order_by(EventRecord.id)
                 .limit(1)
@@ -344,14 +343,7 @@ async def _old_events(db: Database, before_id: int) -> AsyncIterator[StoredEvent
     """What the migration carried over (the operators' log, link clicks), by time."""
 
     def page(after: Any) -> Any:
-        query = select(
-            EventRecord.id,
-            EventRecord.tx,
-            EventRecord.type,
-            EventRecord.occurred_at,
-            EventRecord.conversation_id,
-            EventRecord.data,
-        ).where(EventRecord.id < before_id)
+        query = select(*STORED_COLUMNS).where(EventRecord.id < before_id)
         if after is not None:
             query = query.where(
                 (EventRecord.occurred_at > after[0])

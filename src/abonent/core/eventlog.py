@@ -100,7 +100,8 @@ class Consumer(Protocol):
     async def apply(self, conn: AsyncConnection, events: list[StoredEvent]) -> None: ...
 
 
-_COLUMNS = (
+# The columns of a ``StoredEvent``, in its order.
+STORED_COLUMNS = (
     EventRecord.id,
     EventRecord.tx,
     EventRecord.type,
@@ -124,7 +125,7 @@ async def read_after(
 ) -> list[StoredEvent]:
     """The next committed events after (tx, last_id), in log order (``since``: only
     those that happened then or later)."""
-    query = select(*_COLUMNS).where(_after(tx, last_id))
+    query = select(*STORED_COLUMNS).where(_after(tx, last_id))
     if since is not None:
         query = query.where(EventRecord.occurred_at >= since)
     if conn.dialect.name == "postgresql":
