@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from abonent.analytics.rebuild import rebuild
 from abonent.analytics.reports import Stats
-from abonent.analytics.rollup import StatsConsumer
+from abonent.analytics.rollup import METRICS, StatsConsumer
 from abonent.config import Settings
 from abonent.core import eventlog
 from abonent.core import events as ev
@@ -30,13 +30,14 @@ from abonent.db.models import (
     EventRecord,
     StatsConversation,
     StatsCount,
-    StatsCustomer,
     StatsCustomerDay,
+    StatsDaily,
     StatsLink,
     StatsOperatorEvent,
     StatsQueueWait,
     StatsResponse,
     StatsStatusInterval,
+    StatsTopic,
 )
 from abonent.db.session import Database
 from conftest import require_postgres
@@ -47,13 +48,14 @@ CHANNELS = ("webchat", "tg", "wa")
 INTENTS = ("payment_methods", "tariffs", "readings_submit", "outage", "personal_account")
 TABLES = (
     StatsCount,
+    StatsDaily,
+    StatsTopic,
     StatsConversation,
     StatsResponse,
     StatsQueueWait,
     StatsStatusInterval,
     StatsOperatorEvent,
     StatsCustomerDay,
-    StatsCustomer,
     StatsLink,
 )
 
@@ -241,7 +243,7 @@ async def test_counted_live_in_small_batches_equals_rebuilt_and_the_raw_recount(
         counted[(kind, at.astimezone(TZ).date(), data.get("channel_id", ""))] += 1
     rollup: Counter[tuple[str, date, str]] = Counter()
     for row in live["stats_counts"]:
-        day, _hour, metric, channel, _user, _key, n, _total = row
+        metric, day, _hour, channel, _user, _key, n, _total = row
         rollup[(metric, day, channel)] += n
     pairs = {
         "msg.customer": ev.MESSAGE_RECEIVED,
@@ -262,6 +264,12 @@ async def test_counted_live_in_small_batches_equals_rebuilt_and_the_raw_recount(
     assert sum(n for (m, _d, _c), n in rollup.items() if m == "msg.operator") == sum(
         1 for kind, _at, data in raw if kind == ev.MESSAGE_SENT and data.get("author") == "operator"
     )
+    # The daily rollup is the hourly one summed, and every counter is one reports read.
+    by_day: Counter[tuple[Any, ...]] = Counter()
+    for metric, day, _hour, channel, user, key, n, _total in live["stats_counts"]:
+        by_day[(metric, day, channel, user, key)] += n
+    assert {row[:5]: row[5] for row in live["stats_daily"]} == dict(by_day)
+    assert {row[0] for row in live["stats_counts"]} <= METRICS
     started = {data["conversation_id"] for kind, _at, data in raw if kind == ev.MESSAGE_RECEIVED}
     assert len(live["stats_conversations"]) == len(started)
 
@@ -407,3 +415,25 @@ async def test_raw_events_are_pruned_only_once_every_consumer_has_them(db: Datab
         )
     assert oldest is not None and oldest >= cutoff
     assert await snapshot(db) == counted
+
+
+async def test_conversations_page_by_page_and_by_topic_are_the_whole_list(db: Database) -> None:
+    events = history(seed=13)
+    await _write(db, events)
+    settings = _settings(db)
+    runner = eventlog.EventConsumers(
+        db, LocalBus(), [StatsConsumer(TZ, settings.company.working_hours)]
+    )
+    await runner.catch_up()
+    stats = Stats(db, TZ, {"tg": "telegram", "wa": "whatsapp", "webchat": "webchat"})
+    period = stats.period(START.date(), (START + timedelta(days=2)).date())
+    everything = (await stats.conversations(period, limit=1000))["conversations"]
+    assert len(everything) == 120
+    paged = [row async for page in stats.conversation_pages(period, page=7) for row in page]
+    assert paged == everything
+    for topic in INTENTS:
+        found = await stats.conversations(period, topic=topic, limit=1000)
+        expected = [c for c in everything if topic in c["topics"]]
+        assert found["conversations"] == expected and found["total"] == len(expected)
+    handed = await stats.conversations(period, handed_over=True, limit=1000)
+    assert handed["conversations"] == [c for c in everything if c["handed_over"]]

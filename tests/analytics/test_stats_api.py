@@ -197,3 +197,21 @@ async def test_the_cli_exports_and_reports_status(live_server: LiveServer, tmp_p
     assert {sheet["A2"].value, sheet["A3"].value} >= {"payment_methods"}
     status = await asyncio.to_thread(run, "stats", "status")
     assert '"consumer": "statistics"' in status and '"behind": 0' in status
+
+
+async def test_a_spreadsheet_too_long_is_refused_with_the_way_out(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from abonent.web import stats_api
+
+    monkeypatch.setattr(stats_api, "XLSX_MAX_ROWS", 0)
+    base = f"{live_server.url}/api/stats/v1"
+    async with httpx.AsyncClient(timeout=30) as http:
+        await _busy_day(live_server, http)
+        r = await http.get(f"{base}/export/conversations.xlsx?period=today", headers=TOKEN)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "too_large"
+        assert "CSV" in r.json()["error"]["message"]
+        streamed = await http.get(f"{base}/export/conversations.csv?period=today", headers=TOKEN)
+        assert streamed.status_code == 200
+        lines = streamed.text.lstrip("\ufeff").strip().splitlines()
+        assert lines[0].startswith("conversation_id,channel") and len(lines) == 2

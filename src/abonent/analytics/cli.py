@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from abonent.analytics.exports import KINDS, table, to_csv, to_xlsx
+from abonent.analytics.exports import KINDS, XLSX_MAX_ROWS, stream_csv, table, to_xlsx
 from abonent.analytics.rebuild import consumer_status, rebuild
 from abonent.analytics.reports import Period, PeriodError, Scope, Stats
 from abonent.analytics.rollup import StatsConsumer
@@ -183,20 +183,40 @@ def export(
         raise typer.Exit(2)
     settings = get_settings()
     period = _period(settings, start, end)
+    xlsx = out is not None and out.suffix.lower() == ".xlsx"
 
-    async def work(db: Database, settings: Settings) -> tuple[list[str], list[dict[str, Any]]]:
+    async def work(db: Database, settings: Settings) -> int:
         await _catch_up(db, settings)
-        return await table(_stats(db, settings), kind, period, Scope())
+        stats = _stats(db, settings)
+        if xlsx:
+            assert out is not None
+            columns, rows = await table(stats, kind, period, Scope(), limit=XLSX_MAX_ROWS + 1)
+            if len(rows) > XLSX_MAX_ROWS:
+                typer.echo(
+                    f"more than {XLSX_MAX_ROWS} rows: write a .csv, or choose a shorter period",
+                    err=True,
+                )
+                raise typer.Exit(1)
+            out.write_bytes(to_xlsx(columns, rows, kind))
+            return len(rows)
+        lines = -1  # the header
+        target = out.open("wb") if out is not None else sys.stdout.buffer
+        try:
+            first = True
+            async for chunk in stream_csv(stats, kind, period, Scope()):
+                if out is None and first:
+                    chunk = chunk.removeprefix("\ufeff".encode())  # a terminal wants no BOM
+                first = False
+                target.write(chunk)
+                lines += chunk.count(b"\n")
+        finally:
+            if out is not None:
+                target.close()
+        return lines
 
-    columns, rows = _run(work)
-    if out is not None and out.suffix.lower() == ".xlsx":
-        out.write_bytes(to_xlsx(columns, rows, kind))
-    elif out is not None:
-        out.write_bytes(to_csv(columns, rows))
-    else:
-        sys.stdout.write(to_csv(columns, rows).decode("utf-8-sig"))
+    written = _run(work)
     if out is not None:
-        typer.echo(f"{len(rows)} rows written to {out}", err=True)
+        typer.echo(f"{written} rows written to {out}", err=True)
 
 
 @stats_app.command()

@@ -50,13 +50,14 @@ from abonent.db.models import (
     ReadingsRecord,
     StatsConversation,
     StatsCount,
-    StatsCustomer,
     StatsCustomerDay,
+    StatsDaily,
     StatsLink,
     StatsOperatorEvent,
     StatsQueueWait,
     StatsResponse,
     StatsStatusInterval,
+    StatsTopic,
     TrackedLink,
 )
 from abonent.db.session import Database
@@ -179,13 +180,14 @@ async def _log_started(db: Database) -> StoredEvent | None:
 
 _ROLLUPS = (
     StatsCount,
+    StatsDaily,
     StatsConversation,
     StatsResponse,
     StatsQueueWait,
     StatsStatusInterval,
     StatsOperatorEvent,
     StatsCustomerDay,
-    StatsCustomer,
+    StatsTopic,
     StatsLink,
 )
 
@@ -198,38 +200,35 @@ async def _clear_all(db: Database) -> None:
 
 async def _scope(db: Database, since_at: datetime) -> tuple[set[int], datetime]:
     """Conversations with anything at or after ``since_at``, and when the earliest of
-    them began (the replay starts there)."""
+    them began (the replay starts there): one pass over the log each."""
+    later = (
+        select(EventRecord.conversation_id)
+        .where(EventRecord.occurred_at >= since_at, EventRecord.conversation_id.is_not(None))
+        .distinct()
+    )
     async with db.read() as conn:
-        ids = set(
-            (
-                await conn.execute(
-                    select(EventRecord.conversation_id)
-                    .where(
-                        EventRecord.occurred_at >= since_at,
-                        EventRecord.conversation_id.is_not(None),
-                    )
-                    .distinct()
-                )
-            ).scalars()
-        )
-        earliest = since_at
-        found = list(ids)
-        for i in range(0, len(found), 500):
-            first = await conn.scalar(
-                select(func.min(EventRecord.occurred_at)).where(
-                    EventRecord.conversation_id.in_(found[i : i + 500])
-                )
+        ids = set((await conn.execute(later)).scalars())
+        first = await conn.scalar(
+            select(func.min(EventRecord.occurred_at)).where(
+                EventRecord.conversation_id.in_(later.scalar_subquery())
             )
-            if first is not None and first < earliest:
-                earliest = first
+        )
+    earliest = min(first, since_at) if first is not None else since_at
     return {int(i) for i in ids if i is not None}, earliest
 
 
 async def _clear_from(db: Database, day: date, since_at: datetime, scope: set[int]) -> None:
     async with db.write() as conn:
-        for table in (StatsCount, StatsResponse, StatsQueueWait, StatsCustomerDay, StatsLink):
+        for table in (
+            StatsCount,
+            StatsDaily,
+            StatsResponse,
+            StatsQueueWait,
+            StatsCustomerDay,
+            StatsTopic,
+            StatsLink,
+        ):
             await conn.execute(delete(table).where(table.day >= day))
-        await conn.execute(delete(StatsCustomer).where(StatsCustomer.first_day >= day))
         await conn.execute(
             update(StatsLink)
             .where(StatsLink.first_clicked_at >= since_at)

@@ -12,26 +12,29 @@ supervisor who checks one slow reply by hand finds the same seconds here.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, distinct, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from abonent.analytics.rollup import ALL_CHANNELS, METRICS
 from abonent.clock import utcnow
 from abonent.db.models import (
     StatsConversation,
     StatsCount,
-    StatsCustomer,
     StatsCustomerDay,
+    StatsDaily,
     StatsOperatorEvent,
     StatsQueueWait,
     StatsResponse,
     StatsStatusInterval,
+    StatsTopic,
     User,
 )
 from abonent.db.session import Database
@@ -143,37 +146,33 @@ def _share(part: float, whole: float) -> float | None:
 
 @dataclass
 class _Counts:
-    """``stats_counts`` of a period, summed per (metric, channel, user, key, day[, hour])."""
+    """A period's counters summed over its days: per metric, rows of (channel, user,
+    key, n, total)."""
 
-    rows: list[tuple[str, str, int, str, date, int, int, float]] = field(default_factory=list)
+    rows: dict[str, list[tuple[str, int, str, int, float]]] = field(default_factory=dict)
 
-    def total(
-        self,
-        metric: str,
-        *,
-        channels: Iterable[str] | None = None,
-        user: int | None = None,
-        key: str | None = None,
-    ) -> int:
-        wanted = set(channels) if channels is not None else None
+    def of(self, metric: str) -> list[tuple[str, int, str, int, float]]:
+        return self.rows.get(metric, [])
+
+    def total(self, metric: str, *, user: int | None = None, key: str | None = None) -> int:
         return sum(
-            r[6]
-            for r in self.rows
-            if r[0] == metric
-            and (wanted is None or r[1] in wanted)
-            and (user is None or r[2] == user)
-            and (key is None or r[3] == key)
+            r[3]
+            for r in self.of(metric)
+            if (user is None or r[1] == user) and (key is None or r[2] == key)
         )
 
     def sum_total(self, metric: str, *, user: int | None = None) -> float:
-        return sum(r[7] for r in self.rows if r[0] == metric and (user is None or r[2] == user))
+        return sum(r[4] for r in self.of(metric) if user is None or r[1] == user)
 
     def by(self, metric: str, index: int) -> dict[Any, int]:
+        """Counts per channel (0), operator (1) or key (2)."""
         out: dict[Any, int] = defaultdict(int)
-        for r in self.rows:
-            if r[0] == metric:
-                out[r[index]] += r[6]
+        for r in self.of(metric):
+            out[r[index]] += r[3]
         return dict(out)
+
+    def users(self) -> set[int]:
+        return {r[1] for rows in self.rows.values() for r in rows if r[1]}
 
 
 class Stats:
@@ -253,41 +252,64 @@ class Stats:
             users = frozenset(members if users is None else users & members)
         return Scope(channels, users)
 
-    async def _counts(
-        self, conn: AsyncConnection, period: Period, scope: Scope, *, hourly: bool
-    ) -> _Counts:
-        hour = StatsCount.hour if hourly else func.min(StatsCount.hour)
+    async def _counts(self, conn: AsyncConnection, period: Period, scope: Scope) -> _Counts:
+        """The period's totals, from the daily rollup (a day is one row, not 24)."""
         query = (
             select(
-                StatsCount.metric,
-                StatsCount.channel,
-                StatsCount.user_id,
-                StatsCount.key,
-                StatsCount.day,
-                hour,
-                func.sum(StatsCount.n),
-                func.sum(StatsCount.total),
+                StatsDaily.metric,
+                StatsDaily.channel,
+                StatsDaily.user_id,
+                StatsDaily.key,
+                func.sum(StatsDaily.n),
+                func.sum(StatsDaily.total),
             )
-            .where(StatsCount.day >= period.start, StatsCount.day <= period.end)
-            .group_by(
-                StatsCount.metric,
-                StatsCount.channel,
-                StatsCount.user_id,
-                StatsCount.key,
-                StatsCount.day,
-                *([StatsCount.hour] if hourly else []),
+            .where(
+                StatsDaily.metric.in_(sorted(METRICS)),
+                StatsDaily.day >= period.start,
+                StatsDaily.day <= period.end,
             )
+            .group_by(StatsDaily.metric, StatsDaily.channel, StatsDaily.user_id, StatsDaily.key)
         )
         if scope.channels is not None:
-            query = query.where(StatsCount.channel.in_(sorted(scope.channels)))
-        rows = [
-            (r[0], r[1], int(r[2]), r[3], r[4], int(r[5]), int(r[6] or 0), float(r[7] or 0))
-            for r in (await conn.execute(query)).all()
-        ]
-        if scope.users is not None:
+            query = query.where(StatsDaily.channel.in_(sorted(scope.channels)))
+        rows: dict[str, list[tuple[str, int, str, int, float]]] = defaultdict(list)
+        for metric, channel, user, key, n, total in (await conn.execute(query)).all():
             # Operator figures narrow to the chosen operators; the rest stays whole.
-            rows = [r for r in rows if r[2] == 0 or r[2] in scope.users]
-        return _Counts(rows)
+            if user and scope.users is not None and user not in scope.users:
+                continue
+            rows[metric].append((channel, int(user), key, int(n or 0), float(total or 0)))
+        return _Counts(dict(rows))
+
+    async def _per_slot(
+        self,
+        conn: AsyncConnection,
+        period: Period,
+        scope: Scope,
+        metrics: Iterable[str],
+        *,
+        hourly: bool,
+    ) -> list[tuple[str, str, date, int, int]]:
+        """(metric, channel, day, hour, n) of a few metrics, by day or by hour (hour 0)."""
+        table: Any = StatsCount if hourly else StatsDaily
+        hour = [table.hour] if hourly else []
+        query = (
+            select(table.metric, table.channel, table.day, *hour, func.sum(table.n))
+            .where(
+                table.metric.in_(sorted(metrics)),
+                table.day >= period.start,
+                table.day <= period.end,
+            )
+            .group_by(table.metric, table.channel, table.day, *hour)
+        )
+        if scope.channels is not None:
+            query = query.where(table.channel.in_(sorted(scope.channels)))
+        if scope.users is not None:
+            query = query.where(or_(table.user_id == 0, table.user_id.in_(sorted(scope.users))))
+        out = []
+        for row in (await conn.execute(query)).all():
+            slot = int(row[3]) if hourly else 0
+            out.append((str(row[0]), str(row[1]), row[2], slot, int(row[-1] or 0)))
+        return out
 
     async def _hour_profile(
         self, conn: AsyncConnection, period: Period, scope: Scope
@@ -295,9 +317,9 @@ class Stats:
         query = (
             select(StatsCount.hour, func.sum(StatsCount.n))
             .where(
+                StatsCount.metric == "msg.customer",
                 StatsCount.day >= period.start,
                 StatsCount.day <= period.end,
-                StatsCount.metric == "msg.customer",
             )
             .group_by(StatsCount.hour)
         )
@@ -311,7 +333,10 @@ class Stats:
         scope = scope or Scope()
         users = await self.users()
         async with self.db.read() as conn:
-            counts = await self._counts(conn, period, scope, hourly=period.hourly)
+            counts = await self._counts(conn, period, scope)
+            slots = await self._per_slot(
+                conn, period, scope, ("msg.customer",), hourly=period.hourly
+            )
             profile = await self._hour_profile(conn, period, scope)
             customers = await self._customers(conn, period, scope)
             responses = await self._responses(conn, period, scope)
@@ -320,7 +345,7 @@ class Stats:
             presence = await self._presence(conn, period, scope)
         return {
             "period": period.as_dict(),
-            "traffic": self._traffic(period, counts, profile, customers),
+            "traffic": self._traffic(period, counts, slots, profile, customers),
             "bot": self._bot(counts),
             "operators": self._operators(counts, responses, presence, users, scope, slowest),
             "queue": self._queue(counts, waits),
@@ -332,34 +357,30 @@ class Stats:
         self,
         period: Period,
         counts: _Counts,
+        slots: list[tuple[str, str, date, int, int]],
         profile: dict[int, int],
         customers: dict[str, int],
     ) -> dict[str, Any]:
         messages: dict[str, dict[str, int]] = {}
+        for author in AUTHORS:
+            for channel, n in counts.by(f"msg.{author}", 0).items():
+                row = messages.setdefault(self.channel_type(channel), dict.fromkeys(AUTHORS, 0))
+                row[author] += n
         series: dict[tuple[date, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for metric, channel, _user, _key, day, hour, n, _total in counts.rows:
-            if not metric.startswith("msg.") or metric == "msg.failed":
-                continue
-            author = metric[4:]
-            kind = self.channel_type(channel)
-            row = messages.setdefault(kind, dict.fromkeys(AUTHORS, 0))
-            row[author] = row.get(author, 0) + n
-            if author == "customer":
-                series[(day, hour if period.hourly else 0)][kind] += n
+        per_day: dict[date, int] = defaultdict(int)
+        for _metric, channel, day, hour, n in slots:
+            series[(day, hour)][self.channel_type(channel)] += n
+            per_day[day] += n
         started_by_channel: dict[str, int] = defaultdict(int)
-        for channel, n in counts.by("conv.started", 1).items():
+        for channel, n in counts.by("conv.started", 0).items():
             started_by_channel[self.channel_type(channel)] += n
-        per_day = counts.by("msg.customer", 4)
         busiest_day = max(per_day.items(), key=lambda kv: (kv[1], kv[0]), default=None)
         busiest_hour = max(profile.items(), key=lambda kv: (kv[1], -kv[0]), default=None)
         customer_total = sum(profile.values())
         night = sum(n for h, n in profile.items() if h in self.night_hours)
         points = []
-        if period.hourly:
-            slots = [(d, h) for d in period.days for h in range(24)]
-        else:
-            slots = [(d, 0) for d in period.days]
-        for day, hour in slots:
+        hours = range(24) if period.hourly else [0]
+        for day, hour in [(d, h) for d in period.days for h in hours]:
             label = f"{day.isoformat()} {hour:02d}:00" if period.hourly else day.isoformat()
             values = series.get((day, hour), {})
             points.append({"at": label, **{k: values.get(k, 0) for k in sorted(messages)}})
@@ -392,26 +413,35 @@ class Stats:
     async def _customers(
         self, conn: AsyncConnection, period: Period, scope: Scope
     ) -> dict[str, int]:
-        where = [StatsCustomerDay.day >= period.start, StatsCustomerDay.day <= period.end]
-        if scope.channels is not None:
-            where.append(StatsCustomerDay.channel.in_(sorted(scope.channels)))
-        last = (
-            select(
-                StatsCustomerDay.contact_id.label("contact_id"),
-                func.max(StatsCustomerDay.day).label("last"),
+        """Unique and returning customers as plain counts over the customer days: each
+        row knows the customer's previous and first day on its channel, so a customer
+        is counted on their first day within the period (previous day before it), and
+        is returning if that previous day exists, or if their first day ever is in the
+        period and they wrote again in it (the row whose previous day is the first)."""
+        channels = sorted(scope.channels) if scope.channels is not None else [ALL_CHANNELS]
+        days = (StatsCustomerDay.day >= period.start, StatsCustomerDay.day <= period.end)
+        if len(channels) > 1:
+            # Several channel ids (two numbers of one messenger): distinct customers.
+            where = (StatsCustomerDay.channel.in_(channels), *days)
+            unique = await conn.scalar(
+                select(func.count(distinct(StatsCustomerDay.contact_id))).where(*where)
             )
-            .where(*where)
-            .group_by(StatsCustomerDay.contact_id)
-            .subquery()
-        )
-        unique = await conn.scalar(select(func.count()).select_from(last))
-        returning = await conn.scalar(
-            select(func.count())
-            .select_from(last)
-            .join(StatsCustomer, StatsCustomer.contact_id == last.c.contact_id)
-            .where(StatsCustomer.first_day < last.c.last)
-        )
-        return {"unique": int(unique or 0), "returning": int(returning or 0)}
+            returning = await conn.scalar(
+                select(func.count(distinct(StatsCustomerDay.contact_id))).where(
+                    *where, StatsCustomerDay.prev_day.is_not(None)
+                )
+            )
+            return {"unique": int(unique or 0), "returning": int(returning or 0)}
+        prev, first, start = StatsCustomerDay.prev_day, StatsCustomerDay.first_day, period.start
+        row = (
+            await conn.execute(
+                select(
+                    func.count(case((or_(prev.is_(None), prev < start), 1))),
+                    func.count(case((or_(prev < start, and_(prev >= start, prev == first)), 1))),
+                ).where(StatsCustomerDay.channel == channels[0], *days)
+            )
+        ).one()
+        return {"unique": int(row[0] or 0), "returning": int(row[1] or 0)}
 
     # ------------------------------------------------------------------ the bot
     def _bot(self, counts: _Counts) -> dict[str, Any]:
@@ -420,17 +450,17 @@ class Stats:
         recognised = counts.total("bot.recognised")
         fallback = counts.total("bot.fallback")
         free_text = recognised + fallback
-        topics = sorted(counts.by("topic", 3).items(), key=lambda kv: (-kv[1], kv[0]))
-        flows_started = counts.by("flow.started", 3)
+        topics = sorted(counts.by("topic", 2).items(), key=lambda kv: (-kv[1], kv[0]))
+        flows_started = counts.by("flow.started", 2)
         readings = counts.total("readings.submitted")
         readings_by = self._by_type(counts, "readings.submitted")
         in_messengers = sum(n for kind, n in readings_by.items() if kind != "webchat")
         sent = counts.total("link.sent")
         clicked = counts.total("link.clicked")
         profanity = counts.total("profanity")
-        links_sent = counts.by("link.sent", 3)
-        links_clicked = counts.by("link.clicked", 3)
-        link_clicks = counts.by("link.clicks", 3)
+        links_sent = counts.by("link.sent", 2)
+        links_clicked = counts.by("link.clicked", 2)
+        link_clicks = counts.by("link.clicks", 2)
         top = sorted(
             set(links_sent) | set(link_clicks),
             key=lambda url: (-links_clicked.get(url, 0), -link_clicks.get(url, 0), url),
@@ -493,7 +523,7 @@ class Stats:
 
     def _by_type(self, counts: _Counts, metric: str) -> dict[str, int]:
         out: dict[str, int] = defaultdict(int)
-        for channel, n in counts.by(metric, 1).items():
+        for channel, n in counts.by(metric, 0).items():
             out[self.channel_type(channel)] += n
         return dict(out)
 
@@ -596,24 +626,24 @@ class Stats:
         scope: Scope,
         slowest: list[dict[str, Any]],
     ) -> dict[str, Any]:
-        ids = {r[2] for r in counts.rows if r[2]} | {r[0] for r in responses} | set(presence)
+        by_user: dict[int, list[tuple[int, str, float, float]]] = defaultdict(list)
+        buckets = {"first": [0] * len(DELAY_BUCKETS), "next": [0] * len(DELAY_BUCKETS)}
+        bounds = [upper for _label, upper in DELAY_BUCKETS]
+        for r in responses:
+            by_user[r[0]].append(r)
+            if r[1] in buckets:
+                buckets[r[1]][bisect_right(bounds, r[2])] += 1
+        ids = counts.users() | set(by_user) | set(presence)
         if scope.users is not None:
             ids &= set(scope.users)
-        rows = []
-        for user_id in sorted(ids, key=lambda u: users.get(u, {}).get("login") or str(u)):
-            mine = [r for r in responses if r[0] == user_id]
-            rows.append(self._operator_row(user_id, users, counts, mine, presence))
-        histogram = []
-        lower = 0.0
-        for label, upper in DELAY_BUCKETS:
-            histogram.append(
-                {
-                    "bucket": label,
-                    "first": sum(1 for r in responses if r[1] == "first" and lower <= r[2] < upper),
-                    "next": sum(1 for r in responses if r[1] == "next" and lower <= r[2] < upper),
-                }
-            )
-            lower = upper
+        rows = [
+            self._operator_row(user_id, users, counts, by_user.get(user_id, []), presence)
+            for user_id in sorted(ids, key=lambda u: users.get(u, {}).get("login") or str(u))
+        ]
+        histogram = [
+            {"bucket": label, "first": buckets["first"][i], "next": buckets["next"][i]}
+            for i, (label, _upper) in enumerate(DELAY_BUCKETS)
+        ]
         return {
             "operators": rows,
             "totals": {
@@ -891,6 +921,52 @@ class Stats:
         return {"period": period.as_dict(), "total": int(total or 0), "events": events}
 
     # ------------------------------------------------------------------ drill-down, export
+    def _conversation_filter(
+        self,
+        period: Period,
+        scope: Scope,
+        topic: str | None,
+        handed_over: bool | None,
+    ) -> tuple[Any, list[Any]]:
+        """The conversations started in the period, as (FROM, WHERE) with the filters;
+        a topic is found through its own index, not by reading every conversation."""
+        source: Any = StatsConversation.__table__
+        where: list[Any] = [
+            StatsConversation.day >= period.start,
+            StatsConversation.day <= period.end,
+        ]
+        if topic:
+            source = source.join(
+                StatsTopic,
+                and_(
+                    StatsTopic.conversation_id == StatsConversation.conversation_id,
+                    StatsTopic.day == StatsConversation.day,
+                ),
+            )
+            where += [
+                StatsTopic.topic == topic,
+                StatsTopic.day >= period.start,
+                StatsTopic.day <= period.end,
+            ]
+        if scope.channels is not None:
+            where.append(StatsConversation.channel.in_(sorted(scope.channels)))
+        if scope.users is not None:
+            where.append(
+                or_(
+                    StatsConversation.first_operator_id.in_(sorted(scope.users)),
+                    StatsConversation.assignee_id.in_(sorted(scope.users)),
+                )
+            )
+        if handed_over is not None:
+            where.append(StatsConversation.handed_over.is_(handed_over))
+        return source, where
+
+    _NEWEST_FIRST = (
+        StatsConversation.day.desc(),
+        StatsConversation.started_at.desc(),
+        StatsConversation.conversation_id.desc(),
+    )
+
     async def conversations(
         self,
         period: Period,
@@ -902,35 +978,17 @@ class Stats:
         offset: int = 0,
     ) -> dict[str, Any]:
         """Conversations started in the period, one row each (newest first)."""
-        scope = scope or Scope()
+        source, where = self._conversation_filter(period, scope or Scope(), topic, handed_over)
         users = await self.users()
-        where = [StatsConversation.day >= period.start, StatsConversation.day <= period.end]
-        if scope.channels is not None:
-            where.append(StatsConversation.channel.in_(sorted(scope.channels)))
-        if scope.users is not None:
-            where.append(
-                or_(
-                    StatsConversation.first_operator_id.in_(sorted(scope.users)),
-                    StatsConversation.assignee_id.in_(sorted(scope.users)),
-                )
-            )
-        if topic:
-            where.append(StatsConversation.topics.contains(f",{topic},", autoescape=True))
-        if handed_over is not None:
-            where.append(StatsConversation.handed_over.is_(handed_over))
         async with self.db.read() as conn:
-            total = await conn.scalar(
-                select(func.count()).select_from(StatsConversation).where(*where)
-            )
+            total = await conn.scalar(select(func.count()).select_from(source).where(*where))
             rows = (
                 (
                     await conn.execute(
                         select(StatsConversation.__table__)
+                        .select_from(source)
                         .where(*where)
-                        .order_by(
-                            StatsConversation.started_at.desc(),
-                            StatsConversation.conversation_id.desc(),
-                        )
+                        .order_by(*self._NEWEST_FIRST)
                         .limit(limit)
                         .offset(offset)
                     )
@@ -943,6 +1001,43 @@ class Stats:
             "total": int(total or 0),
             "conversations": [self._conversation_row(dict(r), users) for r in rows],
         }
+
+    async def conversation_pages(
+        self,
+        period: Period,
+        scope: Scope | None = None,
+        *,
+        topic: str | None = None,
+        handed_over: bool | None = None,
+        page: int = 5000,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every conversation of the period, page by page (newest first), for an export
+        of any size: each page continues after the last row of the one before."""
+        source, where = self._conversation_filter(period, scope or Scope(), topic, handed_over)
+        users = await self.users()
+        after: tuple[Any, Any, Any] | None = None
+        while True:
+            query = select(StatsConversation.__table__).select_from(source).where(*where)
+            if after is not None:
+                key = tuple_(
+                    StatsConversation.day,
+                    StatsConversation.started_at,
+                    StatsConversation.conversation_id,
+                )
+                query = query.where(key < tuple_(*after))
+            async with self.db.read() as conn:
+                rows = (
+                    (await conn.execute(query.order_by(*self._NEWEST_FIRST).limit(page)))
+                    .mappings()
+                    .all()
+                )
+            if not rows:
+                return
+            yield [self._conversation_row(dict(r), users) for r in rows]
+            if len(rows) < page:
+                return
+            last = rows[-1]
+            after = (last["day"], last["started_at"], last["conversation_id"])
 
     def _conversation_row(
         self, r: dict[str, Any], users: dict[int, dict[str, Any]]
@@ -982,16 +1077,14 @@ class Stats:
         time series."""
         scope = scope or Scope()
         async with self.db.read() as conn:
-            counts = await self._counts(conn, period, scope, hourly=hourly)
+            found = await self._per_slot(conn, period, scope, SERIES_METRICS, hourly=hourly)
         rows: dict[tuple[date, int], dict[str, int]] = {}
         slots = [(d, h) for d in period.days for h in (range(24) if hourly else [0])]
         for day, hour in slots:
             rows[(day, hour)] = dict.fromkeys(SERIES_COLUMNS, 0)
-        for metric, _channel, _user, _key, day, hour, n, _total in counts.rows:
-            column = SERIES_METRICS.get(metric)
-            slot = (day, hour if hourly else 0)
-            if column is not None and slot in rows:
-                rows[slot][column] += n
+        for metric, _channel, day, hour, n in found:
+            if (day, hour) in rows:
+                rows[(day, hour)][SERIES_METRICS[metric]] += n
         out = []
         for (day, hour), values in rows.items():
             values["bot_only"] = max(values["conversations"] - values["to_operator"], 0)

@@ -38,16 +38,49 @@ from abonent.core.eventlog import StoredEvent
 from abonent.db.models import (
     StatsConversation,
     StatsCount,
-    StatsCustomer,
     StatsCustomerDay,
+    StatsDaily,
     StatsLink,
     StatsOperatorEvent,
     StatsQueueWait,
     StatsResponse,
     StatsStatusInterval,
+    StatsTopic,
 )
 
 CONSUMER = "statistics"
+ALL_CHANNELS = "*"  # the customer-days chain of a customer across every channel
+# Every counter the consumer keeps (reports read them by name).
+METRICS = frozenset(
+    {
+        "msg.customer",
+        "msg.bot",
+        "msg.operator",
+        "msg.system",
+        "msg.failed",
+        "conv.started",
+        "conv.to_operator",
+        "conv.unanswered",
+        "queue.queued",
+        "queue.abandoned",
+        "op.assigned",
+        "op.transfers",
+        "op.closed",
+        "bot.recognised",
+        "bot.fallback",
+        "topic",
+        "flow.started",
+        "readings.submitted",
+        "balance.asked",
+        "appeal.created",
+        "profanity",
+        "link.sent",
+        "link.clicks",
+        "link.clicked",
+        "csat.asked",
+        "csat.rated",
+    }
+)
 _CHUNK = 500
 _CONV_COLUMNS = [c.name for c in StatsConversation.__table__.columns]
 _CONV_DEFAULTS: dict[str, Any] = {
@@ -144,6 +177,15 @@ def _insert(conn: AsyncConnection, table: Any) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
+def _adding(conn: AsyncConnection, table: Any, key: list[str]) -> Any:
+    """An upsert that adds to the counters of an existing row."""
+    stmt = _insert(conn, table)
+    return stmt.on_conflict_do_update(
+        index_elements=key,
+        set_={"n": table.n + stmt.excluded.n, "total": table.total + stmt.excluded.total},
+    )
+
+
 @dataclass
 class _Batch:
     tz: ZoneInfo
@@ -152,14 +194,19 @@ class _Batch:
     counts: dict[tuple[date, int, str, str, int, str], list[float]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0.0])
     )
+    daily: dict[tuple[date, str, str, int, str], list[float]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0.0])
+    )
     convs: dict[int, dict[str, Any]] = field(default_factory=dict)
     new_convs: set[int] = field(default_factory=set)
     dirty: set[int] = field(default_factory=set)
     responses: list[dict[str, Any]] = field(default_factory=list)
     waits: list[dict[str, Any]] = field(default_factory=list)
     oplog: list[dict[str, Any]] = field(default_factory=list)
-    customer_days: set[tuple[date, str, int]] = field(default_factory=set)
-    first_days: dict[int, date] = field(default_factory=dict)
+    # (contact, channel) → (last day written, first day): the chains of customer days.
+    chains: dict[tuple[int, str], tuple[date, date]] = field(default_factory=dict)
+    customer_days: list[dict[str, Any]] = field(default_factory=list)
+    topic_rows: set[tuple[str, date, int]] = field(default_factory=set)
     links: dict[str, dict[str, Any]] = field(default_factory=dict)
     new_links: dict[str, dict[str, Any]] = field(default_factory=dict)
     clicked: dict[str, datetime] = field(default_factory=dict)
@@ -198,6 +245,31 @@ class _Batch:
             )
             for row in rows.mappings():
                 self.links[str(row["token"])] = dict(row)
+        contacts = sorted(
+            {
+                int(e.data["contact_id"])
+                for e in events
+                if e.type == ev.MESSAGE_RECEIVED and isinstance(e.data.get("contact_id"), int)
+            }
+            | {
+                int(c["contact_id"])
+                for c in self.convs.values()
+                if isinstance(c.get("contact_id"), int)
+            }
+        )
+        for i in range(0, len(contacts), _CHUNK):
+            rows = await conn.execute(
+                select(
+                    StatsCustomerDay.contact_id,
+                    StatsCustomerDay.channel,
+                    func.max(StatsCustomerDay.day),
+                    func.min(StatsCustomerDay.first_day),
+                )
+                .where(StatsCustomerDay.contact_id.in_(contacts[i : i + _CHUNK]))
+                .group_by(StatsCustomerDay.contact_id, StatsCustomerDay.channel)
+            )
+            for contact, channel, last, first in rows:
+                self.chains[(int(contact), str(channel))] = (last, first)
         users = sorted(
             {_user(e.data.get("user_id")) for e in events if e.type == ev.OPERATOR_STATUS} - {0}
         )
@@ -229,6 +301,9 @@ class _Batch:
         if not self._kept(day):
             return
         cell = self.counts[(day, local.hour, metric, channel, user_id, key[:200])]
+        cell[0] += n
+        cell[1] += total
+        cell = self.daily[(day, metric, channel, user_id, key[:200])]
         cell[0] += n
         cell[1] += total
 
@@ -289,6 +364,32 @@ class _Batch:
             }
         )
 
+    def _customer_day(self, contact: int, channel: str, day: date) -> None:
+        """The day joins the customer's chain on the channel (once a day). Events come in
+        time order; one from an earlier day than the chain's last (which a log replayed
+        in commit order may hold at midnight) joins as a day of its own."""
+        chain = self.chains.get((contact, channel))
+        if chain is not None and day == chain[0]:
+            return
+        if chain is None:
+            prev, first = None, day
+        elif day > chain[0]:
+            prev, first = chain[0], chain[1]
+        else:
+            prev, first = (chain[1] if chain[1] < day else None), min(chain[1], day)
+        if chain is None or day > chain[0]:
+            self.chains[(contact, channel)] = (day, first)
+        if self._kept(day):
+            self.customer_days.append(
+                {
+                    "channel": channel,
+                    "day": day,
+                    "contact_id": contact,
+                    "prev_day": prev,
+                    "first_day": first,
+                }
+            )
+
     def _start_bucket(self, c: dict[str, Any], moment: datetime) -> datetime:
         """Where a conversation's outcome is credited: the day it started."""
         started: datetime | None = c["started_at"]
@@ -343,10 +444,8 @@ class _Batch:
         contact = c["contact_id"]
         if isinstance(contact, int):
             day = self._local(t).date()
-            if self._kept(day):
-                self.customer_days.add((day, c["channel"], contact))
-            known = self.first_days.get(contact)
-            self.first_days[contact] = day if known is None else min(known, day)
+            self._customer_day(contact, c["channel"], day)
+            self._customer_day(contact, ALL_CHANNELS, day)
         if (
             c["status"] in ("queued", "assigned")
             and c["awaiting_first_since"] is None
@@ -495,8 +594,12 @@ class _Batch:
             c = self.conv(conv_id, e.data)
             mark = f",{intent},"
             topics = c["topics"] or ","
-            if mark not in topics and len(topics) + len(intent) + 1 <= TOPICS_LIMIT:
-                c["topics"] = topics + intent + ","
+            if mark not in topics:
+                if len(topics) + len(intent) + 1 <= TOPICS_LIMIT:
+                    c["topics"] = topics + intent + ","
+                day = c["day"] or self._local(e.occurred_at).date()
+                if self._kept(day):
+                    self.topic_rows.add((intent[:64], day, conv_id))
 
     def on_fallback(self, e: StoredEvent) -> None:
         self.count(e.occurred_at, "bot.fallback", str(e.data.get("channel_id") or ""))
@@ -587,16 +690,8 @@ class _Batch:
     # ------------------------------------------------------------------ write
     async def write(self, conn: AsyncConnection) -> None:
         if self.counts:
-            stmt = _insert(conn, StatsCount)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["day", "hour", "metric", "channel", "user_id", "key"],
-                set_={
-                    "n": StatsCount.n + stmt.excluded.n,
-                    "total": StatsCount.total + stmt.excluded.total,
-                },
-            )
             await conn.execute(
-                stmt,
+                _adding(conn, StatsCount, ["metric", "day", "hour", "channel", "user_id", "key"]),
                 [
                     {
                         "day": k[0],
@@ -609,6 +704,21 @@ class _Batch:
                         "total": float(v[1]),
                     }
                     for k, v in self.counts.items()
+                ],
+            )
+            await conn.execute(
+                _adding(conn, StatsDaily, ["metric", "day", "channel", "user_id", "key"]),
+                [
+                    {
+                        "day": k[0],
+                        "metric": k[1],
+                        "channel": k[2],
+                        "user_id": k[3],
+                        "key": k[4],
+                        "n": int(v[0]),
+                        "total": float(v[1]),
+                    }
+                    for k, v in self.daily.items()
                 ],
             )
         new = [self.convs[c] for c in sorted(self.new_convs)]
@@ -631,24 +741,16 @@ class _Batch:
             if rows:
                 await conn.execute(insert(table), rows)
         if self.customer_days:
-            stmt = _insert(conn, StatsCustomerDay).on_conflict_do_nothing()
             await conn.execute(
-                stmt,
+                _insert(conn, StatsCustomerDay).on_conflict_do_nothing(), self.customer_days
+            )
+        if self.topic_rows:
+            await conn.execute(
+                _insert(conn, StatsTopic).on_conflict_do_nothing(),
                 [
-                    {"day": d, "channel": ch, "contact_id": c}
-                    for d, ch, c in sorted(self.customer_days)
+                    {"topic": t, "day": d, "conversation_id": c}
+                    for t, d, c in sorted(self.topic_rows)
                 ],
-            )
-        if self.first_days:
-            stmt = _insert(conn, StatsCustomer)
-            earliest = func.least if conn.dialect.name == "postgresql" else func.min
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["contact_id"],
-                set_={"first_day": earliest(StatsCustomer.first_day, stmt.excluded.first_day)},
-            )
-            await conn.execute(
-                stmt,
-                [{"contact_id": c, "first_day": d} for c, d in sorted(self.first_days.items())],
             )
         if self.new_links:
             await conn.execute(

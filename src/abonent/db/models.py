@@ -397,14 +397,29 @@ class EventCursor(Base):
 # Written only by the statistics consumer (analytics/rollup.py) and read by the reports;
 # days and hours are the company's local ones. None of them is ever pruned.
 class StatsCount(Base):
-    """Hourly counters: ``n`` facts of ``metric`` (and the sum ``total`` of a value)."""
+    """Hourly counters: ``n`` facts of ``metric`` (and the sum ``total`` of a value).
+    The metric leads the key: a report reads a few metrics over a range of days."""
 
     __tablename__ = "stats_counts"
 
+    metric: Mapped[str] = mapped_column(String(40), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     hour: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    metric: Mapped[str] = mapped_column(String(40), primary_key=True)
     # Channel id, operator and a metric's own key (an intent, a link); "" / 0 for none.
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class StatsDaily(Base):
+    """The same counters by day: a report over months reads a day's row, not 24."""
+
+    __tablename__ = "stats_daily"
+
+    metric: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
     channel: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -416,7 +431,8 @@ class StatsConversation(Base):
     """One row per conversation: what the log has told of it (exports, drill-down)."""
 
     __tablename__ = "stats_conversations"
-    __table_args__ = (Index("ix_stats_conversations_day", "day"),)
+    # Newest first within a period, page by page, straight from the index.
+    __table_args__ = (Index("ix_stats_conversations_day", "day", "started_at", "conversation_id"),)
 
     conversation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     channel: Mapped[str] = mapped_column(String(64))
@@ -529,22 +545,30 @@ class StatsOperatorEvent(Base):
 
 
 class StatsCustomerDay(Base):
-    """A customer wrote on this day through this channel (unique and returning customers)."""
+    """A customer wrote on this day through this channel (``*``: through any).
+
+    Each row knows the customer's previous day and first day on that channel, so that
+    the unique and returning customers of a period are plain counts over its rows
+    instead of a count of distinct customers (see ``analytics.reports``)."""
 
     __tablename__ = "stats_customer_days"
+    __table_args__ = (Index("ix_stats_customer_days_contact", "contact_id", "channel", "day"),)
 
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
     channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
     contact_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-
-
-class StatsCustomer(Base):
-    """The first day a customer ever wrote: a later day makes them a returning customer."""
-
-    __tablename__ = "stats_customers"
-
-    contact_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    prev_day: Mapped[date | None] = mapped_column(Date)
     first_day: Mapped[date] = mapped_column(Date)
+
+
+class StatsTopic(Base):
+    """A topic recognised in a conversation, on the conversation's day (drill-down)."""
+
+    __tablename__ = "stats_topics"
+
+    topic: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
 
 
 class StatsLink(Base):

@@ -13,14 +13,15 @@ A period is ``period=today|yesterday|7d|30d|90d`` or ``from=YYYY-MM-DD&to=YYYY-M
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from abonent.analytics.definitions import FIGURES
-from abonent.analytics.exports import KINDS, ExportError, table, to_csv, to_xlsx
+from abonent.analytics.exports import KINDS, XLSX_MAX_ROWS, stream_csv, table, to_xlsx
 from abonent.analytics.reports import Period, PeriodError, Scope, named_period
 from abonent.clock import utcnow
 from abonent.web.deps import MAX_ID, OperatorAccess, RuntimeDep, require_role
@@ -177,28 +178,33 @@ async def export(
     if kind not in KINDS:
         raise ApiError(404, "unknown_report", f"No report {kind!r}.", known=list(KINDS))
     _known_types(type)
-    try:
-        columns, rows = await table(
-            runtime.stats,
-            kind,
-            period,
-            scope,
-            topic=topic or None,
-            handed_over=handed_over,
-            types=type or (),
-        )
-    except ExportError as exc:
-        raise ApiError(404, "unknown_report", str(exc)) from exc
+    filters: dict[str, Any] = {
+        "topic": topic or None,
+        "handed_over": handed_over,
+        "types": type or (),
+    }
     name = f"abonent-{kind}-{period.start.isoformat()}-{period.end.isoformat()}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if fmt == "csv":
-        body, media = to_csv(columns, rows), "text/csv; charset=utf-8"
-    else:
-        body = to_xlsx(columns, rows, kind)
-        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        # Streamed: the conversations of a quarter are hundreds of thousands of rows.
+        pieces = stream_csv(runtime.stats, kind, period, scope, **filters)
+        return StreamingResponse(pieces, media_type="text/csv; charset=utf-8", headers=headers)
+    columns, rows = await table(
+        runtime.stats, kind, period, scope, limit=XLSX_MAX_ROWS + 1, **filters
+    )
+    if len(rows) > XLSX_MAX_ROWS:
+        raise ApiError(
+            422,
+            "too_large",
+            f"More than {XLSX_MAX_ROWS} rows: download CSV, or choose a shorter period.",
+            limit=XLSX_MAX_ROWS,
+        )
+    # Writing the workbook is CPU work: off the event loop, so other requests go on.
+    workbook = await asyncio.to_thread(to_xlsx, columns, rows, kind)
     return Response(
-        body,
-        media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        workbook,
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers=headers,
     )
 
 

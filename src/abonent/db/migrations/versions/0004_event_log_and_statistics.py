@@ -91,32 +91,52 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("conversation_id"),
     )
     with op.batch_alter_table("stats_conversations", schema=None) as batch_op:
-        batch_op.create_index("ix_stats_conversations_day", ["day"], unique=False)
+        batch_op.create_index(
+            "ix_stats_conversations_day", ["day", "started_at", "conversation_id"], unique=False
+        )
 
     op.create_table(
         "stats_counts",
+        sa.Column("metric", sa.String(length=40), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("hour", sa.SmallInteger(), nullable=False),
-        sa.Column("metric", sa.String(length=40), nullable=False),
         sa.Column("channel", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.BigInteger(), nullable=False),
         sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("n", sa.BigInteger(), nullable=False),
         sa.Column("total", sa.Float(), nullable=False),
-        sa.PrimaryKeyConstraint("day", "hour", "metric", "channel", "user_id", "key"),
+        sa.PrimaryKeyConstraint("metric", "day", "hour", "channel", "user_id", "key"),
+    )
+    op.create_table(
+        "stats_daily",
+        sa.Column("metric", sa.String(length=40), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("channel", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.BigInteger(), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.Column("total", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("metric", "day", "channel", "user_id", "key"),
     )
     op.create_table(
         "stats_customer_days",
-        sa.Column("day", sa.Date(), nullable=False),
         sa.Column("channel", sa.String(length=64), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
         sa.Column("contact_id", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("day", "channel", "contact_id"),
-    )
-    op.create_table(
-        "stats_customers",
-        sa.Column("contact_id", sa.BigInteger(), nullable=False),
+        sa.Column("prev_day", sa.Date(), nullable=True),
         sa.Column("first_day", sa.Date(), nullable=False),
-        sa.PrimaryKeyConstraint("contact_id"),
+        sa.PrimaryKeyConstraint("channel", "day", "contact_id"),
+    )
+    with op.batch_alter_table("stats_customer_days", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_stats_customer_days_contact", ["contact_id", "channel", "day"], unique=False
+        )
+    op.create_table(
+        "stats_topics",
+        sa.Column("topic", sa.String(length=64), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("conversation_id", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("topic", "day", "conversation_id"),
     )
     op.create_table(
         "stats_links",
@@ -383,8 +403,11 @@ def downgrade() -> None:
 
     op.drop_table("stats_operator_events")
     op.drop_table("stats_links")
-    op.drop_table("stats_customers")
+    op.drop_table("stats_topics")
+    with op.batch_alter_table("stats_customer_days", schema=None) as batch_op:
+        batch_op.drop_index("ix_stats_customer_days_contact")
     op.drop_table("stats_customer_days")
+    op.drop_table("stats_daily")
     op.drop_table("stats_counts")
     with op.batch_alter_table("stats_conversations", schema=None) as batch_op:
         batch_op.drop_index("ix_stats_conversations_day")
