@@ -37,6 +37,7 @@ from abonent.core import events as ev
 from abonent.core.eventlog import (
     STORED_COLUMNS,
     StoredEvent,
+    after,
     lock_cursor,
     move_cursor,
     read_after,
@@ -551,12 +552,7 @@ async def consumer_status(db: Database) -> dict[str, Any]:
         out = []
         for c in cursors:
             behind = await conn.scalar(
-                select(func.count())
-                .select_from(EventRecord)
-                .where(
-                    (EventRecord.tx > c["tx"])
-                    | ((EventRecord.tx == c["tx"]) & (EventRecord.id > c["last_id"]))
-                )
+                select(func.count()).select_from(EventRecord).where(after(c["tx"], c["last_id"]))
             )
             out.append(
                 {

@@ -12,10 +12,11 @@ import time
 from collections import OrderedDict
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 
 from abonent.core import events
 from abonent.core.bus import LocalBus
+from abonent.core.eventlog import after
 from abonent.core.events import Event
 from abonent.db.models import Conversation, EventCursor, EventRecord, OutboxItem
 from abonent.db.session import Database
@@ -187,11 +188,8 @@ class Metrics:
             ).all()
             behind: dict[str, int | None] = {}
             for name, tx, last_id in cursors:
-                after = or_(
-                    EventRecord.tx > tx, and_(EventRecord.tx == tx, EventRecord.id > last_id)
-                )
                 behind[name] = await conn.scalar(
-                    select(func.count()).select_from(EventRecord).where(after)
+                    select(func.count()).select_from(EventRecord).where(after(tx, last_id))
                 )
         self.queue_length.set(int(queued or 0))
         self.outbox_backlog.clear()
