@@ -552,7 +552,9 @@ async def consumer_status(db: Database) -> dict[str, Any]:
         out = []
         for c in cursors:
             behind = await conn.scalar(
-                select(func.count()).select_from(EventRecord).where(after(c["tx"], c["last_id"]))
+                select(func.count())
+                .select_from(EventRecord)
+                .where(after(conn.dialect.name, c["tx"], c["last_id"]))
             )
             out.append(
                 {

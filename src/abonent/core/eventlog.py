@@ -111,11 +111,17 @@ STORED_COLUMNS = (
 )
 
 
-def after(tx: int, last_id: int) -> Any:
-    """Events past the cursor. A row comparison, so that both databases read it as one
-    range of the (tx, id) index; spelt with OR, PostgreSQL scanned from the start of the
-    log on every batch."""
+def after(dialect: str, tx: int, last_id: int) -> Any:
+    """Events past the cursor, as one range of an index: on PostgreSQL a row comparison
+    on (tx, id) (spelt with OR it scanned the log from its start on every batch); on
+    SQLite, where tx is always 0, the id alone (the row comparison scanned there)."""
+    if dialect != "postgresql":
+        return EventRecord.id > last_id
     return tuple_(EventRecord.tx, EventRecord.id) > tuple_(literal(tx), literal(last_id))
+
+
+def log_order(dialect: str) -> tuple[Any, ...]:
+    return (EventRecord.tx, EventRecord.id) if dialect == "postgresql" else (EventRecord.id,)
 
 
 async def read_after(
@@ -128,12 +134,13 @@ async def read_after(
 ) -> list[StoredEvent]:
     """The next committed events after (tx, last_id), in log order (``since``: only
     those that happened then or later)."""
-    query = select(*STORED_COLUMNS).where(after(tx, last_id))
+    dialect = conn.dialect.name
+    query = select(*STORED_COLUMNS).where(after(dialect, tx, last_id))
     if since is not None:
         query = query.where(EventRecord.occurred_at >= since)
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         query = query.where(EventRecord.tx < _VISIBLE_HORIZON)
-    query = query.order_by(EventRecord.tx, EventRecord.id).limit(limit)
+    query = query.order_by(*log_order(dialect)).limit(limit)
     return [StoredEvent(*row) for row in (await conn.execute(query)).all()]
 
 
@@ -304,7 +311,7 @@ class EventConsumers:
                             select(EventRecord.id)
                             .where(
                                 EventRecord.occurred_at < before,
-                                ~after(tx, last_id),
+                                ~after(conn.dialect.name, tx, last_id),
                                 EventRecord.type != ev.LOG_STARTED,
                             )
                             .limit(5000)

@@ -189,7 +189,9 @@ class Metrics:
             behind: dict[str, int | None] = {}
             for name, tx, last_id in cursors:
                 behind[name] = await conn.scalar(
-                    select(func.count()).select_from(EventRecord).where(after(tx, last_id))
+                    select(func.count())
+                    .select_from(EventRecord)
+                    .where(after(conn.dialect.name, tx, last_id))
                 )
         self.queue_length.set(int(queued or 0))
         self.outbox_backlog.clear()
