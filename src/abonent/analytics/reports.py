@@ -11,6 +11,7 @@ supervisor who checks one slow reply by hand finds the same seconds here.
 
 from __future__ import annotations
 
+import heapq
 import math
 from bisect import bisect_right
 from collections import defaultdict
@@ -173,6 +174,22 @@ class _Counts:
 
     def users(self) -> set[int]:
         return {r[1] for rows in self.rows.values() for r in rows if r[1]}
+
+
+@dataclass
+class _Delays:
+    """A period's response delays per (operator, kind), in all and in working hours, and
+    the slowest (seconds, -id) as a heap."""
+
+    seconds: dict[tuple[int, str], list[float]] = field(default_factory=dict)
+    work: dict[tuple[int, str], list[float]] = field(default_factory=dict)
+    top: list[tuple[float, int]] = field(default_factory=list)
+
+    def of(self, kind: str, user: int | None = None, *, work: bool = False) -> list[float]:
+        source = self.work if work else self.seconds
+        if user is not None:
+            return source.get((user, kind), [])
+        return [v for (_user, k), values in source.items() if k == kind for v in values]
 
 
 class Stats:
@@ -339,15 +356,15 @@ class Stats:
             )
             profile = await self._hour_profile(conn, period, scope)
             customers = await self._customers(conn, period, scope)
-            responses = await self._responses(conn, period, scope)
+            delays = await self._responses(conn, period, scope)
             waits = await self._waits(conn, period, scope)
-            slowest = await self._slowest(conn, period, scope, users)
+            slowest = await self._slowest(conn, delays, users)
             presence = await self._presence(conn, period, scope)
         return {
             "period": period.as_dict(),
             "traffic": self._traffic(period, counts, slots, profile, customers),
             "bot": self._bot(counts),
-            "operators": self._operators(counts, responses, presence, users, scope, slowest),
+            "operators": self._operators(counts, delays, presence, users, scope, slowest),
             "queue": self._queue(counts, waits),
             "csat": self._csat(counts, users),
         }
@@ -528,17 +545,31 @@ class Stats:
         return dict(out)
 
     # ------------------------------------------------------------------ operators
-    async def _responses(
-        self, conn: AsyncConnection, period: Period, scope: Scope
-    ) -> list[tuple[int, str, float, float]]:
+    async def _responses(self, conn: AsyncConnection, period: Period, scope: Scope) -> _Delays:
+        """Every answer's delay in the period, read once: the percentiles, the histogram
+        and the slowest replies all come from this one pass."""
         query = select(
+            StatsResponse.id,
             StatsResponse.user_id,
             StatsResponse.kind,
             StatsResponse.seconds,
             StatsResponse.work_seconds,
         ).where(StatsResponse.day >= period.start, StatsResponse.day <= period.end)
         query = self._narrow(query, StatsResponse.channel, StatsResponse.user_id, scope)
-        return [(int(u), k, float(s), float(w)) for u, k, s, w in (await conn.execute(query)).all()]
+        delays = _Delays()
+        seconds, work, top = delays.seconds, delays.work, delays.top
+        for row_id, user, kind, wait, in_hours in (await conn.execute(query)).all():
+            key = (user, kind)
+            if key not in seconds:
+                seconds[key], work[key] = [], []
+            seconds[key].append(wait)
+            work[key].append(in_hours)
+            entry = (wait, -row_id)
+            if len(top) < SLOWEST:
+                heapq.heappush(top, entry)
+            elif entry > top[0]:
+                heapq.heapreplace(top, entry)
+        return delays
 
     def _narrow(self, query: Any, channel: Any, user: Any, scope: Scope) -> Any:
         if scope.channels is not None:
@@ -548,21 +579,18 @@ class Stats:
         return query
 
     async def _slowest(
-        self,
-        conn: AsyncConnection,
-        period: Period,
-        scope: Scope,
-        users: dict[int, dict[str, Any]],
+        self, conn: AsyncConnection, delays: _Delays, users: dict[int, dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        query = (
-            select(StatsResponse.__table__)
-            .where(StatsResponse.day >= period.start, StatsResponse.day <= period.end)
-            .order_by(StatsResponse.seconds.desc(), StatsResponse.id)
-            .limit(SLOWEST)
-        )
-        query = self._narrow(query, StatsResponse.channel, StatsResponse.user_id, scope)
+        ids = [-row_id for _wait, row_id in sorted(delays.top, reverse=True)]
+        found = {
+            int(r["id"]): r
+            for r in (
+                await conn.execute(select(StatsResponse.__table__).where(StatsResponse.id.in_(ids)))
+            ).mappings()
+        }
         out = []
-        for r in (await conn.execute(query)).mappings():
+        for row_id in ids:
+            r = found[row_id]
             user = users.get(int(r["user_id"]), {})
             out.append(
                 {
@@ -620,29 +648,29 @@ class Stats:
     def _operators(
         self,
         counts: _Counts,
-        responses: list[tuple[int, str, float, float]],
+        delays: _Delays,
         presence: dict[int, dict[str, float]],
         users: dict[int, dict[str, Any]],
         scope: Scope,
         slowest: list[dict[str, Any]],
     ) -> dict[str, Any]:
-        by_user: dict[int, list[tuple[int, str, float, float]]] = defaultdict(list)
-        buckets = {"first": [0] * len(DELAY_BUCKETS), "next": [0] * len(DELAY_BUCKETS)}
         bounds = [upper for _label, upper in DELAY_BUCKETS]
-        for r in responses:
-            by_user[r[0]].append(r)
-            if r[1] in buckets:
-                buckets[r[1]][bisect_right(bounds, r[2])] += 1
-        ids = counts.users() | set(by_user) | set(presence)
+        spread = {"first": [0] * len(bounds), "next": [0] * len(bounds)}
+        for (_user, kind), waits in delays.seconds.items():
+            if kind in spread:
+                column = spread[kind]
+                for wait in waits:
+                    column[bisect_right(bounds, wait)] += 1
+        histogram = [
+            {"bucket": label, "first": spread["first"][i], "next": spread["next"][i]}
+            for i, (label, _upper) in enumerate(DELAY_BUCKETS)
+        ]
+        ids = counts.users() | {user for user, _kind in delays.seconds} | set(presence)
         if scope.users is not None:
             ids &= set(scope.users)
         rows = [
-            self._operator_row(user_id, users, counts, by_user.get(user_id, []), presence)
+            self._operator_row(user_id, users, counts, delays, presence)
             for user_id in sorted(ids, key=lambda u: users.get(u, {}).get("login") or str(u))
-        ]
-        histogram = [
-            {"bucket": label, "first": buckets["first"][i], "next": buckets["next"][i]}
-            for i, (label, _upper) in enumerate(DELAY_BUCKETS)
         ]
         return {
             "operators": rows,
@@ -650,10 +678,10 @@ class Stats:
                 "conversations": sum(r["conversations"] for r in rows),
                 "replies": sum(r["replies"] for r in rows),
                 "transfers": sum(r["transfers"] for r in rows),
-                "first_response_s": percentiles([r[2] for r in responses if r[1] == "first"]),
-                "first_response_work_s": percentiles([r[3] for r in responses if r[1] == "first"]),
-                "response_s": percentiles([r[2] for r in responses if r[1] == "next"]),
-                "response_work_s": percentiles([r[3] for r in responses if r[1] == "next"]),
+                "first_response_s": percentiles(delays.of("first")),
+                "first_response_work_s": percentiles(delays.of("first", work=True)),
+                "response_s": percentiles(delays.of("next")),
+                "response_work_s": percentiles(delays.of("next", work=True)),
                 "unanswered": counts.total("conv.unanswered"),
             },
             "delays": histogram,
@@ -665,7 +693,7 @@ class Stats:
         user_id: int,
         users: dict[int, dict[str, Any]],
         counts: _Counts,
-        mine: list[tuple[int, str, float, float]],
+        delays: _Delays,
         presence: dict[int, dict[str, float]],
     ) -> dict[str, Any]:
         info = users.get(user_id, {})
@@ -684,10 +712,10 @@ class Stats:
             "handle_s": _round(counts.sum_total("op.closed", user=user_id) / closed)
             if closed
             else None,
-            "first_response_s": percentiles([r[2] for r in mine if r[1] == "first"]),
-            "first_response_work_s": percentiles([r[3] for r in mine if r[1] == "first"]),
-            "response_s": percentiles([r[2] for r in mine if r[1] == "next"]),
-            "response_work_s": percentiles([r[3] for r in mine if r[1] == "next"]),
+            "first_response_s": percentiles(delays.of("first", user_id)),
+            "first_response_work_s": percentiles(delays.of("first", user_id, work=True)),
+            "response_s": percentiles(delays.of("next", user_id)),
+            "response_work_s": percentiles(delays.of("next", user_id, work=True)),
             "online_s": int(here["online"]),
             "break_s": int(here["break"]),
             "csat": {
@@ -707,7 +735,7 @@ class Stats:
             StatsQueueWait.day >= period.start, StatsQueueWait.day <= period.end
         )
         query = self._narrow(query, StatsQueueWait.channel, None, scope)
-        return [(o, float(s)) for o, s in (await conn.execute(query)).all()]
+        return [(row[0], row[1]) for row in (await conn.execute(query)).all()]
 
     def _queue(self, counts: _Counts, waits: list[tuple[str, float]]) -> dict[str, Any]:
         queued = counts.total("queue.queued")

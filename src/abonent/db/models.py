@@ -394,6 +394,10 @@ class EventCursor(Base):
 
 
 # --------------------------------------------------------------------------- statistics
+# SQLite keeps such a table's rows in primary-key order ("WITHOUT ROWID"): a report
+# reads a range of keys, not an index and then every row it points to.
+CLUSTERED: dict[str, Any] = {"sqlite_with_rowid": False}
+
 # Written only by the statistics consumer (analytics/rollup.py) and read by the reports;
 # days and hours are the company's local ones. None of them is ever pruned.
 class StatsCount(Base):
@@ -401,6 +405,7 @@ class StatsCount(Base):
     The metric leads the key: a report reads a few metrics over a range of days."""
 
     __tablename__ = "stats_counts"
+    __table_args__ = CLUSTERED
 
     metric: Mapped[str] = mapped_column(String(40), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
@@ -417,6 +422,7 @@ class StatsDaily(Base):
     """The same counters by day: a report over months reads a day's row, not 24."""
 
     __tablename__ = "stats_daily"
+    __table_args__ = CLUSTERED
 
     metric: Mapped[str] = mapped_column(String(40), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
@@ -552,7 +558,10 @@ class StatsCustomerDay(Base):
     instead of a count of distinct customers (see ``analytics.reports``)."""
 
     __tablename__ = "stats_customer_days"
-    __table_args__ = (Index("ix_stats_customer_days_contact", "contact_id", "channel", "day"),)
+    __table_args__ = (
+        Index("ix_stats_customer_days_contact", "contact_id", "channel", "day"),
+        CLUSTERED,
+    )
 
     channel: Mapped[str] = mapped_column(String(64), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
@@ -565,6 +574,7 @@ class StatsTopic(Base):
     """A topic recognised in a conversation, on the conversation's day (drill-down)."""
 
     __tablename__ = "stats_topics"
+    __table_args__ = CLUSTERED
 
     topic: Mapped[str] = mapped_column(String(64), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)

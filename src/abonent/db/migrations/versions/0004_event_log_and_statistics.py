@@ -106,6 +106,7 @@ def upgrade() -> None:
         sa.Column("n", sa.BigInteger(), nullable=False),
         sa.Column("total", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("metric", "day", "hour", "channel", "user_id", "key"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "stats_daily",
@@ -117,6 +118,7 @@ def upgrade() -> None:
         sa.Column("n", sa.BigInteger(), nullable=False),
         sa.Column("total", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("metric", "day", "channel", "user_id", "key"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "stats_customer_days",
@@ -126,6 +128,7 @@ def upgrade() -> None:
         sa.Column("prev_day", sa.Date(), nullable=True),
         sa.Column("first_day", sa.Date(), nullable=False),
         sa.PrimaryKeyConstraint("channel", "day", "contact_id"),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("stats_customer_days", schema=None) as batch_op:
         batch_op.create_index(
@@ -137,6 +140,7 @@ def upgrade() -> None:
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("conversation_id", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("topic", "day", "conversation_id"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "stats_links",
