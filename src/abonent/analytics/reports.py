@@ -11,9 +11,7 @@ supervisor who checks one slow reply by hand finds the same seconds here.
 
 from __future__ import annotations
 
-import heapq
 import math
-from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -176,20 +174,69 @@ class _Counts:
         return {r[1] for rows in self.rows.values() for r in rows if r[1]}
 
 
-@dataclass
-class _Delays:
-    """A period's response delays per (operator, kind), in all and in working hours, and
-    the slowest (seconds, -id) as a heap."""
+Spread = dict[str, float | None]  # median, p90, max, count
 
-    seconds: dict[tuple[int, str], list[float]] = field(default_factory=dict)
-    work: dict[tuple[int, str], list[float]] = field(default_factory=dict)
-    top: list[tuple[float, int]] = field(default_factory=list)
 
-    def of(self, kind: str, user: int | None = None, *, work: bool = False) -> list[float]:
-        source = self.work if work else self.seconds
-        if user is not None:
-            return source.get((user, kind), [])
-        return [v for (_user, k), values in source.items() if k == kind for v in values]
+def _spread(
+    found: dict[tuple[Any, ...], list[Spread]], user: int | None, kind: str, which: int
+) -> Spread:
+    spreads = found.get((user, kind))
+    return spreads[which] if spreads is not None else percentiles([])
+
+
+async def _spreads(
+    conn: AsyncConnection,
+    values: Sequence[Any],
+    groups: Sequence[Any],
+    where: Sequence[Any],
+    *,
+    overall: Any = None,
+) -> dict[tuple[Any, ...], list[Spread]]:
+    """Median, p90 and max of each of ``values`` per group of ``groups`` (and, with
+    ``overall``, per value of that one group column alone, the others None).
+
+    PostgreSQL computes them itself (``percentile_cont``, the same linear
+    interpolation as ``percentiles``), so only the answers cross the wire; SQLite, in
+    the same process, hands the rows over and they are computed here."""
+    if conn.dialect.name == "postgresql":
+        columns: list[Any] = [func.count()]
+        for value in values:
+            columns += [
+                func.percentile_cont(0.5).within_group(value),
+                func.percentile_cont(0.9).within_group(value),
+                func.max(value),
+            ]
+        query = select(*groups, *columns).where(*where)
+        if overall is not None:
+            query = query.group_by(func.grouping_sets(tuple_(*groups), tuple_(overall)))
+        else:
+            query = query.group_by(*groups)
+        out: dict[tuple[Any, ...], list[Spread]] = {}
+        for row in (await conn.execute(query)).all():
+            key, count, found = tuple(row[: len(groups)]), row[len(groups)], row[len(groups) + 1 :]
+            out[key] = [
+                {
+                    "median": _round(found[3 * i]),
+                    "p90": _round(found[3 * i + 1]),
+                    "max": _round(found[3 * i + 2]),
+                    "count": int(count),
+                }
+                for i in range(len(values))
+            ]
+        return out
+    collected: dict[tuple[Any, ...], list[list[float]]] = {}
+    index = list(groups).index(overall) if overall is not None else -1
+    for row in (await conn.execute(select(*groups, *values).where(*where))).all():
+        keys = [tuple(row[: len(groups)])]
+        if index >= 0:
+            keys.append(tuple(v if i == index else None for i, v in enumerate(row[: len(groups)])))
+        for key in keys:
+            lists = collected.get(key)
+            if lists is None:
+                lists = collected[key] = [[] for _ in values]
+            for i in range(len(values)):
+                lists[i].append(row[len(groups) + i])
+    return {key: [percentiles(v) for v in lists] for key, lists in collected.items()}
 
 
 class Stats:
@@ -357,14 +404,17 @@ class Stats:
             profile = await self._hour_profile(conn, period, scope)
             customers = await self._customers(conn, period, scope)
             delays = await self._responses(conn, period, scope)
+            histogram = await self._delay_histogram(conn, period, scope)
             waits = await self._waits(conn, period, scope)
-            slowest = await self._slowest(conn, delays, users)
+            slowest = await self._slowest(conn, period, scope, users)
             presence = await self._presence(conn, period, scope)
         return {
             "period": period.as_dict(),
             "traffic": self._traffic(period, counts, slots, profile, customers),
             "bot": self._bot(counts),
-            "operators": self._operators(counts, delays, presence, users, scope, slowest),
+            "operators": self._operators(
+                counts, delays, histogram, presence, users, scope, slowest
+            ),
             "queue": self._queue(counts, waits),
             "csat": self._csat(counts, users),
         }
@@ -545,31 +595,51 @@ class Stats:
         return dict(out)
 
     # ------------------------------------------------------------------ operators
-    async def _responses(self, conn: AsyncConnection, period: Period, scope: Scope) -> _Delays:
-        """Every answer's delay in the period, read once: the percentiles, the histogram
-        and the slowest replies all come from this one pass."""
-        query = select(
-            StatsResponse.id,
-            StatsResponse.user_id,
-            StatsResponse.kind,
-            StatsResponse.seconds,
-            StatsResponse.work_seconds,
-        ).where(StatsResponse.day >= period.start, StatsResponse.day <= period.end)
-        query = self._narrow(query, StatsResponse.channel, StatsResponse.user_id, scope)
-        delays = _Delays()
-        seconds, work, top = delays.seconds, delays.work, delays.top
-        for row_id, user, kind, wait, in_hours in (await conn.execute(query)).all():
-            key = (user, kind)
-            if key not in seconds:
-                seconds[key], work[key] = [], []
-            seconds[key].append(wait)
-            work[key].append(in_hours)
-            entry = (wait, -row_id)
-            if len(top) < SLOWEST:
-                heapq.heappush(top, entry)
-            elif entry > top[0]:
-                heapq.heapreplace(top, entry)
-        return delays
+    async def _responses(
+        self, conn: AsyncConnection, period: Period, scope: Scope
+    ) -> dict[tuple[Any, ...], list[Spread]]:
+        """Response delays per (operator, kind) and per kind for everyone: in all and
+        inside working hours."""
+        return await _spreads(
+            conn,
+            [StatsResponse.seconds, StatsResponse.work_seconds],
+            [StatsResponse.user_id, StatsResponse.kind],
+            self._response_filter(period, scope),
+            overall=StatsResponse.kind,
+        )
+
+    def _response_filter(self, period: Period, scope: Scope) -> list[Any]:
+        where: list[Any] = [StatsResponse.day >= period.start, StatsResponse.day <= period.end]
+        if scope.channels is not None:
+            where.append(StatsResponse.channel.in_(sorted(scope.channels)))
+        if scope.users is not None:
+            where.append(StatsResponse.user_id.in_(sorted(scope.users)))
+        return where
+
+    async def _delay_histogram(
+        self, conn: AsyncConnection, period: Period, scope: Scope
+    ) -> list[dict[str, Any]]:
+        bounds = [upper for _label, upper in DELAY_BUCKETS[:-1]]
+        bucket = case(
+            *((StatsResponse.seconds < upper, i) for i, upper in enumerate(bounds)),
+            else_=len(bounds),
+        )
+        counts: dict[tuple[str, int], int] = {}
+        rows = await conn.execute(
+            select(StatsResponse.kind, bucket, func.count())
+            .where(*self._response_filter(period, scope))
+            .group_by(StatsResponse.kind, bucket)
+        )
+        for kind, index, n in rows.all():
+            counts[(kind, int(index))] = int(n)
+        return [
+            {
+                "bucket": label,
+                "first": counts.get(("first", i), 0),
+                "next": counts.get(("next", i), 0),
+            }
+            for i, (label, _upper) in enumerate(DELAY_BUCKETS)
+        ]
 
     def _narrow(self, query: Any, channel: Any, user: Any, scope: Scope) -> Any:
         if scope.channels is not None:
@@ -579,15 +649,20 @@ class Stats:
         return query
 
     async def _slowest(
-        self, conn: AsyncConnection, delays: _Delays, users: dict[int, dict[str, Any]]
+        self,
+        conn: AsyncConnection,
+        period: Period,
+        scope: Scope,
+        users: dict[int, dict[str, Any]],
     ) -> list[dict[str, Any]]:
-        ids = [-row_id for _wait, row_id in sorted(delays.top, reverse=True)]
-        found = {
-            int(r["id"]): r
-            for r in (
-                await conn.execute(select(StatsResponse.__table__).where(StatsResponse.id.in_(ids)))
-            ).mappings()
-        }
+        query = (
+            select(StatsResponse.__table__)
+            .where(*self._response_filter(period, scope))
+            .order_by(StatsResponse.seconds.desc(), StatsResponse.id)
+            .limit(SLOWEST)
+        )
+        found = {int(r["id"]): r for r in (await conn.execute(query)).mappings()}
+        ids = list(found)
         out = []
         for row_id in ids:
             r = found[row_id]
@@ -648,24 +723,14 @@ class Stats:
     def _operators(
         self,
         counts: _Counts,
-        delays: _Delays,
+        delays: dict[tuple[Any, ...], list[Spread]],
+        histogram: list[dict[str, Any]],
         presence: dict[int, dict[str, float]],
         users: dict[int, dict[str, Any]],
         scope: Scope,
         slowest: list[dict[str, Any]],
     ) -> dict[str, Any]:
-        bounds = [upper for _label, upper in DELAY_BUCKETS]
-        spread = {"first": [0] * len(bounds), "next": [0] * len(bounds)}
-        for (_user, kind), waits in delays.seconds.items():
-            if kind in spread:
-                column = spread[kind]
-                for wait in waits:
-                    column[bisect_right(bounds, wait)] += 1
-        histogram = [
-            {"bucket": label, "first": spread["first"][i], "next": spread["next"][i]}
-            for i, (label, _upper) in enumerate(DELAY_BUCKETS)
-        ]
-        ids = counts.users() | {user for user, _kind in delays.seconds} | set(presence)
+        ids = counts.users() | {user for user, _kind in delays if user} | set(presence)
         if scope.users is not None:
             ids &= set(scope.users)
         rows = [
@@ -678,10 +743,10 @@ class Stats:
                 "conversations": sum(r["conversations"] for r in rows),
                 "replies": sum(r["replies"] for r in rows),
                 "transfers": sum(r["transfers"] for r in rows),
-                "first_response_s": percentiles(delays.of("first")),
-                "first_response_work_s": percentiles(delays.of("first", work=True)),
-                "response_s": percentiles(delays.of("next")),
-                "response_work_s": percentiles(delays.of("next", work=True)),
+                "first_response_s": _spread(delays, None, "first", 0),
+                "first_response_work_s": _spread(delays, None, "first", 1),
+                "response_s": _spread(delays, None, "next", 0),
+                "response_work_s": _spread(delays, None, "next", 1),
                 "unanswered": counts.total("conv.unanswered"),
             },
             "delays": histogram,
@@ -693,7 +758,7 @@ class Stats:
         user_id: int,
         users: dict[int, dict[str, Any]],
         counts: _Counts,
-        delays: _Delays,
+        delays: dict[tuple[Any, ...], list[Spread]],
         presence: dict[int, dict[str, float]],
     ) -> dict[str, Any]:
         info = users.get(user_id, {})
@@ -712,10 +777,10 @@ class Stats:
             "handle_s": _round(counts.sum_total("op.closed", user=user_id) / closed)
             if closed
             else None,
-            "first_response_s": percentiles(delays.of("first", user_id)),
-            "first_response_work_s": percentiles(delays.of("first", user_id, work=True)),
-            "response_s": percentiles(delays.of("next", user_id)),
-            "response_work_s": percentiles(delays.of("next", user_id, work=True)),
+            "first_response_s": _spread(delays, user_id, "first", 0),
+            "first_response_work_s": _spread(delays, user_id, "first", 1),
+            "response_s": _spread(delays, user_id, "next", 0),
+            "response_work_s": _spread(delays, user_id, "next", 1),
             "online_s": int(here["online"]),
             "break_s": int(here["break"]),
             "csat": {
@@ -730,23 +795,22 @@ class Stats:
     # ------------------------------------------------------------------ queue, csat
     async def _waits(
         self, conn: AsyncConnection, period: Period, scope: Scope
-    ) -> list[tuple[str, float]]:
-        query = select(StatsQueueWait.outcome, StatsQueueWait.seconds).where(
-            StatsQueueWait.day >= period.start, StatsQueueWait.day <= period.end
-        )
-        query = self._narrow(query, StatsQueueWait.channel, None, scope)
-        return [(row[0], row[1]) for row in (await conn.execute(query)).all()]
+    ) -> dict[tuple[Any, ...], list[Spread]]:
+        where: list[Any] = [StatsQueueWait.day >= period.start, StatsQueueWait.day <= period.end]
+        if scope.channels is not None:
+            where.append(StatsQueueWait.channel.in_(sorted(scope.channels)))
+        return await _spreads(conn, [StatsQueueWait.seconds], [StatsQueueWait.outcome], where)
 
-    def _queue(self, counts: _Counts, waits: list[tuple[str, float]]) -> dict[str, Any]:
+    def _queue(self, counts: _Counts, waits: dict[tuple[Any, ...], list[Spread]]) -> dict[str, Any]:
         queued = counts.total("queue.queued")
         abandoned = counts.total("queue.abandoned")
-        taken = [s for o, s in waits if o == "assigned"]
+        nothing = [percentiles([])]
         return {
             "queued": queued,
             "abandoned": abandoned,
             "abandoned_share": _share(abandoned, queued),
-            "wait_s": percentiles(taken),
-            "left_after_s": percentiles([s for o, s in waits if o == "left"]),
+            "wait_s": waits.get(("assigned",), nothing)[0],
+            "left_after_s": waits.get(("left",), nothing)[0],
         }
 
     def _csat(self, counts: _Counts, users: dict[int, dict[str, Any]]) -> dict[str, Any]:

@@ -182,7 +182,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("stats_queue_waits", schema=None) as batch_op:
-        batch_op.create_index("ix_stats_queue_waits_day", ["day"], unique=False)
+        batch_op.create_index(
+            "ix_stats_queue_waits_day", ["day", "outcome", "seconds", "channel"], unique=False
+        )
 
     op.create_table(
         "stats_responses",
@@ -200,7 +202,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("stats_responses", schema=None) as batch_op:
-        batch_op.create_index("ix_stats_responses_day", ["day", "user_id"], unique=False)
+        batch_op.create_index(
+            "ix_stats_responses_day",
+            ["day", "user_id", "kind", "seconds", "work_seconds", "channel"],
+            unique=False,
+        )
 
     op.create_table(
         "stats_status_intervals",
