@@ -11,12 +11,13 @@ supervisor who checks one slow reply by hand finds the same seconds here.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, distinct, func, or_, select, tuple_
@@ -38,6 +39,7 @@ from abonent.db.models import (
 )
 from abonent.db.session import Database
 
+T = TypeVar("T")
 CHANNEL_TYPES = ("webchat", "telegram", "whatsapp", "viber", "vk", "max")
 AUTHORS = ("customer", "bot", "operator", "system")
 SLOWEST = 20
@@ -225,17 +227,21 @@ async def _spreads(
             ]
         return out
     collected: dict[tuple[Any, ...], list[list[float]]] = {}
-    index = list(groups).index(overall) if overall is not None else -1
+    width = len(groups)
     for row in (await conn.execute(select(*groups, *values).where(*where))).all():
-        keys = [tuple(row[: len(groups)])]
-        if index >= 0:
-            keys.append(tuple(v if i == index else None for i, v in enumerate(row[: len(groups)])))
-        for key in keys:
-            lists = collected.get(key)
-            if lists is None:
-                lists = collected[key] = [[] for _ in values]
-            for i in range(len(values)):
-                lists[i].append(row[len(groups) + i])
+        key = tuple(row[:width])
+        lists = collected.get(key)
+        if lists is None:
+            lists = collected[key] = [[] for _ in values]
+        for column, value in zip(lists, row[width:], strict=True):
+            column.append(value)
+    if overall is not None:
+        index = list(groups).index(overall)
+        for key, lists in list(collected.items()):
+            whole = tuple(v if i == index else None for i, v in enumerate(key))
+            merged = collected.setdefault(whole, [[] for _ in values])
+            for column, part in zip(merged, lists, strict=True):
+                column.extend(part)
     return {key: [percentiles(v) for v in lists] for key, lists in collected.items()}
 
 
@@ -391,23 +397,42 @@ class Stats:
             query = query.where(StatsCount.channel.in_(sorted(scope.channels)))
         return {int(h): int(n or 0) for h, n in (await conn.execute(query)).all()}
 
+    async def _on_own_connection(self, part: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        async with self.db.read() as conn:
+            return await part(conn)
+
     # ------------------------------------------------------------------ the whole page
     async def report(self, period: Period, scope: Scope | None = None) -> dict[str, Any]:
         """Every section of the reports page for one period and filter."""
         scope = scope or Scope()
         users = await self.users()
-        async with self.db.read() as conn:
-            counts = await self._counts(conn, period, scope)
-            slots = await self._per_slot(
-                conn, period, scope, ("msg.customer",), hourly=period.hourly
-            )
-            profile = await self._hour_profile(conn, period, scope)
-            customers = await self._customers(conn, period, scope)
-            delays = await self._responses(conn, period, scope)
-            histogram = await self._delay_histogram(conn, period, scope)
-            waits = await self._waits(conn, period, scope)
-            slowest = await self._slowest(conn, period, scope, users)
-            presence = await self._presence(conn, period, scope)
+        on_own = self._on_own_connection
+        # Each part on a connection of its own, all at once: PostgreSQL answers them in
+        # parallel (SQLite, in this process, one after another as before).
+        first = asyncio.gather(
+            on_own(lambda c: self._counts(c, period, scope)),
+            on_own(
+                lambda c: self._per_slot(c, period, scope, ("msg.customer",), hourly=period.hourly)
+            ),
+            on_own(lambda c: self._hour_profile(c, period, scope)),
+            on_own(lambda c: self._customers(c, period, scope)),
+            on_own(lambda c: self._responses(c, period, scope)),
+        )
+        second = asyncio.gather(
+            on_own(lambda c: self._delay_histogram(c, period, scope)),
+            on_own(lambda c: self._waits(c, period, scope)),
+            on_own(lambda c: self._slowest(c, period, scope, users)),
+            on_own(lambda c: self._presence(c, period, scope)),
+        )
+        (
+            (counts, slots, profile, customers, delays),
+            (
+                histogram,
+                waits,
+                slowest,
+                presence,
+            ),
+        ) = await asyncio.gather(first, second)
         return {
             "period": period.as_dict(),
             "traffic": self._traffic(period, counts, slots, profile, customers),
