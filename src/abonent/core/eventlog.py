@@ -215,7 +215,7 @@ class EventConsumers:
         *,
         batch: int = 1000,
         poll: float = 2.0,
-        gather: float = 0.25,
+        gather: float = 1.0,
         retention: timedelta | None = None,
     ) -> None:
         self.db = db

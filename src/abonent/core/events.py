@@ -19,8 +19,9 @@ from datetime import datetime
 from typing import Any
 
 # Messages. ``received``: a customer wrote; ``sent``: the bot, an operator or the
-# system wrote to the customer; ``delivered``: the platform accepted it (web chat: at
-# once); ``failed``: it cannot be delivered (blocked bot, closed 24-hour window …).
+# system wrote to the customer; ``delivered``: the platform accepted it (the web chat's
+# client reads the store: its ``sent`` says ``delivered``); ``failed``: it cannot be
+# delivered (blocked bot, closed 24-hour window …).
 MESSAGE_RECEIVED = "message.received"
 MESSAGE_SENT = "message.sent"
 MESSAGE_DELIVERED = "message.delivered"

@@ -136,6 +136,8 @@ class Metrics:
                     self._waiting.popitem(last=False)
         elif event.type == events.MESSAGE_SENT:
             self.messages.labels(channel, data.get("author", "?")).inc()
+            if data.get("delivered"):
+                self.deliveries.labels(channel, "sent").inc()
             asked = self._waiting.pop(data.get("reply_to", -1), None)
             if asked is not None:
                 self.reply_latency.labels(channel).observe(time.monotonic() - asked)

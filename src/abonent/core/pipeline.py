@@ -418,8 +418,9 @@ class Pipeline:
         return written, recorded
 
     def _reply_facts(self, written: list[dict[str, Any]], reply_to: int | None) -> list[Event]:
-        """``message.sent`` for each reply (and ``delivered`` at once where the client
-        reads the store)."""
+        """``message.sent`` for each reply. Where the client reads the store (web chat)
+        the reply is there for it at once: ``delivered`` says so, and no separate
+        ``message.delivered`` follows."""
         facts: list[Event] = []
         for row in written:
             data = {
@@ -431,19 +432,9 @@ class Pipeline:
             }
             if reply_to is not None:
                 data["reply_to"] = reply_to
-            facts.append(Event(events.MESSAGE_SENT, data, live=row_event_data(row)))
             if row["channel_id"] in self.store_delivered:
-                facts.append(
-                    Event(
-                        events.MESSAGE_DELIVERED,
-                        {
-                            "message_id": row["id"],
-                            "conversation_id": row["conversation_id"],
-                            "channel_id": row["channel_id"],
-                            "after_s": 0.0,
-                        },
-                    )
-                )
+                data["delivered"] = True
+            facts.append(Event(events.MESSAGE_SENT, data, live=row_event_data(row)))
         return facts
 
     def _outbox_signal(self, written: list[dict[str, Any]]) -> list[Event]:
