@@ -20,7 +20,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, distinct, func, or_, select, tuple_
+from sqlalchemy import and_, case, distinct, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from abonent.analytics.rollup import ALL_CHANNELS, METRICS
@@ -358,18 +358,21 @@ class Stats:
         metrics: Iterable[str],
         *,
         hourly: bool,
+        by_channel: bool = True,
     ) -> list[tuple[str, str, date, int, int]]:
-        """(metric, channel, day, hour, n) of a few metrics, by day or by hour (hour 0)."""
+        """(metric, channel, day, hour, n) of a few metrics, by day or by hour (hour 0);
+        without ``by_channel`` the channels are summed (channel "")."""
         table: Any = StatsCount if hourly else StatsDaily
         hour = [table.hour] if hourly else []
+        channel: Any = table.channel if by_channel else literal("")
         query = (
-            select(table.metric, table.channel, table.day, *hour, func.sum(table.n))
+            select(table.metric, channel, table.day, *hour, func.sum(table.n))
             .where(
                 table.metric.in_(sorted(metrics)),
                 table.day >= period.start,
                 table.day <= period.end,
             )
-            .group_by(table.metric, table.channel, table.day, *hour)
+            .group_by(table.metric, *([table.channel] if by_channel else []), table.day, *hour)
         )
         if scope.channels is not None:
             query = query.where(table.channel.in_(sorted(scope.channels)))
@@ -1194,7 +1197,9 @@ class Stats:
         time series."""
         scope = scope or Scope()
         async with self.db.read() as conn:
-            found = await self._per_slot(conn, period, scope, SERIES_METRICS, hourly=hourly)
+            found = await self._per_slot(
+                conn, period, scope, SERIES_METRICS, hourly=hourly, by_channel=False
+            )
         rows: dict[tuple[date, int], dict[str, int]] = {}
         slots = [(d, h) for d in period.days for h in (range(24) if hourly else [0])]
         for day, hour in slots:
