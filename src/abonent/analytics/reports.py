@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -179,6 +180,10 @@ class _Counts:
 Spread = dict[str, float | None]  # median, p90, max, count
 
 
+async def _nothing() -> list[dict[str, Any]]:
+    return []
+
+
 def _spread(
     found: dict[tuple[Any, ...], list[Spread]], user: int | None, kind: str, which: int
 ) -> Spread:
@@ -193,13 +198,15 @@ async def _spreads(
     where: Sequence[Any],
     *,
     overall: Any = None,
+    raw: dict[tuple[Any, ...], list[list[float]]] | None = None,
 ) -> dict[tuple[Any, ...], list[Spread]]:
     """Median, p90 and max of each of ``values`` per group of ``groups`` (and, with
     ``overall``, per value of that one group column alone, the others None).
 
     PostgreSQL computes them itself (``percentile_cont``, the same linear
     interpolation as ``percentiles``), so only the answers cross the wire; SQLite, in
-    the same process, hands the rows over and they are computed here."""
+    the same process, hands the rows over and they are computed here (and left in
+    ``raw`` for whatever else wants them: the delays' histogram)."""
     if conn.dialect.name == "postgresql":
         columns: list[Any] = [func.count()]
         for value in values:
@@ -235,6 +242,8 @@ async def _spreads(
             lists = collected[key] = [[] for _ in values]
         for column, value in zip(lists, row[width:], strict=True):
             column.append(value)
+    if raw is not None:
+        raw.update(collected)
     if overall is not None:
         index = list(groups).index(overall)
         for key, lists in list(collected.items()):
@@ -412,6 +421,8 @@ class Stats:
         on_own = self._on_own_connection
         # Each part on a connection of its own, all at once: PostgreSQL answers them in
         # parallel (SQLite, in this process, one after another as before).
+        # SQLite hands the delays over anyway: their histogram is made from them.
+        raw: dict[tuple[Any, ...], list[list[float]]] | None = {} if self.db.is_sqlite else None
         first = asyncio.gather(
             on_own(lambda c: self._counts(c, period, scope)),
             on_own(
@@ -419,23 +430,21 @@ class Stats:
             ),
             on_own(lambda c: self._hour_profile(c, period, scope)),
             on_own(lambda c: self._customers(c, period, scope)),
-            on_own(lambda c: self._responses(c, period, scope)),
+            on_own(lambda c: self._responses(c, period, scope, raw)),
         )
         second = asyncio.gather(
-            on_own(lambda c: self._delay_histogram(c, period, scope)),
             on_own(lambda c: self._waits(c, period, scope)),
             on_own(lambda c: self._slowest(c, period, scope, users)),
             on_own(lambda c: self._presence(c, period, scope)),
+            on_own(lambda c: self._delay_histogram(c, period, scope))
+            if raw is None
+            else _nothing(),
         )
-        (
-            (counts, slots, profile, customers, delays),
-            (
-                histogram,
-                waits,
-                slowest,
-                presence,
-            ),
-        ) = await asyncio.gather(first, second)
+        parts, more = await asyncio.gather(first, second)
+        counts, slots, profile, customers, delays = parts
+        waits, slowest, presence, histogram = more
+        if raw is not None:
+            histogram = self._histogram_of(raw)
         return {
             "period": period.as_dict(),
             "traffic": self._traffic(period, counts, slots, profile, customers),
@@ -624,7 +633,11 @@ class Stats:
 
     # ------------------------------------------------------------------ operators
     async def _responses(
-        self, conn: AsyncConnection, period: Period, scope: Scope
+        self,
+        conn: AsyncConnection,
+        period: Period,
+        scope: Scope,
+        raw: dict[tuple[Any, ...], list[list[float]]] | None = None,
     ) -> dict[tuple[Any, ...], list[Spread]]:
         """Response delays per (operator, kind) and per kind for everyone: in all and
         inside working hours."""
@@ -634,7 +647,23 @@ class Stats:
             [StatsResponse.user_id, StatsResponse.kind],
             self._response_filter(period, scope),
             overall=StatsResponse.kind,
+            raw=raw,
         )
+
+    @staticmethod
+    def _histogram_of(raw: dict[tuple[Any, ...], list[list[float]]]) -> list[dict[str, Any]]:
+        """The delays' histogram from delays already read (SQLite: no second pass)."""
+        bounds = [upper for _label, upper in DELAY_BUCKETS]
+        spread = {"first": [0] * len(bounds), "next": [0] * len(bounds)}
+        for (_user, kind), (waits, _in_hours) in raw.items():
+            if kind in spread:
+                column = spread[kind]
+                for wait in waits:
+                    column[bisect_right(bounds, wait)] += 1
+        return [
+            {"bucket": label, "first": spread["first"][i], "next": spread["next"][i]}
+            for i, (label, _upper) in enumerate(DELAY_BUCKETS)
+        ]
 
     def _response_filter(self, period: Period, scope: Scope) -> list[Any]:
         where: list[Any] = [StatsResponse.day >= period.start, StatsResponse.day <= period.end]

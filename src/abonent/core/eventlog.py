@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, insert, literal, select, text, tuple_, update
+from sqlalchemy import delete, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -253,7 +253,7 @@ class EventConsumers:
             self._wake.clear()
             await asyncio.sleep(self.gather)
             try:
-                await self.catch_up()
+                await self.catch_up(wait=0)
                 if self.retention is not None and loop.time() - self._last_prune > 3600:
                     self._last_prune = loop.time()
                     await self.prune(utcnow() - self.retention)
@@ -275,17 +275,49 @@ class EventConsumers:
             await move_cursor(conn, consumer.name, batch[-1].tx, batch[-1].id, len(batch))
         return len(batch)
 
-    async def catch_up(self) -> int:
-        """Apply everything committed so far, for every consumer; returns how many."""
+    async def catch_up(self, *, wait: float = 5.0) -> int:
+        """Apply everything committed before the call, for every consumer; returns how
+        many. On PostgreSQL an event committed just now may still be behind the horizon
+        of an older transaction elsewhere on the server: up to ``wait`` seconds are given
+        for it to come into view (the background loop passes 0: it comes back anyway)."""
         total = 0
+        async with self.db.read() as conn:
+            newest = await conn.scalar(select(func.max(EventRecord.id)))
+        deadline = asyncio.get_running_loop().time() + wait
         async with self._lock:
             for consumer in self.consumers:
                 while True:
                     done = await self.run_once(consumer)
                     total += done
-                    if done < self.batch:
+                    if done >= self.batch:
+                        continue
+                    if done or newest is None or await self._reached(consumer, newest):
+                        if not done:
+                            break
+                        continue
+                    if asyncio.get_running_loop().time() > deadline:
                         break
+                    await asyncio.sleep(0.05)
         return total
+
+    async def _reached(self, consumer: Consumer, newest: int) -> bool:
+        """Has the consumer applied (or been paused past) every event up to ``newest``?"""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(EventCursor.tx, EventCursor.last_id, EventCursor.paused_at).where(
+                        EventCursor.consumer == consumer.name
+                    )
+                )
+            ).first()
+            if row is None or row[2] is not None:
+                return True  # paused by a rebuild: it will have them
+            pending = await conn.scalar(
+                select(func.count())
+                .select_from(EventRecord)
+                .where(after(conn.dialect.name, int(row[0]), int(row[1])), EventRecord.id <= newest)
+            )
+        return not pending
 
     async def prune(self, before: datetime) -> int:
         """Delete raw events older than ``before`` that every consumer has passed; the
