@@ -5,12 +5,10 @@ conversations with the bot that go quiet being closed, so the next visit is a ne
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from abonent import clock
@@ -29,14 +27,6 @@ from support import (
     moscow,
     on_server,
 )
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTelegram]:
-    platform = FakeTelegram()
-    platform.start()
-    yield platform
-    platform.stop()
 
 
 async def _start(

@@ -45,14 +45,6 @@ from support import (
 DAY = "2026-12-02"  # a Wednesday: inside working hours from 08:00
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeTelegram]:
-    platform = FakeTelegram()
-    platform.start()
-    yield platform
-    platform.stop()
-
-
 def _channels(fake: FakeTelegram) -> list[dict[str, Any]]:
     return [
         {
