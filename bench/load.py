@@ -1,7 +1,7 @@
 """Load benchmark of the whole pipeline (issue 2): web-chat customers against real servers.
 
 N simulated customers talk to ``abonent serve`` subprocesses over the client API
-(CONTRACT §5) the way the site widget does: POST a message, receive the bot's reply on
+(docs/client-api.md) the way the site widget does: POST a message, receive the bot's reply on
 the WebSocket. Each customer runs a realistic dialog in a closed loop (the next message
 only after the reply to the previous one, no think time):
 
@@ -93,7 +93,7 @@ def make_accounts(count: int, seed: int = 2026) -> list[BenchAccount]:
 
 
 def write_accounts_csv(path: Path, accounts: list[BenchAccount], seed: int = 2026) -> None:
-    """The supplier's export of CONTRACT §4."""
+    """The supplier's export (docs/accounts-csv.md)."""
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8", newline="") as f:
         out = csv.writer(f)

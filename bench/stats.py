@@ -1429,34 +1429,47 @@ async def measure(
 
 
 # --------------------------------------------------------------------------- load A/B
-def compare_load(args: argparse.Namespace) -> None:
-    """bench/load.py against the servers of this checkout and of ``--before`` (a git
-    worktree under /tmp run with this venv: only ``abonent`` differs), alternating."""
-    worktree = Path(args.worktree)
+def _worktree_cmd(rev: str, worktree: Path) -> tuple[list[str], str]:
+    """A detached worktree of ``rev`` and the command that runs its ``abonent`` with this
+    venv (only ``src/`` differs), checked to import from the worktree."""
     if worktree.exists():
         raise SystemExit(f"{worktree} exists: remove it or pass --worktree")
     subprocess.run(
-        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(worktree), args.before],
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(worktree), rev],
         check=True,
         capture_output=True,
     )
+    env_path = f"PYTHONPATH={worktree / 'src'}"
+    probe = subprocess.run(
+        ["env", env_path, sys.executable, "-c", "import abonent; print(abonent.__file__)"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not probe.startswith(str(worktree)):
+        raise SystemExit(f"the worktree's abonent is not the one imported: {probe}")
+    return ["--abonent-cmd", shlex.join(["env", env_path, sys.executable, "-m", "abonent"])], probe
+
+
+def compare_load(args: argparse.Namespace) -> None:
+    """bench/load.py against the servers of ``--after`` (this checkout by default) and
+    of ``--before`` (git worktrees under /tmp run with this venv: only ``abonent``
+    differs), alternating."""
+    trees = [Path(args.worktree)] + ([Path(args.worktree + "-after")] if args.after else [])
     try:
-        env_path = f"PYTHONPATH={worktree / 'src'}"
-        before_cmd = shlex.join(["env", env_path, sys.executable, "-m", "abonent"])
-        probe = subprocess.run(
-            ["env", env_path, sys.executable, "-c", "import abonent; print(abonent.__file__)"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        if not probe.startswith(str(worktree)):
-            raise SystemExit(f"the worktree's abonent is not the one imported: {probe}")
+        servers: dict[str, list[str]] = {}
+        servers["before"], probe = _worktree_cmd(args.before, trees[0])
         say(
             f"load comparison: bench/load.py --db {args.db} --customers {args.load_customers} "
             f"--duration {args.load_duration:g}, {args.load_rounds} rounds of before/after"
         )
         say(f"  before = {args.before} (no event log), imported from {probe}")
-        say(f"  after  = this checkout ({git_head()})")
+        if args.after:
+            servers["after"], probe = _worktree_cmd(args.after, trees[1])
+            say(f"  after  = {args.after}, imported from {probe}")
+        else:
+            servers["after"] = []
+            say(f"  after  = this checkout ({git_head()})")
         results: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
         for round_no in range(1, args.load_rounds + 1):
             for label in ("before", "after"):
@@ -1473,8 +1486,7 @@ def compare_load(args: argparse.Namespace) -> None:
                     args.pg_url,
                     "--json",
                 ]
-                if label == "before":
-                    cmd += ["--abonent-cmd", before_cmd]
+                cmd += servers[label]
                 note(f"load round {round_no} {label}: {shlex.join(cmd)}")
                 done = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 figures = None
@@ -1512,13 +1524,14 @@ def compare_load(args: argparse.Namespace) -> None:
                 b, a = med("before", key), med("after", key)
                 say(f"  {name:<20} before {b:.2f}, after {a:.2f} → after/before {a / b:.3f}")
     finally:
-        subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)],
-            check=False,
-            capture_output=True,
-        )
+        for tree in trees:
+            subprocess.run(
+                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
+                check=False,
+                capture_output=True,
+            )
         subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], check=False)
-        say(f"  worktree {worktree} removed: {not worktree.exists()}")
+        say(f"  worktrees removed: {not any(tree.exists() for tree in trees)}")
 
 
 def git_head() -> str:
@@ -1566,6 +1579,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--load-only", action="store_true", help="only the load comparison")
     p.add_argument("--before", default=BEFORE_EVENT_LOG, help="the commit to compare with")
+    p.add_argument(
+        "--after", default=None, help="the commit to measure (default: this checkout as it is)"
+    )
     p.add_argument("--worktree", default=f"/tmp/abonent-before-{os.getpid()}")
     p.add_argument("--load-rounds", type=int, default=2, help="before/after pairs")
     p.add_argument("--load-customers", type=int, default=20)
