@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 QUESTION = "как оплатить картой"  # found by the keywords at once
-PARAPHRASE = "где внести деньги за свет"  # only the trained model understands it
+PARAPHRASE = "куда платить"  # only the trained model understands it
 PAYMENT_ANSWER = "Оплатить электроэнергию можно"
 
 

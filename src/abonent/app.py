@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -26,6 +27,7 @@ from abonent.bot.engine import Bot
 from abonent.channels.base import Channel
 from abonent.channels.registry import build_channels
 from abonent.config import Settings, get_settings
+from abonent.core.attachments import Fetcher, Store, default_root
 from abonent.core.bus import LocalBus, make_bus
 from abonent.core.contacts import ContactDirectory
 from abonent.core.eventlog import EventConsumers
@@ -60,6 +62,9 @@ class Runtime:
     crm: Crm
     consumers: EventConsumers
     stats: Stats
+    # Customers' and operators' files, and the loop that fetches messengers' ones.
+    files: Store
+    fetcher: Fetcher
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,9 +72,9 @@ Understanding = tuple[Understander, Callable[[], KnowledgeBase | None]]
 
 
 def load_understanding() -> Understanding:
-    """The trained consultant over the knowledge base; the keyword matcher if it cannot
-    load (a broken knowledge base must not keep the chat centre from starting)."""
-    log.info("loading the consultant (the very first start trains it: about a minute)")
+    """The trained consultant, loaded (or trained) before returning: for tests and
+    tools that want the model at once. The server does not wait: see
+    ``start_understanding``. The keyword matcher if it cannot load."""
     try:
         from abonent.nlu.engine import Engine
 
@@ -83,6 +88,21 @@ def load_understanding() -> Understanding:
         "cached" if engine.from_cache else "trained",
     )
     return engine, lambda: engine.kb
+
+
+def start_understanding() -> Understanding:
+    """The server's consultant: answers with the knowledge base's keywords at once and
+    switches to the trained model when the background load (or, on a cold cache, the
+    training) is done. A knowledge base that cannot load leaves the plain keywords."""
+    try:
+        from abonent.nlu.consultant import Consultant
+
+        consultant = Consultant()
+    except Exception:
+        log.exception("the knowledge base could not load; falling back to keyword matching")
+        return KeywordUnderstander(), lambda: None
+    consultant.start()
+    return consultant, lambda: consultant.kb
 
 
 def build_runtime(
@@ -107,7 +127,20 @@ def build_runtime(
     )
     direct = frozenset(cid for cid, channel in channels.items() if channel.delivers_from_store)
     pipeline = Pipeline(db, bus, Bot(services), store_delivered=direct)
-    sender = OutboxSender(db, bus, channels)
+    files = Store(
+        Path(settings.attachments.dir)
+        if settings.attachments.dir
+        else default_root(settings.database_url),
+        settings.attachments.max_bytes,
+    )
+    sender = OutboxSender(
+        db,
+        bus,
+        channels,
+        files=files,
+        public_url=settings.public_url,
+        link_valid=timedelta(hours=settings.attachments.link_hours),
+    )
     retention = settings.stats.events_retention_days
     consumers = EventConsumers(
         db,
@@ -129,6 +162,8 @@ def build_runtime(
         titles=title,
     )
     return Runtime(
+        files=files,
+        fetcher=Fetcher(db, bus, files, channels),
         stats=stats,
         desk=Desk(
             db,
@@ -165,7 +200,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime(
-            settings, understanding or await asyncio.to_thread(load_understanding)
+            settings, understanding or await asyncio.to_thread(start_understanding)
         )
         runtime.extra.update(extra or {})
         watcher = getattr(runtime.understander, "start_watching", None)
@@ -176,6 +211,7 @@ def create_app(
         for channel in runtime.channels.values():
             await channel.start()
         await runtime.sender.start()
+        await runtime.fetcher.start()
         await runtime.live.load()
         await runtime.desk.start()
         await runtime.consumers.start()
@@ -190,13 +226,16 @@ def create_app(
             yield
         finally:
             await runtime.pipeline.drain_all()
-            stop_watching = getattr(runtime.understander, "stop_watching", None)
+            stop_watching = getattr(runtime.understander, "stop_watching", None) or getattr(
+                runtime.understander, "stop", None
+            )
             if stop_watching is not None:
                 await asyncio.to_thread(stop_watching)
             await runtime.desk.stop()
             await runtime.consumers.stop()
             runtime.live.stop()
             await runtime.sender.stop()
+            await runtime.fetcher.stop()
             for channel in runtime.channels.values():
                 await channel.stop()
             await runtime.bus.stop()
@@ -205,7 +244,9 @@ def create_app(
 
     from abonent.web import (
         admin_api,
+        attachments_api,
         client_api,
+        docs,
         errors,
         links,
         operator_api,
@@ -223,12 +264,19 @@ def create_app(
         version=__version__,
         description="Chat centre and virtual consultant for utilities.",
         lifespan=lifespan,
+        # Served from the package by web/docs.py: the defaults load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
     client_api.install(app)
     app.include_router(client_api.router)
+    app.include_router(attachments_api.client_router)
+    app.include_router(attachments_api.workspace_router)
+    app.include_router(attachments_api.public_router)
     app.include_router(operator_api.router)
     app.include_router(service.router)
+    app.include_router(docs.router)
     app.include_router(links.router)
     app.include_router(admin_api.router)
     app.include_router(webhooks.router)

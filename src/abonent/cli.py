@@ -1,4 +1,4 @@
-"""The ``abonent`` command (CONTRACT §1)."""
+"""The ``abonent`` command: the server, the demo, and the admin subcommands."""
 
 from __future__ import annotations
 
@@ -12,12 +12,21 @@ import typer
 from abonent.analytics.cli import stats_app
 from abonent.billing.cli import billing_app
 from abonent.channels.cli import channels_app
+from abonent.cli_support import (
+    DEMO_CONFIG,
+    DEMO_DATABASE_URL,
+    ReadableGroup,
+    choose_database,
+    database_url,
+)
 from abonent.config import Settings, get_settings
 from abonent.nlu.cli import nlu_app
 from abonent.operators.cli import users_app
 
 app = typer.Typer(
-    help="Abonent: chat centre and virtual consultant for utilities.", no_args_is_help=True
+    cls=ReadableGroup,
+    rich_markup_mode="markdown",
+    no_args_is_help=True,
 )
 app.add_typer(billing_app, name="billing")
 app.add_typer(nlu_app, name="nlu")
@@ -25,8 +34,39 @@ app.add_typer(channels_app, name="channels")
 app.add_typer(users_app, name="users")
 app.add_typer(stats_app, name="stats")
 
-DEMO_CONFIG = Path(__file__).parent / "demo" / "demo.toml"
-DEMO_DB = "abonent-demo.db"
+
+@app.callback()
+def _root(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE.toml",
+            help="Settings file (instead of ABONENT_CONFIG).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Database URL (instead of ABONENT_DATABASE_URL), e.g. sqlite:///abonent.db.",
+        ),
+    ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Work on the demo's data: abonent-demo.db here and the demo settings.",
+        ),
+    ] = False,
+) -> None:
+    """Abonent: chat centre and virtual consultant for utilities.
+
+    Commands that read data name their database on stderr and refuse to start on one
+    that does not exist. After `abonent demo`, run them as `abonent --demo users list`.
+    """
+    choose_database(config, database, demo)
 
 
 def _run_server(
@@ -51,10 +91,13 @@ def _run_server(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8000,
 ) -> None:
     """Run the server on the configured database (the schema is migrated at start)."""
+    database_url(create=True)
     _run_server(get_settings(), host, port)
 
 
@@ -64,8 +107,10 @@ def migrate() -> None:
     from abonent.db.migrate import upgrade
     from abonent.db.session import Database
 
+    url = database_url(create=True)
+
     async def run() -> None:
-        db = Database(get_settings().database_url)
+        db = Database(url)
         await upgrade(db.engine)
         await db.dispose()
 
@@ -75,15 +120,18 @@ def migrate() -> None:
 
 @app.command()
 def demo(
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8000,
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
 ) -> None:
     """Start a self-contained demo: SQLite file, demo company and accounts, the widget at /."""
     os.environ.setdefault("ABONENT_CONFIG", str(DEMO_CONFIG))
-    os.environ.setdefault("ABONENT_DATABASE_URL", f"sqlite+aiosqlite:///{DEMO_DB}")
+    os.environ.setdefault("ABONENT_DATABASE_URL", DEMO_DATABASE_URL)
     os.environ.setdefault("ABONENT_PUBLIC_URL", f"http://{host}:{port}")
     get_settings.cache_clear()
     settings = get_settings()
+    database_url(create=True)
 
     from abonent.billing.base import AccountInfo
     from abonent.billing.readings import format_rub

@@ -67,7 +67,9 @@ def test_import_reports_bad_rows_and_loads_good_ones(tmp_path: Path, sqlite_file
     assert result.exit_code == 0, result.output
     assert "Loaded 2 accounts." in result.stdout
     assert "Skipped 2 bad rows" in result.stdout
+    database = Path(sqlite_file.split(":///", 1)[1]).resolve()
     assert result.stderr.splitlines() == [
+        f"Database: SQLite file {database}",
         "line 3: t2 is required for two_zone",
         'line 4: plan must be single, two_zone or three_zone, got "dual"',
     ]

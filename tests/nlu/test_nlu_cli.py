@@ -1,4 +1,4 @@
-"""``abonent nlu parse|eval|review`` through typer's CliRunner (CONTRACT §1)."""
+"""``abonent nlu parse|eval|review`` through typer's CliRunner (docs/commands.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Service endpoints of CONTRACT §3 and the demo page."""
+"""Service endpoints (health, readiness, metrics) and the demo page."""
 
 from __future__ import annotations
 

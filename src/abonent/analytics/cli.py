@@ -1,6 +1,7 @@
 """``abonent stats …``: the statistics from the command line.
 
-``summary`` prints the figures of CONTRACT §6 (the same rollups as the reports page);
+``summary`` prints the period's figures (the same rollups as the reports page; the
+JSON keys are listed in the README);
 it first applies whatever events the running servers have not counted yet, so a
 script run right after a busy minute sees it. ``rebuild`` recomputes the rollups from
 the log (and backfills history from before it); ``export`` writes any report as CSV
@@ -24,6 +25,7 @@ from abonent.analytics.rebuild import consumer_status, rebuild
 from abonent.analytics.reports import Period, PeriodError, Scope, Stats
 from abonent.analytics.rollup import StatsConsumer
 from abonent.channels.registry import build_channels
+from abonent.cli_support import ReadableGroup, database_url
 from abonent.clock import utcnow
 from abonent.config import Settings, get_settings
 from abonent.core.bus import LocalBus
@@ -31,7 +33,11 @@ from abonent.core.eventlog import EventConsumers
 from abonent.db.migrate import upgrade
 from abonent.db.session import Database
 
-stats_app = typer.Typer(help="Statistics: summaries, exports and rebuilding the rollups.")
+stats_app = typer.Typer(
+    cls=ReadableGroup,
+    rich_markup_mode="markdown",
+    help="Statistics: summaries, exports and rebuilding the rollups.",
+)
 T = TypeVar("T")
 
 
@@ -44,10 +50,11 @@ def _day(value: str, option: str) -> date:
 
 
 def _run(work: Callable[[Database, Settings], Awaitable[T]]) -> T:
+    url = database_url()
     settings = get_settings()
 
     async def go() -> T:
-        db = Database(settings.database_url)
+        db = Database(url)
         try:
             await upgrade(db.engine)
             return await work(db, settings)
@@ -84,8 +91,14 @@ def _period(settings: Settings, start: str | None, end: str | None) -> Period:
         raise typer.Exit(2) from None
 
 
-FromOpt = Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD (local).")]
-ToOpt = Annotated[str | None, typer.Option("--to", help="Last day, included.")]
+FromOpt = Annotated[
+    str | None,
+    typer.Option("--from", metavar="DATE", help="First day, YYYY-MM-DD, company time (today)."),
+]
+ToOpt = Annotated[
+    str | None,
+    typer.Option("--to", metavar="DATE", help="Last day, YYYY-MM-DD, included (--from)."),
+]
 
 
 @stats_app.command()
@@ -94,7 +107,7 @@ def summary(
     end: ToOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
-    """The period's figures (CONTRACT §6): messages, conversations, the bot, operators…"""
+    """The period's figures: messages, conversations, the bot, operators, satisfaction."""
     settings = get_settings()
     period = _period(settings, start, end)
 
@@ -147,7 +160,11 @@ def _print_summary(f: dict[str, Any]) -> None:
 def rebuild_command(
     start: Annotated[
         str | None,
-        typer.Option("--from", help="Keep the rollups before this day; rebuild it and later."),
+        typer.Option(
+            "--from",
+            metavar="DATE",
+            help="Keep the rollups before this day (YYYY-MM-DD); rebuild it and later.",
+        ),
     ] = None,
 ) -> None:
     """Recompute the rollups from the event log (all of them, with the history from
@@ -170,11 +187,14 @@ def rebuild_command(
 
 @stats_app.command()
 def export(
-    kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(KINDS)}.")],
+    kind: Annotated[str, typer.Argument(metavar="REPORT", help=f"One of: {', '.join(KINDS)}.")],
     start: FromOpt = None,
     end: ToOpt = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="File (.csv or .xlsx); stdout: CSV.")
+        Path | None,
+        typer.Option(
+            "--out", "-o", metavar="FILE", help="File (.csv or .xlsx); omitted: CSV on stdout."
+        ),
     ] = None,
 ) -> None:
     """Write one report as CSV or XLSX (by the file's extension)."""

@@ -884,7 +884,7 @@ class Stats:
             "distribution": distribution,
         }
 
-    # ------------------------------------------------------------------ summary (CONTRACT §6)
+    # ------------------------------------------------------------ summary (stats summary --json)
     async def summary(self, period: Period) -> dict[str, Any]:
         """``abonent stats summary --json``: the contract's keys, from the same report."""
         full = await self.report(period)

@@ -15,11 +15,15 @@ from typing import Annotated
 import typer
 
 from abonent.billing.csv_import import ImportFailed, ImportReport, import_accounts
-from abonent.config import get_settings
+from abonent.cli_support import ReadableGroup, database_url
 from abonent.db.migrate import upgrade
 from abonent.db.session import Database
 
-billing_app = typer.Typer(help="Billing data: import accounts from the supplier's CSV export.")
+billing_app = typer.Typer(
+    cls=ReadableGroup,
+    rich_markup_mode="markdown",
+    help="Billing data: import accounts from the supplier's CSV export.",
+)
 
 
 @billing_app.callback()
@@ -28,8 +32,8 @@ def _billing() -> None:
     # A callback keeps "import" a subcommand even while it is the only one.
 
 
-async def _import(path: Path) -> ImportReport:
-    db = Database(get_settings().database_url)
+async def _import(path: Path, url: str) -> ImportReport:
+    db = Database(url)
     try:
         await upgrade(db.engine)
         return await import_accounts(db, path)
@@ -42,20 +46,34 @@ def import_command(
     file: Annotated[
         Path,
         typer.Argument(
-            help="CSV with header account,holder,address,plan,t1,t2,t3,readings_date,balance,phone",
+            metavar="FILE.csv",
+            help="The accounts: UTF-8 CSV with the header row above.",
             show_default=False,
         ),
     ],
 ) -> None:
-    """Upsert accounts from FILE; bad rows are reported with their line numbers, good rows load.
+    """Upsert accounts from FILE.csv by account number; bad rows are reported with their
+    line numbers, good rows load.
 
-    Exit code 0 when the file was read (even with bad rows), 1 when it could not be imported.
+    UTF-8, comma-separated, with this header row:
+
+    `account,holder,address,plan,t1,t2,t3,readings_date,balance,phone`
+
+    * `plan`: `single`, `two_zone` (t1 day, t2 night) or `three_zone` (t1 peak,
+      t2 half-peak, t3 night); unused zones empty.
+    * `t1`–`t3`: the last accepted readings, kWh; `readings_date`: YYYY-MM-DD.
+    * `balance`: rubles, positive: the customer owes, negative: overpaid.
+    * `phone`: optional, +7…
+
+    Exit code 0 when the file was read (even with bad rows), 1 when it could not be
+    imported.
     """
     if not file.is_file():
         typer.echo(f"Error: {file} is not a readable file.", err=True)
         raise typer.Exit(1)
+    url = database_url(create=True)
     try:
-        report = asyncio.run(_import(file))
+        report = asyncio.run(_import(file, url))
     except ImportFailed as exc:
         typer.echo(f"Error: {exc}. Nothing was imported.", err=True)
         raise typer.Exit(1) from exc

@@ -1,4 +1,4 @@
-"""Accounts CSV import (CONTRACT §4): the supplier's nightly export into the local tables.
+"""Accounts CSV import (docs/accounts-csv.md): the supplier's nightly export into the tables.
 
 A real supplier exports about a million accounts, so the file is streamed in batches: it is
 read and validated in a worker thread batch by batch, and each batch is upserted in its own

@@ -16,9 +16,14 @@ import typer
 
 from abonent.channels.base import MessengerChannel
 from abonent.channels.registry import build_channels, messengers
+from abonent.cli_support import ReadableGroup
 from abonent.config import get_settings
 
-channels_app = typer.Typer(help="Messenger channels: webhook registration and status.")
+channels_app = typer.Typer(
+    cls=ReadableGroup,
+    rich_markup_mode="markdown",
+    help="Messenger channels: webhook registration and status.",
+)
 
 
 async def _each(
@@ -50,9 +55,14 @@ async def _each(
 def register(
     public_url: Annotated[
         str | None,
-        typer.Option(help="HTTPS address the platforms reach this server at; default public_url"),
+        typer.Option(
+            metavar="URL",
+            help="HTTPS address the platforms reach this server at (default: public_url).",
+        ),
     ] = None,
-    channel: Annotated[list[str] | None, typer.Option(help="Only these channel ids")] = None,
+    channel: Annotated[
+        list[str] | None, typer.Option(metavar="ID", help="Only this channel id (repeatable).")
+    ] = None,
 ) -> None:
     """Register this server's webhook with every configured messenger."""
     base = public_url or get_settings().public_url
@@ -65,7 +75,9 @@ def register(
 
 @channels_app.command()
 def check(
-    channel: Annotated[list[str] | None, typer.Option(help="Only these channel ids")] = None,
+    channel: Annotated[
+        list[str] | None, typer.Option(metavar="ID", help="Only this channel id (repeatable).")
+    ] = None,
 ) -> None:
     """Report how each platform sees its channel (token valid, webhook set, errors)."""
     if not asyncio.run(_each(channel, lambda c: c.check())):

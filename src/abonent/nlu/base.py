@@ -1,6 +1,6 @@
 """The one question the bot asks about free text: what does it mean?
 
-Intent ids are those of ``shared/nlu/intents.yaml``; ``fallback`` means "not sure
+Intent ids are the knowledge base's (``kb/intents/<id>.yaml``); ``fallback`` means "not sure
 enough to answer". The keyword matcher below is the first implementation; a trained
 classifier replaces it behind the same ``Understander`` protocol.
 """

@@ -24,8 +24,8 @@ import itertools
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -416,8 +416,13 @@ def train_model(
     y_names: Sequence[str],
     groups: Sequence[int],
     config: TrainConfig,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[IntentModel, FloatArray]:
-    """Cross-validate, calibrate and fit the final model; returns it and the OOF scores."""
+    """Cross-validate, calibrate and fit the final model; returns it and the OOF scores.
+
+    ``progress`` hears of each cross-validation fold as it finishes (the first start
+    of a server trains in the background and says how far it is)."""
+    say = progress or (lambda _message: None)
     labels = sorted(set(y_names))
     index = {name: i for i, name in enumerate(labels)}
     y = np.array([index[name] for name in y_names], dtype=np.int64)
@@ -459,10 +464,15 @@ def train_model(
     folds = list(range(config.folds)) if config.folds >= 2 else []
     # liblinear releases the GIL: with jobs > 1 the fits run side by side
     workers = max(1, min(config.jobs or (os.cpu_count() or 1), len(folds) + 1))
+    say(f"fitting the model: {len(folds)} cross-validation folds and the final fit")
     with ThreadPoolExecutor(max_workers=workers) as pool:
         final_future = pool.submit(final_task)
-        fold_results = list(pool.map(fold_task, folds))
+        futures = [pool.submit(fold_task, k) for k in folds]
+        for done, _ in enumerate(as_completed(futures), start=1):
+            say(f"cross-validation fold {done}/{len(folds)} done")
+        fold_results = [f.result() for f in futures]
         W, b = final_future.result()
+    say("calibrating the confidence")
     for result in fold_results:
         if result is not None:
             oof[result[0]] = result[1]

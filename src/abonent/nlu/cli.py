@@ -1,4 +1,4 @@
-"""``abonent nlu``: parse, eval, review (CONTRACT §1), on the server's engine."""
+"""``abonent nlu``: parse, eval, review, on the same knowledge base and model as the server."""
 
 from __future__ import annotations
 
@@ -10,15 +10,28 @@ from typing import Annotated
 
 import typer
 
-nlu_app = typer.Typer(help="Intent recognition: parse, evaluate, review.", no_args_is_help=True)
+from abonent.cli_support import ReadableGroup, database_url
+
+nlu_app = typer.Typer(
+    cls=ReadableGroup,
+    rich_markup_mode="markdown",
+    help="Intent recognition: parse, evaluate, review.",
+    no_args_is_help=True,
+)
 
 KbOption = Annotated[
     Path | None,
-    typer.Option("--kb", help="Knowledge-base directory (default: the package's kb/intents)."),
+    typer.Option(
+        "--kb", metavar="DIR", help="Knowledge-base directory (default: the package's kb/intents)."
+    ),
 ]
 CacheOption = Annotated[
     Path | None,
-    typer.Option("--cache-dir", help="Model cache (default: ABONENT_NLU_CACHE_DIR or user cache)."),
+    typer.Option(
+        "--cache-dir",
+        metavar="DIR",
+        help="Model cache (default: ABONENT_NLU_CACHE_DIR or the user cache directory).",
+    ),
 ]
 
 
@@ -50,7 +63,14 @@ def parse(kb: KbOption = None, cache_dir: CacheOption = None) -> None:
 
 @nlu_app.command("eval")
 def eval_(
-    file: Annotated[Path, typer.Argument(help="TSV with a header: text<TAB>intent[<TAB>…]")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE.tsv",
+            help="Tab-separated, header line `text<TAB>intent`; more columns are ignored.",
+            show_default=False,
+        ),
+    ],
     kb: KbOption = None,
     cache_dir: CacheOption = None,
 ) -> None:
@@ -72,13 +92,21 @@ def eval_(
 def review(
     file: Annotated[
         Path | None,
-        typer.Argument(help="One message per line ('-' for stdin); omitted: the stored misses."),
+        typer.Argument(
+            metavar="FILE",
+            help="One message per line ('-' for stdin); omitted: the stored misses.",
+            show_default=False,
+        ),
     ] = None,
-    days: Annotated[int, typer.Option(help="Without FILE: misses of the last DAYS days.")] = 30,
+    days: Annotated[
+        int, typer.Option(metavar="DAYS", help="Without FILE: misses of the last DAYS days.")
+    ] = 30,
     kb: KbOption = None,
     cache_dir: CacheOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per group.")] = False,
-    min_similarity: Annotated[float, typer.Option(help="Cosine to join a group.")] = 0.35,
+    min_similarity: Annotated[
+        float, typer.Option(metavar="0..1", help="Cosine similarity to join a group.")
+    ] = 0.35,
 ) -> None:
     """Group unrecognised messages by similarity, with the intents each group resembles."""
     from abonent.nlu.engine import Engine
@@ -105,10 +133,9 @@ def review(
 async def _stored_misses(days: int) -> list[str]:
     """What the server kept of the messages it did not understand (configured database)."""
     from abonent.analytics.misses import recent_misses
-    from abonent.config import get_settings
     from abonent.db.session import Database
 
-    db = Database(get_settings().database_url)
+    db = Database(database_url())
     try:
         return await recent_misses(db, days)
     finally:

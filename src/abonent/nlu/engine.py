@@ -3,8 +3,10 @@
 The engine bundles the knowledge base, the normaliser (whose character model and
 spelling vocabulary come from the knowledge base), the keyword matcher and the trained
 model. The model is cached on disk under a key made of the knowledge base's fingerprint,
-the code version and the training configuration: a cache miss retrains (a few seconds),
-a hit loads in a fraction of a second. ``maybe_reload()`` (or ``start_watching()``)
+the code version and the training configuration: a cache miss retrains (tens of
+seconds, longer on a busy machine), a hit loads in a fraction of a second. Processes
+sharing a cache directory train once: a file lock lets one train while the others wait
+and then load what it saved. ``maybe_reload()`` (or ``start_watching()``)
 picks up edited knowledge-base files without a restart: a new bundle is built aside and
 swapped in with one assignment, so concurrent ``parse`` calls never see half of it.
 
@@ -21,11 +23,14 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from filelock import FileLock, Timeout
 
 from abonent.nlu import profanity, rules, semantic
 from abonent.nlu.base import FALLBACK, Interpretation
@@ -152,28 +157,90 @@ def effective_config(config: TrainConfig) -> TrainConfig:
     return config
 
 
+def keyword_parts(kb: KnowledgeBase) -> tuple[Normalizer, KeywordMatcher]:
+    """The normaliser and the editors' keywords: what answers before a model exists
+    (well under a second to build)."""
+    texts, _ = kb.training_data()
+    keyword_texts = [k for intent in kb.intents.values() for k in intent.keywords]
+    normalizer = Normalizer(texts + keyword_texts)
+    keywords = KeywordMatcher({i.id: i.keywords for i in kb.intents.values()}, normalizer)
+    return normalizer, keywords
+
+
+def cache_key_of(kb: KnowledgeBase, config: TrainConfig) -> str:
+    key_source = json.dumps(
+        [kb.fingerprint, code_fingerprint(), effective_config(config).to_dict()], sort_keys=True
+    ).encode()
+    return hashlib.sha256(key_source).hexdigest()[:20]
+
+
+def is_cached(kb: KnowledgeBase, config: TrainConfig, cache_dir: Path | None) -> bool:
+    """Whether a trained model for this knowledge base waits in the cache."""
+    directory = (cache_dir or default_cache_dir()) / cache_key_of(kb, config)
+    return (directory / "model.json").exists()
+
+
+@contextmanager
+def _training_lock(directory: Path, say: Callable[[str], None]) -> Iterator[None]:
+    """Held while a model is trained into ``directory``: another process wanting the same
+    model waits and then loads it from the cache instead of training it again."""
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(directory) + ".lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            say("another process is training the same model; waiting for it")
+            lock.acquire()
+    except OSError as exc:  # a read-only cache: train without coordination
+        log.warning("nlu: cannot lock the model cache %s (%s)", directory, exc)
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def build_bundle(
     kb: KnowledgeBase,
     config: TrainConfig,
     cache_dir: Path | None,
     use_cache: bool = True,
     preload: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> Bundle:
+    """The knowledge base's bundle: the model from the cache, or trained (and cached).
+
+    ``progress`` hears how training goes, step by step."""
     started = time.perf_counter()
+    say = progress or (lambda _message: None)
     config = effective_config(config)
-    texts, _ = kb.training_data()
-    keyword_texts = [k for intent in kb.intents.values() for k in intent.keywords]
-    normalizer = Normalizer(texts + keyword_texts)
-    keywords = KeywordMatcher({i.id: i.keywords for i in kb.intents.values()}, normalizer)
-    key_source = json.dumps(
-        [kb.fingerprint, code_fingerprint(), config.to_dict()], sort_keys=True
-    ).encode()
-    cache_key = hashlib.sha256(key_source).hexdigest()[:20]
+    normalizer, keywords = keyword_parts(kb)
+    cache_key = cache_key_of(kb, config)
+    directory = (cache_dir or default_cache_dir()) / cache_key
+    if use_cache:
+        with _training_lock(directory, say):
+            return _build(kb, config, normalizer, keywords, directory, True, preload, say, started)
+    return _build(kb, config, normalizer, keywords, directory, False, preload, say, started)
+
+
+def _build(
+    kb: KnowledgeBase,
+    config: TrainConfig,
+    normalizer: Normalizer,
+    keywords: KeywordMatcher,
+    directory: Path,
+    use_cache: bool,
+    preload: bool,
+    say: Callable[[str], None],
+    started: float,
+) -> Bundle:
     use_vectors = config.features.semantic > 0
     vectors = WordVectors() if use_vectors else None
     model: IntentModel | None = None
     from_cache = False
-    directory = (cache_dir or default_cache_dir()) / cache_key
+    cache_key = directory.name
     if use_cache and (directory / "model.json").exists():
         try:
             model = IntentModel.load(directory)
@@ -185,15 +252,17 @@ def build_bundle(
             model = None
             vectors = WordVectors() if use_vectors else None
     if model is None:
+        say(f"analysing the knowledge base's {len(kb.training_data()[0])} examples")
         analyses, y, groups = training_set(kb, normalizer, config.augment)
         vectorizer = Vectorizer(config.features)
         raws = [vectorizer.raw(a, keywords.find(a)) for a in analyses]
         dense = None
         if vectors is not None:
+            say("computing word vectors")
             words = [semantic_words(a) for a in analyses]
             vectors.add(w for ws in words for w in ws)
             dense = np.vstack([vectors.mean(ws) for ws in words])
-        model, _ = train_model(raws, dense, y, groups, config)
+        model, _ = train_model(raws, dense, y, groups, config, progress=say)
         if use_cache:
             try:
                 model.save(directory)
@@ -249,6 +318,7 @@ class Engine:
         threshold: float | None = None,
         config: TrainConfig | None = None,
         use_cache: bool = True,
+        progress: Callable[[str], None] | None = None,
     ) -> Engine:
         """Load the knowledge base and the model (from the cache, or train it).
 
@@ -261,7 +331,9 @@ class Engine:
         if threshold is None and os.environ.get(ENV_THRESHOLD):
             threshold = float(os.environ[ENV_THRESHOLD])
         cfg = config or TrainConfig()
-        bundle = build_bundle(KnowledgeBase.load(directory), cfg, cache, use_cache)
+        bundle = build_bundle(
+            KnowledgeBase.load(directory), cfg, cache, use_cache, progress=progress
+        )
         return cls(bundle, directory, cfg, cache, threshold, use_cache)
 
     # ---------- properties ----------

@@ -8,20 +8,26 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from abonent.config import get_settings
+from abonent.cli_support import ReadableGroup, database_url
 from abonent.db.migrate import upgrade
 from abonent.db.session import Database
 from abonent.operators import users
 from abonent.operators.auth import ROLES
 
-users_app = typer.Typer(help="Workspace users: operators, supervisors, admins.")
+users_app = typer.Typer(
+    cls=ReadableGroup,
+    rich_markup_mode="markdown",
+    help="Workspace users: operators, supervisors, admins.",
+)
 
 T = TypeVar("T")
 
 
-def _run(action: Callable[[Database], Awaitable[T]]) -> T:
+def _run(action: Callable[[Database], Awaitable[T]], *, create: bool = False) -> T:
+    url = database_url(create=create)
+
     async def main() -> T:
-        db = Database(get_settings().database_url)
+        db = Database(url)
         try:
             await upgrade(db.engine)
             return await action(db)
@@ -45,12 +51,23 @@ def _password(given: str | None) -> str:
 @users_app.command("add")
 def add(
     login: str,
-    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}")] = "operator",
-    name: Annotated[str | None, typer.Option(help="Shown to colleagues and customers")] = None,
-    group: Annotated[list[str] | None, typer.Option(help="Operator group (repeatable)")] = None,
-    max_chats: Annotated[int, typer.Option(help="Conversations assigned at once")] = 3,
+    role: Annotated[
+        str, typer.Option(metavar="ROLE", help=f"One of: {', '.join(ROLES)}.")
+    ] = "operator",
+    name: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Shown to colleagues and customers.")
+    ] = None,
+    group: Annotated[
+        list[str] | None, typer.Option(metavar="GROUP", help="Operator group (repeatable).")
+    ] = None,
+    max_chats: Annotated[
+        int, typer.Option(metavar="N", help="Conversations assigned at once.")
+    ] = 3,
     password: Annotated[
-        str | None, typer.Option(help="Asked for when omitted (keeps it out of shell history)")
+        str | None,
+        typer.Option(
+            metavar="PASSWORD", help="Asked for when omitted (keeps it out of shell history)."
+        ),
     ] = None,
 ) -> None:
     """Create a user."""
@@ -58,7 +75,8 @@ def add(
     user = _run(
         lambda db: users.add_user(
             db, login, secret, name=name, role=role, groups=group, max_chats=max_chats
-        )
+        ),
+        create=True,
     )
     typer.echo(f"created {user.role} {user.login}")
 
@@ -66,7 +84,9 @@ def add(
 @users_app.command("passwd")
 def passwd(
     login: str,
-    password: Annotated[str | None, typer.Option(help="Asked for when omitted")] = None,
+    password: Annotated[
+        str | None, typer.Option(metavar="PASSWORD", help="Asked for when omitted.")
+    ] = None,
 ) -> None:
     """Set a new password (signs the user out everywhere)."""
     secret = _password(password)

@@ -24,9 +24,10 @@ async def nlu_review(
 ) -> dict[str, Any]:
     """Customer messages of the last ``days`` that fell back or were recognised with
     confidence under ``below``, grouped so an editor can add examples to the right topic."""
-    engine = runtime.understander
-    if not hasattr(engine, "proba"):
-        raise ApiError(503, "no_model", "The consultant's model is not loaded.")
+    # The server's consultant holds the trained engine once it is ready.
+    engine = getattr(runtime.understander, "engine", runtime.understander)
+    if engine is None or not hasattr(engine, "proba"):
+        raise ApiError(503, "no_model", "The consultant's model is not loaded (yet).")
     texts = await recent_misses(runtime.db, days, below)
 
     groups = await asyncio.to_thread(group_messages, texts, engine)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,43 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": body}
 
 
+class StorableAddress:
+    """Refuses a path or query string with a NUL character (``%00``) before any route
+    runs: the same 422 on both databases for every parameter of every route, where
+    PostgreSQL would fail on it in the middle of a query."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            where = _nul_in(scope)
+            if where is not None:
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 4400, "reason": "nul"})
+                    return
+                body = error_body(
+                    "invalid_request",
+                    "The request does not match the API.",
+                    [{"field": where, "problem": "must not contain the NUL character (%00)"}],
+                )
+                await JSONResponse(body, 422)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _nul_in(scope: Scope) -> str | None:
+    path = scope.get("raw_path") or scope.get("path", "").encode("utf-8", "replace")
+    if b"\x00" in unquote_to_bytes(path):
+        return "path"
+    if b"\x00" in unquote_to_bytes(scope.get("query_string", b"").replace(b"+", b" ")):
+        return "query"
+    return None
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(StorableAddress)
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
@@ -57,6 +95,13 @@ def install(app: FastAPI) -> None:
         ]
         return JSONResponse(
             error_body("invalid_request", "The request does not match the API.", details), 422
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Still logged with its traceback by the server; the client gets the API's shape.
+        return JSONResponse(
+            error_body("internal_error", "The server failed to handle the request."), 500
         )
 
     @app.exception_handler(StarletteHTTPException)

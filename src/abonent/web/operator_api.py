@@ -12,7 +12,7 @@ from sqlalchemy import select
 from abonent.core.serialize import message_dict
 from abonent.db.models import Conversation, Message
 from abonent.operators import views
-from abonent.web.deps import OperatorAccess, RuntimeDep
+from abonent.web.deps import IdPath, OperatorAccess, RuntimeDep
 from abonent.web.errors import ApiError
 
 router = APIRouter(prefix="/api/operator/v1", tags=["operator"], dependencies=[OperatorAccess])
@@ -42,7 +42,7 @@ async def queue(runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.get("/conversations/{conversation_id}/messages")
-async def conversation_messages(conversation_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+async def conversation_messages(conversation_id: IdPath, runtime: RuntimeDep) -> dict[str, Any]:
     async with runtime.db.session() as session:
         conv = await session.get(Conversation, conversation_id)
         if conv is None:

@@ -1,4 +1,4 @@
-"""Service endpoints of CONTRACT §3: liveness, readiness, Prometheus metrics."""
+"""Service endpoints: liveness, readiness, Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
         await runtime.db.ping()
     except Exception as exc:
         return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, 503)
-    return JSONResponse({"status": "ready", "database": "ok"})
+    # "keywords" while the consultant's model is still training (first start), then "model".
+    consultant = getattr(runtime.understander, "stage", "model")
+    return JSONResponse({"status": "ready", "database": "ok", "consultant": consultant})
 
 
 @router.get("/metrics")

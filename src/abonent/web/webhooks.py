@@ -1,4 +1,4 @@
-"""``POST /webhooks/{id}``: where every messenger platform delivers (CONTRACT §2).
+"""``POST /webhooks/{id}``: where every messenger platform delivers (``[[channels]]`` id).
 
 The route is the same for all platforms; the channel plugin verifies and parses.
 The order matters: authenticity on the raw bytes first (a forged request stores
