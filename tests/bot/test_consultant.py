@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from abonent.db.models import Appeal, Conversation, EventRecord, Message, TrackedLink
 from abonent.db.session import Database
+from abonent.nlu.kb import KnowledgeBase
 from support import Customer, LiveServer, make_settings, payloads, texts
 
 
@@ -93,6 +94,25 @@ async def test_the_fallback_asks_to_rephrase_then_offers_the_ways_out(server: Li
         messages = await _rows(server.settings.database_url, Message)
         misses = [m for m in messages if m.author == "customer" and (m.meta or {}).get("intent")]
         assert [m.meta["intent"] for m in misses] == ["fallback", "fallback"]
+
+
+async def test_gibberish_is_never_offered_small_talk_as_topics(server: LiveServer) -> None:
+    """«Did you mean» offers questions and tasks of the knowledge base only: never a
+    greeting, a thank-you, a call for an operator (that has its own button) or the
+    out-of-scope examples."""
+    kb = KnowledgeBase.load()
+    not_topics = {f"intent:{i.id}" for i in kb.intents.values() if i.kind == "service"}
+    assert {"intent:greeting", "intent:thanks_bye", "intent:operator"} <= not_topics
+    async with httpx.AsyncClient(timeout=30) as http:
+        for text in ("фывапролдж", "ываываыва", "ппп"):
+            me = Customer(server, http)
+            await me.start()
+            reply = await me.say(text)
+            assert "Переформулируйте" in texts(reply), text
+            offered = [p for p in payloads(reply) if p.startswith("intent:")]
+            assert not set(offered) & (not_topics | {"intent:_out_of_scope"}), (text, offered)
+            assert all(kb.is_topic(p.removeprefix("intent:")) for p in offered), offered
+            assert payloads(reply).count("operator") == 1
 
 
 async def test_a_topic_button_after_a_miss_answers_that_topic(server: LiveServer) -> None:

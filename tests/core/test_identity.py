@@ -1,4 +1,4 @@
-"""One customer across channels: identities joined by a vouched phone or a shared account."""
+"""One customer across channels: identities joined by a vouched phone, never by an account."""
 
 from __future__ import annotations
 
@@ -108,9 +108,9 @@ async def test_a_phone_on_an_account_links_the_account(db: Database) -> None:
     assert await ContactDirectory(db).known_accounts(contact) == ["1234567890"]
 
 
-async def test_naming_an_account_used_from_another_channel_joins_the_histories(
-    db: Database,
-) -> None:
+async def test_naming_or_confirming_an_account_joins_nobody(db: Database) -> None:
+    """A receipt's number proves nothing about who writes: two contacts stay two, each
+    with its own list of accounts."""
     pipeline = Pipeline(db, LocalBus(), Silent())
     await pipeline.accept(InboundMessage("tg", "1", "a", external_id="m:1"))
     await pipeline.accept(InboundMessage("vk", "2", "b", external_id="e:1"))
@@ -119,20 +119,52 @@ async def test_naming_an_account_used_from_another_channel_joins_the_histories(
     directory = ContactDirectory(db)
     await directory.confirm_account(tg, "1234567890")
     await directory.link_account(tg, "5555555555")
-    # Typing a number someone else confirmed joins nobody (a neighbour's, a typo) …
     await directory.link_account(vk, "1234567890")
-    assert await _contact_of(db, "tg", "1") == tg
-    # … confirming the holder does.
     await directory.confirm_account(vk, "1234567890")
-    assert await _contact_of(db, "tg", "1") == vk
-    assert sorted(await directory.known_accounts(vk)) == ["1234567890", "5555555555"]
+    assert (await _contact_of(db, "tg", "1"), await _contact_of(db, "vk", "2")) == (tg, vk)
+    assert await directory.known_accounts(vk) == ["1234567890"]
+    assert sorted(await directory.known_accounts(tg)) == ["1234567890", "5555555555"]
     async with db.session() as session:
         rows = list(await session.scalars(select(ContactAccount)))
-        assert {(r.contact_id, r.account_number) for r in rows} == {
-            (vk, "1234567890"),
-            (vk, "5555555555"),
-        }
-        assert set(await session.scalars(select(Conversation.contact_id))) == {vk}
+        owners = {c.id: c.contact_id for c in await session.scalars(select(Conversation))}
+    # «да» to the masked holder is no proof either: nothing is marked confirmed.
+    assert {(r.contact_id, r.account_number, r.confirmed) for r in rows} == {
+        (tg, "1234567890", False),
+        (tg, "5555555555", False),
+        (vk, "1234567890", False),
+    }
+    assert sorted(owners.values()) == sorted([tg, vk])
+
+
+async def test_a_vouched_phone_proves_the_accounts_that_carry_it(db: Database) -> None:
+    async with db.transaction() as session:
+        session.add(
+            Account(
+                number="1234567890",
+                holder="Иванов И. И.",
+                address="ул. Ленина, 1",
+                plan="single",
+                phone="+79001112233",
+            )
+        )
+    pipeline = Pipeline(db, LocalBus(), Silent())
+    await pipeline.accept(InboundMessage("tg", "7", "a", external_id="m:1"))
+    await pipeline.drain_all()
+    contact = await _contact_of(db, "tg", "7")
+    directory = ContactDirectory(db)
+    await directory.confirm_account(contact, "1234567890")  # typed, «да»: not proof
+    await directory.link_account(contact, "5555555555")
+    shared = InboundMessage(
+        "tg", "7", external_id="m:2", phone="+79001112233", attachments=(Attachment("contact"),)
+    )
+    await pipeline.accept(shared)
+    await pipeline.drain_all()
+    async with db.session() as session:
+        rows = list(await session.scalars(select(ContactAccount).order_by(ContactAccount.id)))
+    assert [(r.account_number, r.confirmed) for r in rows] == [
+        ("1234567890", True),
+        ("5555555555", False),
+    ]
 
 
 async def test_a_merge_keeps_the_absorbed_contacts_confirmation(db: Database) -> None:
@@ -145,7 +177,8 @@ async def test_a_merge_keeps_the_absorbed_contacts_confirmation(db: Database) ->
     older, newer = await _contact_of(db, "wa", "79005556677"), await _contact_of(db, "max", "42")
     directory = ContactDirectory(db)
     await directory.link_account(older, "1234567890")  # only typed here …
-    await directory.confirm_account(newer, "1234567890")  # … confirmed there
+    async with db.transaction() as session:  # … proven there
+        session.add(ContactAccount(contact_id=newer, account_number="1234567890", confirmed=True))
     shared = InboundMessage(
         "max", "42", external_id="m:2", phone="+79005556677", attachments=(Attachment("contact"),)
     )

@@ -182,9 +182,12 @@ async def test_card_with_local_crm(db: Database, viewer: int, billing: LocalBill
             "holder": "Иванов Иван Иванович",
             "address": "г. Энск, ул. Ленина, д. 15, кв. 7",
             "plan": "single",
+            "plan_title": "однотарифный",
             "balance": "1234.56",
+            "balance_text": "задолженность 1\u00a0234,56\u00a0₽",
             "readings": {
                 "date": "2026-10-25",
+                "date_text": "25 октября 2026",
                 "zones": {"t1": "12500"},
                 "titles": {"t1": "показание"},
             },
@@ -226,15 +229,18 @@ async def test_local_crm_finds_by_phone_and_by_account(db: Database, viewer: int
     assert fallback is not None and fallback.name == "Сидоров Алексей Петрович"
     assert await crm.find("+79990000000", "1999999999") is None
     assert await crm.find(None, None) is None
-    # A contact we only know by its name, through an account billing does not have.
+    # A number some chat contact typed says nothing about who they are: by account, only
+    # the billing answers, never another visitor's name, phone or accounts.
     async with db.transaction() as session:
         session.add(
             ContactAccount(
                 contact_id=contact_id, account_number="1777777777", last_used_at=utcnow()
             )
         )
-    stranger = await crm.find(None, "1777777777")
-    assert stranger is not None and stranger.name == "Лёша"
+    assert await crm.find(None, "1777777777") is None
+    by_account = await crm.find(None, SIDOROV)
+    assert by_account is not None and by_account.accounts == [SIDOROV]
+    assert by_account.name != "Лёша"
 
 
 # ------------------------------------------------------------------ HTTP CRM
@@ -281,8 +287,12 @@ async def test_http_crm_finds_the_person_by_phone(
     ]
     sidorov = by_number(card, SIDOROV)
     assert sidorov["balance"] == "-350.00"
+    # What the operator reads: words, not codes or a minus sign.
+    assert sidorov["balance_text"] == "переплата 350,00\u00a0₽"
+    assert sidorov["plan_title"] == "двухзонный (день, ночь)"
     assert sidorov["readings"] == {
         "date": "2026-10-25",
+        "date_text": "25 октября 2026",
         "zones": {"t1": "15230", "t2": "6120.1"},
         "titles": {"t1": "день", "t2": "ночь"},
     }
@@ -309,6 +319,7 @@ async def test_http_crm_finds_the_person_by_account(
     newbie = by_number(card, NEWBIE)
     assert newbie["status"] == "ok" and newbie["readings"] is None
     assert newbie["balance"] == "0.00"
+    assert newbie["balance_text"] == "задолженности нет"
 
 
 async def test_crm_knows_nobody(

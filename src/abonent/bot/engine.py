@@ -5,20 +5,26 @@ Order of precedence for a customer message: the commands «меню», «наз�
 of a flow in progress; and only then free text, whose meaning is asked of the
 ``Understander`` (the consultant's engine, or the keyword matcher if it cannot load) —
 flow intents start their flows, topics are answered from the knowledge base.
+
+In the middle of a flow, each waiting step declares what an answer to it looks like
+(``WAITS`` of the flow module, see ``bot.attempts``). Text that is not an attempt at
+the step is an aside: the consultant answers it (a topic, a thank-you, a request for
+an operator or another task) and, unless the customer went elsewhere, the step is
+offered again («Продолжить …»). Only attempts reach the step, so only they count as
+failures.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from types import ModuleType
 
 from abonent.bot import texts as t
-from abonent.bot.dialog import Dialog, Services
+from abonent.bot.dialog import Dialog, Services, compose
 from abonent.bot.flows import appeal, balance, faq, handoff, readings
 from abonent.core import events
 from abonent.core.pipeline import Turn, TurnOutcome
-from abonent.core.types import SURVEY_PREFIX
+from abonent.core.types import SURVEY_PREFIX, Button
 from abonent.nlu.base import Interpretation
 from abonent.nlu.normalize import normalize
 
@@ -29,9 +35,9 @@ FLOWS: dict[str, ModuleType] = {
     balance.FLOW: balance,
     appeal.FLOW: appeal,
 }
-# Flows that give way when the customer asks for something else mid-way (not the appeal:
-# there the customer's own words are the content).
-SWITCHABLE = frozenset({readings.FLOW, balance.FLOW})
+# How sure the consultant must be before text that could be the step's input (a name,
+# a word or two) is taken as a question instead.
+SURE = 0.9
 
 COMMANDS = {
     "меню": t.P_MENU,
@@ -48,7 +54,6 @@ COMMANDS = {
     "стоп": t.P_CANCEL,
     "cancel": t.P_CANCEL,
 }
-_DIGIT = re.compile(r"\d")
 
 
 class Bot:
@@ -62,11 +67,14 @@ class Bot:
         elif turn.status == "closed":
             # Only the answer to the rating question reaches a closed conversation.
             self._rating(d, turn.text or "", turn.payload)
-            return TurnOutcome(replies=d.replies, state={}, meta=d.meta, events=d.events)
+            return TurnOutcome(replies=compose(d.replies), state={}, meta=d.meta, events=d.events)
         elif turn.status == "queued":
             leave = self._in_queue(d, turn.text or "", turn.payload)
             return TurnOutcome(
-                replies=d.replies, state=d.state(), leave_queue=leave, meta={"queued": True}
+                replies=compose(d.replies),
+                state=d.state(),
+                leave_queue=leave,
+                meta={"queued": True},
             )
         elif turn.attachments and not (turn.text or "").strip() and not turn.payload:
             self._attachments(d, turn.attachments, turn.phone_vouched)
@@ -75,7 +83,11 @@ class Bot:
         d.meta.setdefault("flow", d.flow)
         d.meta.setdefault("step", d.step)
         return TurnOutcome(
-            replies=d.replies, state=d.state(), handoff=d.handoff, meta=d.meta, events=d.events
+            replies=compose(d.replies),
+            state=d.state(),
+            handoff=d.handoff,
+            meta=d.meta,
+            events=d.events,
         )
 
     def _in_queue(self, d: Dialog, text: str, payload: str | None) -> bool:
@@ -98,7 +110,8 @@ class Bot:
         rating = int(raw)
         d.meta["rating"] = rating
         d.record(events.CSAT_RATED, rating=rating)
-        d.say(t.SURVEY_THANKS if rating >= 3 else t.SURVEY_THANKS_LOW, t.BTN_MENU)
+        # The menu itself, not a «Меню» button: the chat with the operator is over.
+        d.say(t.SURVEY_THANKS if rating >= 3 else t.SURVEY_THANKS_LOW, *t.MENU_BUTTONS)
 
     def _attachments(self, d: Dialog, kinds: tuple[str, ...], phone_vouched: bool) -> None:
         """A photo, sticker or voice note: the bot cannot read it, so it says so and keeps
@@ -136,24 +149,82 @@ class Bot:
             d.misses = 0
             await self._start(d, payload)
             return
+        if d.flow in FLOWS:
+            await self._in_flow(d, FLOWS[d.flow], text, payload)
+            return
         if payload and payload.startswith(t.P_INTENT):
             # A topic offered after a miss: answer it as if it had been recognised.
             d.meta["button"] = payload
-            d.end()
             await self._intent(d, payload[len(t.P_INTENT) :], text)
             return
-        if d.flow in FLOWS:
-            if d.flow in SWITCHABLE and not payload and not _DIGIT.search(text):
-                # «Хочу к оператору» in the middle of a flow: honour the new request.
-                meaning = self.services.understander.parse(text)
-                d.meta.update(intent=meaning.intent, confidence=meaning.confidence)
-                target = _flow_for(meaning.intent)
-                if target is not None and target != d.flow:
-                    await self._start(d, target)
-                    return
-            await FLOWS[d.flow].handle(d, text, payload)
+        if payload == t.P_RESUME:
+            # «Продолжить …» of a flow that has ended since: the menu, not silence.
+            self._menu(d)
             return
         await self._free_text(d, text)
+
+    async def _in_flow(self, d: Dialog, flow: ModuleType, text: str, payload: str | None) -> None:
+        """A message while a flow waits: the step's input goes to the step, anything else
+        is answered aside and the step offered again."""
+        if payload == t.P_RESUME:
+            d.meta["button"] = payload
+            await flow.prompt(d, d.step or "")
+            return
+        if payload and payload.startswith(t.P_INTENT):
+            d.meta["button"] = payload
+            await self._intent(d, payload[len(t.P_INTENT) :], text, aside=flow)
+        else:
+            meaning = self._aside_meaning(d, flow, text, payload)
+            if meaning is None:
+                await flow.handle(d, text, payload)
+                return
+            d.meta["aside"] = d.step
+            await self._consult(d, text, meaning, aside=flow)
+        if d.handoff:
+            d.end()  # handed over: the flow is over, the operator takes it from here
+        elif d.flow == flow.FLOW and not d.meta.get("reprompted"):
+            await self._offer_resume(d, flow)
+
+    def _aside_meaning(
+        self, d: Dialog, flow: ModuleType, text: str, payload: str | None
+    ) -> Interpretation | None:
+        """What the consultant makes of text that is not an answer to the waiting step;
+        None when it is one (or may be one, and the consultant is not sure otherwise)."""
+        expect = flow.WAITS.get(d.step or "")
+        if payload or expect is None:
+            return None  # a button of the step, or a step that takes any text
+        shape = expect.shape(text, d.settings)
+        if shape == "attempt":
+            return None
+        meaning = self.services.understander.parse(text)
+        if shape == "maybe" and not self._sure(meaning):
+            return None
+        return meaning
+
+    def _sure(self, meaning: Interpretation) -> bool:
+        """A confident topic, task or request for an operator (never small talk: «Анна»
+        may look like a greeting to a classifier)."""
+        if not meaning.understood or meaning.confidence < SURE:
+            return False
+        kb = self.services.kb()
+        return _flow_for(meaning.intent) is not None or (
+            kb is not None and kb.is_topic(meaning.intent)
+        )
+
+    async def _offer_resume(self, d: Dialog, flow: ModuleType) -> None:
+        """After the aside, in the same bubble: how to go on with the step, or leave."""
+        what: str = flow.RESUME
+        expect = flow.WAITS.get(d.step or "")
+        if expect is None:
+            # A step that takes any text (an older topic button pressed there): ask it.
+            await flow.prompt(d, d.step or "")
+            return
+        d.add_to_last(
+            t.RESUME.format(what=what, hint=d.fmt(expect.hint)),
+            Button(t.RESUME_BUTTON.format(what=what), t.P_RESUME),
+            t.BTN_MENU,
+        )
+        d.meta["resume"] = f"{flow.FLOW}:{d.step}"
 
     async def _command(self, d: Dialog, command: str) -> None:
         if command == t.P_MENU:
@@ -178,7 +249,12 @@ class Bot:
             await balance.begin(d)
 
     async def _free_text(self, d: Dialog, text: str) -> None:
-        meaning = self.services.understander.parse(text)
+        await self._consult(d, text, self.services.understander.parse(text))
+
+    async def _consult(
+        self, d: Dialog, text: str, meaning: Interpretation, aside: ModuleType | None = None
+    ) -> None:
+        """The consultant's answer to free text; ``aside`` is the flow it interrupts."""
         d.meta.update(
             intent=meaning.intent,
             confidence=meaning.confidence,
@@ -190,7 +266,7 @@ class Bot:
         if meaning.profanity and not meaning.understood:
             d.say(t.PROFANITY_CALM, *t.MENU_BUTTONS, t.BTN_OPERATOR)
         elif meaning.understood:
-            await self._intent(d, meaning.intent, text)
+            await self._intent(d, meaning.intent, text, aside=aside)
         else:
             faq.fallback(d, meaning)
         confidence = round(meaning.confidence, 4)
@@ -207,11 +283,19 @@ class Bot:
                 step=d.meta.get("fallback", step),
             )
 
-    async def _intent(self, d: Dialog, intent: str, text: str) -> None:
+    async def _intent(
+        self, d: Dialog, intent: str, text: str, aside: ModuleType | None = None
+    ) -> None:
         target = _flow_for(intent)
         d.misses = 0
-        if target is not None:
+        if aside is not None and target == aside.FLOW:
+            # «Хочу передать показания» while doing just that: the step again.
+            d.meta["reprompted"] = True
+            await aside.prompt(d, d.step or "")
+        elif target is not None:
             await self._start(d, target)
+        elif intent == "greeting" and aside is not None:
+            d.say(t.HELLO_AGAIN)
         elif intent == "greeting":
             self._greet(d)
         elif intent == "thanks_bye":

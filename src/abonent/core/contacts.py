@@ -1,4 +1,9 @@
-"""Contacts' linked accounts: how one person is recognised across channels and visits."""
+"""Contacts' own lists of accounts: what the bot offers a returning customer to pick.
+
+A contact's list holds what that contact named (and, marked ``confirmed``, the accounts
+whose billing record carries a phone the platform vouched for as theirs). It is never
+a reason to join contacts: see ``core.identity`` for what is proof of who writes.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,7 @@ from sqlalchemy import Executable, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from abonent.clock import utcnow
-from abonent.core.identity import join_by_account
-from abonent.db.models import ContactAccount
+from abonent.db.models import ContactAccount, Message
 from abonent.db.session import Database
 
 _KNOWN = (
@@ -20,17 +24,23 @@ _KNOWN = (
 )
 
 
-def _upsert(dialect: str, *, confirm: bool) -> Executable:
+def _upsert(dialect: str) -> Executable:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(ContactAccount)
     update: dict[str, Any] = {"last_used_at": stmt.excluded.last_used_at}
-    if confirm:
-        update["confirmed"] = True
     return stmt.on_conflict_do_update(index_elements=["contact_id", "account_number"], set_=update)
 
 
-_UPSERT = {d: _upsert(d, confirm=False) for d in ("postgresql", "sqlite")}
-_CONFIRM = {d: _upsert(d, confirm=True) for d in ("postgresql", "sqlite")}
+_UPSERT = {d: _upsert(d) for d in ("postgresql", "sqlite")}
+_NAMED_IN = (
+    select(Message.meta)
+    .where(
+        Message.conversation_id == bindparam("conversation_id"),
+        Message.author == "customer",
+        Message.handled.is_(True),
+    )
+    .order_by(Message.id.desc())
+)
 
 
 class ContactDirectory:
@@ -53,18 +63,16 @@ class ContactDirectory:
             )
 
     async def confirm_account(self, contact_id: int, number: str) -> None:
-        """The customer confirmed the account's holder: the account is theirs, and other
-        contacts who confirmed it too are the same person — one history for operators.
-        Merely typing a number (a neighbour's, a typo) joins nobody."""
-        statement = _CONFIRM[self.db.engine.dialect.name]
-        async with self.db.write() as conn:
-            await conn.execute(
-                statement,
-                {
-                    "contact_id": contact_id,
-                    "account_number": number,
-                    "last_used_at": utcnow(),
-                    "confirmed": True,
-                },
-            )
-            await join_by_account(conn, contact_id, number)
+        """The customer said «да» to the account's masked holder. Anyone who has the
+        receipt can say it, so it is recorded like naming the number — this contact's
+        own list, the most recent — and joins nobody: another visitor who named the same
+        number stays another contact, with their own history and accounts."""
+        await self.link_account(contact_id, number)
+
+    async def conversation_accounts(self, conversation_id: int) -> list[str]:
+        """Accounts the customer named in this conversation, the most recent first (the
+        bot keeps each on the customer's message that named it, ``meta.account``)."""
+        async with self.db.read() as conn:
+            metas = (await conn.execute(_NAMED_IN, {"conversation_id": conversation_id})).scalars()
+            named = (meta.get("account") for meta in metas if isinstance(meta, dict))
+            return list(dict.fromkeys(str(n) for n in named if n))

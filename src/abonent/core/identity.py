@@ -1,9 +1,14 @@
 """One customer across channels (Chatwoot's contact ↔ contact_inbox).
 
 A person who writes from Telegram, then WhatsApp, then the site is one contact with
-several channel identities, so operators read one history. Identities are joined
-when the platforms vouch for the same phone (a contact shared by its owner, a
-WhatsApp number) or when the customer names an account another contact already uses.
+several channel identities, so operators read one history. Identities are joined only
+on proof of who writes: a phone the platform vouches for (a contact card shared by its
+owner, a WhatsApp number). An account number proves nothing — it is printed on every
+receipt, a neighbour or a typo has it, and «да» to its masked holder is a click — so
+naming or confirming one never joins contacts: it stays with the conversation and with
+that contact's own list (``core.contacts``). Joining two visitors on it would show each
+one the other's history and accounts.
+
 The absorbed contact row stays, empty: a bot turn running at that moment may still
 hold its id, and a dangling reference would be worse than an orphan row.
 """
@@ -99,13 +104,24 @@ async def link_phone(conn: AsyncConnection, contact_id: int, phone: str) -> bool
 
 
 async def _link_accounts_of_phone(conn: AsyncConnection, contact_id: int, phone: str) -> None:
-    numbers = (await conn.execute(select(Account.number).where(Account.phone == phone))).scalars()
+    """Accounts whose billing record carries the vouched phone are this contact's, proven:
+    added to their list, or marked ``confirmed`` where the contact had named them."""
+    numbers = list(
+        (await conn.execute(select(Account.number).where(Account.phone == phone))).scalars()
+    )
+    if not numbers:
+        return
     known = set(
         (
             await conn.execute(
                 select(ContactAccount.account_number).where(ContactAccount.contact_id == contact_id)
             )
         ).scalars()
+    )
+    await conn.execute(
+        update(ContactAccount)
+        .where(ContactAccount.contact_id == contact_id, ContactAccount.account_number.in_(numbers))
+        .values(confirmed=True)
     )
     now = utcnow()
     for number in numbers:
@@ -115,21 +131,3 @@ async def _link_accounts_of_phone(conn: AsyncConnection, contact_id: int, phone:
                     contact_id=contact_id, account_number=number, last_used_at=now, confirmed=True
                 )
             )
-
-
-async def join_by_account(conn: AsyncConnection, contact_id: int, number: str) -> None:
-    """Other contacts who confirmed this account are this person too: bring them over.
-
-    The current contact is kept (its bot turn is running); the others are absorbed.
-    """
-    others = (
-        await conn.execute(
-            select(ContactAccount.contact_id).where(
-                ContactAccount.account_number == number,
-                ContactAccount.contact_id != contact_id,
-                ContactAccount.confirmed.is_(True),
-            )
-        )
-    ).scalars()
-    for other in list(others):
-        await merge_contacts(conn, contact_id, int(other))

@@ -1,8 +1,9 @@
 """The CRM a supplier without one gets: our own contacts and billing accounts.
 
 It answers from what the chat centre already knows (names and phones the platforms vouched
-for, accounts customers named, the billing's holder and phone), so the card looks the
-same with or without a company CRM behind it.
+for and the accounts of those contacts, the billing's holder and phone), so the card looks
+the same with or without a company CRM behind it. By account it answers from the billing
+alone: an account number a visitor typed says nothing about the other visitors who typed it.
 """
 
 from __future__ import annotations
@@ -77,28 +78,13 @@ class LocalCrm:
         )
 
     async def _by_account(self, session: AsyncSession, number: str) -> CrmPerson | None:
+        """The billing's holder of the account, and nothing of the chat contacts who named
+        it: naming a number proves nothing, so one visitor's card never shows another
+        visitor's name, phone or accounts."""
         row = await session.get(Account, number)
-        contact_ids = list(
-            await session.scalars(
-                select(ContactAccount.contact_id)
-                .where(ContactAccount.account_number == number)
-                .order_by(ContactAccount.last_used_at.desc(), ContactAccount.id.desc())
-            )
-        )
-        if row is None and not contact_ids:
+        if row is None:
             return None
-        contacts = list(
-            await session.scalars(
-                select(Contact).where(Contact.id.in_(contact_ids)).order_by(Contact.id)
-            )
-        )
-        linked = await self._linked_accounts(session, contact_ids)
-        return _known(
-            name=(row.holder if row is not None and row.holder else None)
-            or next((c.name for c in contacts if c.name), None),
-            phones=_unique([row.phone if row is not None else None, *(c.phone for c in contacts)]),
-            accounts=_unique([number, *linked]),
-        )
+        return _known(name=row.holder or None, phones=_unique([row.phone]), accounts=[number])
 
     @staticmethod
     async def _linked_accounts(session: AsyncSession, contact_ids: list[int]) -> list[str]:

@@ -25,6 +25,8 @@ DEFAULT_KB_DIR = Path(__file__).resolve().parent.parent / "kb" / "intents"
 OUT_OF_SCOPE_FILE = "_out_of_scope.yaml"
 OUT_OF_SCOPE_ID = "_out_of_scope"
 TITLE_MAX = 24
+# Kinds of intent that are subjects a customer can be offered (see ``is_topic``).
+TOPIC_KINDS = frozenset({"faq", "flow"})
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*)\}")
 
@@ -214,6 +216,13 @@ class KnowledgeBase:
     @property
     def labels(self) -> list[str]:
         return sorted(self.intents)
+
+    def is_topic(self, intent_id: str) -> bool:
+        """A question customers ask (``faq``) or a task the bot does (``flow``): what may
+        be offered as "did you mean". Greetings, thanks and calls for an operator
+        (``service``) and the out-of-scope examples are not topics."""
+        intent = self.intents.get(intent_id)
+        return intent is not None and intent.kind in TOPIC_KINDS
 
     def title(self, intent_id: str) -> str:
         intent = self.intents.get(intent_id)

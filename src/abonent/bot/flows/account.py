@@ -2,14 +2,20 @@
 
 Typos are forgiven where they are unambiguous (spaces, dashes, the letter О for a
 zero); otherwise the customer is told exactly what is wrong and where the number is
-printed. After three failures the bot stops insisting and offers a human.
+printed. After three failures the bot stops insisting and offers a human (the engine
+sends only attempts at the number here: a question asked instead is answered aside).
+
+A named account is this conversation's (kept on the customer's message, ``meta.account``)
+and goes on this contact's own list, to be offered next time. Naming it, or saying «да»
+to its masked holder, proves nothing about who writes: it never joins the contact to
+anyone else who named the same number.
 """
 
 from __future__ import annotations
 
 from rapidfuzz.distance import DamerauLevenshtein
 
-from abonent.billing.accounts import check_account_number, mask_account
+from abonent.billing.accounts import check_account_number, find_account_in_text, mask_account
 from abonent.billing.base import AccountInfo, BillingError
 from abonent.bot import texts as t
 from abonent.bot.dialog import Dialog
@@ -30,7 +36,10 @@ async def prompt_account(d: Dialog) -> None:
 async def take_account(d: Dialog, text: str, payload: str | None) -> AccountInfo | None:
     """The account the customer named, or None after explaining what went wrong."""
     raw = payload[len(t.P_ACCOUNT) :] if payload and payload.startswith(t.P_ACCOUNT) else text
-    check = check_account_number(raw, d.settings.billing.account_length)
+    length = d.settings.billing.account_length
+    check = check_account_number(raw, length)
+    if not check.ok and (found := find_account_in_text(raw, length)) is not None:
+        check = check_account_number(found, length)  # «мой л/с 1000000001, проверьте»
     account: AccountInfo | None = None
     if check.problem == "not_digits":
         problem = d.fmt(t.ACCOUNT_NOT_DIGITS)
@@ -58,6 +67,7 @@ async def take_account(d: Dialog, text: str, payload: str | None) -> AccountInfo
     if account is not None:
         d.data.pop("account_failures", None)
         d.data["account"] = account.number
+        d.meta["account"] = account.number
         await d.services.contacts.link_account(d.turn.contact_id, account.number)
         return account
     failures = int(d.data.get("account_failures", 0)) + 1

@@ -6,14 +6,24 @@ from __future__ import annotations
 import re
 
 from abonent.billing.accounts import check_account_number
+from abonent.bot import attempts
 from abonent.bot import texts as t
-from abonent.bot.dialog import Dialog
+from abonent.bot.dialog import Dialog, Expect
 from abonent.core import events
 from abonent.core.types import Button
 from abonent.db.models import Appeal
 
 FLOW = "appeal"
 PREVIOUS = {"contact": "name", "account": "contact", "text": "account", "confirm": "text"}
+# What an answer to each waiting step looks like; the text step takes anything: there
+# the customer's own words are the appeal.
+WAITS: dict[str, Expect] = {
+    "name": attempts.APPEAL_NAME,
+    "contact": attempts.APPEAL_CONTACT,
+    "account": attempts.APPEAL_ACCOUNT,
+    "confirm": attempts.APPEAL_CONFIRM,
+}
+RESUME = t.WHAT_APPEAL
 _EMAIL = re.compile(r"^[\w.+-]+@[\w-]+(\.[\w-]+)+$")
 _PHONE_DIGITS = re.compile(r"\d")
 
@@ -74,7 +84,8 @@ async def handle(d: Dialog, text: str, payload: str | None) -> None:
         d.data["contact"] = contact
         d.goto(FLOW, "account")
     elif step == "account":
-        if payload != "skip":
+        skip = payload == "skip" or text.strip().lower().rstrip("!.") in t.APPEAL_SKIP_WORDS
+        if not skip:
             check = check_account_number(text, d.settings.billing.account_length)
             if check.number is None:
                 d.say(

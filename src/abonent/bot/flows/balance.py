@@ -7,13 +7,17 @@ from decimal import Decimal
 from abonent.billing.accounts import mask_address, mask_holder
 from abonent.billing.base import AccountInfo
 from abonent.billing.readings import format_rub
+from abonent.bot import attempts, links
 from abonent.bot import texts as t
-from abonent.bot.dialog import Dialog
+from abonent.bot.dialog import Dialog, Expect
 from abonent.bot.flows.account import prompt_account, take_account
 from abonent.core import events
 
 FLOW = "balance"
 PREVIOUS: dict[str, str] = {}
+# What an answer to each waiting step looks like (anything else is a question aside).
+WAITS: dict[str, Expect] = {"account": attempts.ACCOUNT}
+RESUME = t.WHAT_BALANCE
 
 
 async def begin(d: Dialog) -> None:
@@ -31,11 +35,11 @@ async def handle(d: Dialog, text: str, payload: str | None) -> None:
     account = await take_account(d, text, payload)
     if account is None:
         return
-    report(d, account)
+    await report(d, account)
     d.end()
 
 
-def report(d: Dialog, account: AccountInfo) -> None:
+async def report(d: Dialog, account: AccountInfo) -> None:
     lines = [
         t.BALANCE_HEADER.format(
             number=account.number,
@@ -47,7 +51,8 @@ def report(d: Dialog, account: AccountInfo) -> None:
         lines.append(t.BALANCE_DEBT.format(amount=format_rub(account.balance)))
         link = d.settings.company.links.get("payment")
         if link:
-            lines.append(t.BALANCE_PAY.format(link=link))
+            sent = await links.linkify(d, "balance", link)
+            lines.append(t.BALANCE_PAY.format(link=sent))
     elif account.balance < 0:
         lines.append(t.BALANCE_OVERPAID.format(amount=format_rub(-account.balance)))
     else:

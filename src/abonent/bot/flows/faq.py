@@ -1,34 +1,26 @@
 """Answers from the knowledge base, with tracked links, and the honest fallback.
 
-Every link goes out as ``/r/<token>``: the token row remembers the conversation, the
-topic and the channel, so a click can be counted against them (the redirect lives in
-``web/links.py``). Without a public URL the links go out as they are.
+Links go out tracked (``bot.links``), each address once per reply: an answer that
+names its link in the text and lists it under the text too prints it once.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
-from typing import Any
 
+from abonent.bot import answers, links
 from abonent.bot import texts as t
 from abonent.bot.dialog import Dialog
-from abonent.clock import utcnow
-from abonent.core import events
 from abonent.core.types import Button
-from abonent.db.models import TrackedLink
 from abonent.nlu.base import Interpretation
 
 # Topics whose answer depends on the customer's own records: with specifics in the
 # message (an account number, an amount) the bot hands over instead of guessing.
 PERSONAL_INTENTS = frozenset({"payment_missing", "recalculation", "disconnection_debt"})
 _SPECIFICS = re.compile(r"\d{3,}")
-_URL = re.compile(r"https?://[^\s<>\"»)]+")
 MAX_TOPICS = 3
-
-
-def _url_in_text(text: str) -> list[str]:
-    return [m.group().rstrip(".,;:!?") for m in _URL.finditer(text)]
+# Below this the "closest" topic is no closer than any other: offering it is noise.
+MIN_TOPIC_SCORE = 0.02
 
 
 async def answer(d: Dialog, intent: str, *, text: str = "") -> bool:
@@ -37,17 +29,22 @@ async def answer(d: Dialog, intent: str, *, text: str = "") -> bool:
     if kb is None or intent not in kb.intents or kb.intents[intent].answer is None:
         return False
     rendered = kb.render(intent, d.services.placeholders)
-    # Every link, in the text or listed under it, goes out tracked.
-    in_text = list(dict.fromkeys(_url_in_text(rendered.text)))
-    links = [(link.title, link.url) for link in rendered.links]
-    tracked = await _track(d, intent, [(url, url) for url in in_text] + links)
-    body = rendered.text
-    for url, (_, short) in zip(in_text, tracked, strict=False):
-        body = re.sub(re.escape(url) + r"(?![\w/])", short, body)
+    # A topic whose answer is filled from the company's data (prices) says that instead.
+    filled = await answers.fill(d, intent)
+    if filled is not None:
+        rendered = rendered._replace(text=filled)
+    body = await links.linkify(d, intent, rendered.text)
+    in_text = set(links.urls_in(rendered.text))
+    # A listed link the text already gives is not listed again.
+    listed: list[tuple[str, str]] = []
+    for link in rendered.links:
+        if link.url not in in_text and all(link.url != url for _, url in listed):
+            listed.append((link.title, link.url))
     lines = [body]
-    if links:
+    if listed:
         lines.append("")
-        lines.extend(f"{title}: {url}" for title, url in tracked[len(in_text) :])
+        sent = await links.track(d, intent, listed)
+        lines.extend(f"{title}: {url}" for (title, _), url in zip(listed, sent, strict=True))
     buttons = [Button(b.title, b.payload) for b in rendered.buttons]
     personal = intent in PERSONAL_INTENTS and _SPECIFICS.search(text) is not None
     if personal:
@@ -56,39 +53,9 @@ async def answer(d: Dialog, intent: str, *, text: str = "") -> bool:
         d.handoff = True
         d.meta["personal_case"] = True
         return True
-    if t.BTN_MENU not in buttons:
-        buttons.append(t.BTN_MENU)
-    d.say("\n".join(lines).strip(), *buttons)
+    d.say("\n".join(lines).strip(), *buttons, t.BTN_MENU)
     d.meta["answered"] = intent
     return True
-
-
-async def _track(d: Dialog, intent: str, links: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    base = d.settings.public_url.rstrip("/")
-    if not base or not links:
-        return links
-    rows: list[dict[str, Any]] = []
-    result = []
-    for title, url in links:
-        token = secrets.token_urlsafe(9)
-        rows.append(
-            {
-                "token": token,
-                "url": url,
-                "title": title,
-                "conversation_id": d.turn.conversation_id,
-                "intent": intent,
-                "channel_id": d.turn.channel_id,
-                "created_at": utcnow(),
-            }
-        )
-        result.append((title, f"{base}/r/{token}"))
-    async with d.services.db.transaction() as session:
-        session.add_all(TrackedLink(**row) for row in rows)
-    for row in rows:
-        d.record(events.LINK_SENT, token=row["token"], url=row["url"], intent=intent)
-    d.meta["links"] = len(rows)
-    return result
 
 
 def fallback(d: Dialog, meaning: Interpretation) -> None:
@@ -102,8 +69,9 @@ def fallback(d: Dialog, meaning: Interpretation) -> None:
     kb = d.services.kb()
     topics: list[Button] = []
     if kb is not None:
-        for intent, _score in meaning.alternatives:
-            if intent in kb.intents and len(topics) < MAX_TOPICS:
+        # Only real topics: a greeting or a thank-you is no answer to a question.
+        for intent, score in meaning.alternatives:
+            if kb.is_topic(intent) and score >= MIN_TOPIC_SCORE and len(topics) < MAX_TOPICS:
                 topics.append(Button(kb.title(intent), t.P_INTENT + intent))
     d.say(t.REPHRASE, *topics, t.BTN_OPERATOR)
     d.meta["fallback"] = "rephrase"

@@ -3,6 +3,7 @@ call centre and the written virtual reception outside them."""
 
 from __future__ import annotations
 
+from abonent.bot import links
 from abonent.bot import texts as t
 from abonent.bot.dialog import Dialog
 from abonent.core import events
@@ -19,7 +20,8 @@ async def begin(d: Dialog) -> None:
         lines = [d.fmt(t.HANDOFF_CLOSED)]
         reception = company.links.get("virtual_reception")
         if reception:
-            lines.append(t.HANDOFF_RECEPTION.format(link=reception))
+            sent = await links.linkify(d, "operator", reception)
+            lines.append(t.HANDOFF_RECEPTION.format(link=sent))
         lines.append(d.fmt(t.HANDOFF_EMERGENCY))
         d.say("\n".join(lines))
     d.end()
