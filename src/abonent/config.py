@@ -1,4 +1,4 @@
-"""Settings: environment variables ``ABONENT_*`` over an optional TOML file (CONTRACT §2).
+"""Settings: environment variables ``ABONENT_*`` over an optional TOML file (README).
 
 Everything is validated once at start, so a typo in a deployment's TOML fails loudly
 instead of surfacing as a wrong tariff in a customer's reply.
@@ -124,29 +124,55 @@ class CompanySettings(BaseModel):
         return ZoneInfo(self.timezone)
 
 
+def _zone_hours(value: dict[str, str], zones: tuple[str, ...]) -> dict[str, str]:
+    """Hours of each zone as an editor writes them, ``"07:00-10:00, 17:00-21:00"``: checked
+    here so that a typo fails at start, not in the middle of a customer's answer."""
+    for zone, hours in value.items():
+        if zone not in zones:
+            raise ValueError(f"tariff hours for unknown zone {zone!r}; zones: {', '.join(zones)}")
+        for span in hours.split(","):
+            match = _HOURS_RE.match(span.strip())
+            h1, m1, h2, m2 = (int(g) for g in match.groups()) if match else (99, 0, 0, 0)
+            if max(h1, h2) > 24 or max(m1, m2) > 59:
+                raise ValueError(f"tariff hours {hours!r} must look like 07:00-10:00, 17:00-21:00")
+    return {zone: ", ".join(s.strip() for s in hours.split(",")) for zone, hours in value.items()}
+
+
 class TwoZone(BaseModel):
-    day: Decimal
-    night: Decimal
+    day: Decimal = Field(gt=0)
+    night: Decimal = Field(gt=0)
+    # Optional: the zones' local hours, told to customers with the prices.
+    hours: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, value: dict[str, str]) -> dict[str, str]:
+        return _zone_hours(value, ("day", "night"))
 
 
 class ThreeZone(BaseModel):
-    peak: Decimal
-    half_peak: Decimal
-    night: Decimal
+    peak: Decimal = Field(gt=0)
+    half_peak: Decimal = Field(gt=0)
+    night: Decimal = Field(gt=0)
+    hours: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, value: dict[str, str]) -> dict[str, str]:
+        return _zone_hours(value, ("peak", "half_peak", "night"))
 
 
 class TariffSettings(BaseModel):
-    """Rubles per kWh for each plan and zone."""
+    """Rubles per kWh for each plan and zone.
 
-    single: Decimal = Decimal("6.43")
-    two_zone: TwoZone = Field(
-        default_factory=lambda: TwoZone(day=Decimal("7.36"), night=Decimal("3.79"))
-    )
-    three_zone: ThreeZone = Field(
-        default_factory=lambda: ThreeZone(
-            peak=Decimal("8.85"), half_peak=Decimal("6.43"), night=Decimal("3.79")
-        )
-    )
+    No defaults: a price the company did not configure is never stated to a customer, in
+    the answer about tariffs or as the cost of submitted readings (those then show the
+    consumption alone).
+    """
+
+    single: Decimal | None = Field(default=None, gt=0)
+    two_zone: TwoZone | None = None
+    three_zone: ThreeZone | None = None
 
 
 class ReadingsSettings(BaseModel):
@@ -197,6 +223,22 @@ class ConversationSettings(BaseModel):
     idle_close_hours: float = Field(default=24, ge=0)
 
 
+class AttachmentSettings(BaseModel):
+    """Files customers and operators send (photos of meters, receipts, PDFs)."""
+
+    # The largest file accepted, in megabytes (a phone's photo is 2–6 MB).
+    max_mb: float = Field(default=10, gt=0, le=100)
+    # Where the files are kept; empty: ``attachments/`` next to the SQLite database
+    # (the working directory with PostgreSQL). Never inside a static directory.
+    dir: str = ""
+    # How long a link to a file sent to a messenger that takes files by URL works.
+    link_hours: float = Field(default=72, gt=0)
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_mb * 1024 * 1024)
+
+
 class StatsSettings(BaseModel):
     """The statistics: how long raw events are kept (the rollups always are), and which
     local hours count as night."""
@@ -244,6 +286,7 @@ class Settings(BaseSettings):
     operators: OperatorSettings = Field(default_factory=OperatorSettings)
     conversations: ConversationSettings = Field(default_factory=ConversationSettings)
     stats: StatsSettings = Field(default_factory=StatsSettings)
+    attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
     channels: list[ChannelSettings] = Field(default_factory=list)
     crm: CrmSettings = Field(default_factory=CrmSettings)
 

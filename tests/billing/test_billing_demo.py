@@ -13,6 +13,15 @@ from abonent.db.models import Account, ReadingsRecord
 from abonent.db.session import Database
 from abonent.demo import DEMO_ACCOUNTS_CSV, seed_demo_accounts
 
+# The demo company's prices: TariffSettings has none of its own.
+TARIFFS = TariffSettings.model_validate(
+    {
+        "single": "6.43",
+        "two_zone": {"day": "7.36", "night": "3.79"},
+        "three_zone": {"peak": "8.85", "half_peak": "6.43", "night": "3.79"},
+    }
+)
+
 
 async def test_seed_demo_accounts(db: Database) -> None:
     shown = await seed_demo_accounts(db)
@@ -31,7 +40,7 @@ async def test_seed_demo_accounts(db: Database) -> None:
 
 async def test_reseeding_keeps_submitted_readings(db: Database) -> None:
     (single, *_) = await seed_demo_accounts(db)
-    billing = LocalBilling(db, TariffSettings())
+    billing = LocalBilling(db, TARIFFS)
     new = single.last_readings[0] + Decimal("150")
     await billing.submit_readings(single.number, [new], date(2026, 11, 22), source="bot")
     async with db.session() as session:

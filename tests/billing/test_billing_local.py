@@ -10,11 +10,25 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from abonent.billing.base import Billing, BillingError, ReadingsRejected
+from abonent.billing.base import (
+    Billing,
+    BillingError,
+    ReadingsAlreadySubmitted,
+    ReadingsRejected,
+)
 from abonent.billing.local import LocalBilling
 from abonent.config import TariffSettings
 from abonent.db.models import Account, ReadingsRecord
 from abonent.db.session import Database
+
+# The demo company's prices: TariffSettings has none of its own.
+TARIFFS = TariffSettings.model_validate(
+    {
+        "single": "6.43",
+        "two_zone": {"day": "7.36", "night": "3.79"},
+        "three_zone": {"peak": "8.85", "half_peak": "6.43", "night": "3.79"},
+    }
+)
 
 D = Decimal
 
@@ -69,7 +83,7 @@ async def add_accounts(db: Database) -> None:
 @pytest.fixture
 async def billing(db: Database) -> LocalBilling:
     await add_accounts(db)
-    return LocalBilling(db, TariffSettings())
+    return LocalBilling(db, TARIFFS)
 
 
 async def history(db: Database, number: str) -> list[ReadingsRecord]:
@@ -90,7 +104,7 @@ async def stored(db: Database, number: str) -> Account:
 
 
 def test_local_billing_is_a_billing(db: Database) -> None:
-    backend: Billing = LocalBilling(db, TariffSettings())
+    backend: Billing = LocalBilling(db, TARIFFS)
     assert backend is not None
 
 
@@ -170,17 +184,18 @@ async def test_submit_three_zone(billing: LocalBilling, db: Database) -> None:
     assert record.source == "operator"
 
 
-async def test_submit_twice_prices_from_the_new_readings(
+async def test_submit_in_the_next_period_prices_from_the_last_readings(
     billing: LocalBilling, db: Database
 ) -> None:
     await billing.submit_readings("1000234561", [D("12600")], date(2026, 11, 20), source="bot")
     second = await billing.submit_readings(
-        "1000234561", [D("12610")], date(2026, 11, 22), source="bot"
+        "1000234561", [D("12730")], date(2026, 12, 18), source="bot"
     )
     assert second.previous_date == date(2026, 11, 20)
-    assert second.total_consumption == D("10")
-    assert second.total_cost == D("64.30")
-    assert [r.t1 for r in await history(db, "1000234561")] == [D("12600"), D("12610")]
+    assert second.total_consumption == D("130")
+    assert second.total_cost == D("835.90")
+    assert second.replaced is None
+    assert [r.t1 for r in await history(db, "1000234561")] == [D("12600"), D("12730")]
 
 
 async def test_submit_for_account_without_readings(billing: LocalBilling, db: Database) -> None:
@@ -251,19 +266,24 @@ async def test_rejected_submission_changes_nothing(
 async def test_concurrent_submissions_never_go_backwards(
     billing: LocalBilling, db: Database
 ) -> None:
+    """Monthly submissions racing: each is priced against the one accepted just before it."""
     values = [D("12600"), D("12550"), D("12700"), D("12650"), D("12580")]
+    days = [date(2026, 11, 22), date(2026, 12, 22), date(2027, 1, 22), date(2027, 2, 22)]
     results = await asyncio.gather(
         *(
-            billing.submit_readings("1000234561", [v], date(2026, 11, 22), source="bot")
-            for v in values
+            billing.submit_readings("1000234561", [v], day, source="bot")
+            for v, day in zip(values, [*days, days[-1]], strict=True)
         ),
         return_exceptions=True,
     )
     accepted = [r for r in results if not isinstance(r, BaseException)]
-    assert all(isinstance(r, ReadingsRejected) for r in results if isinstance(r, BaseException))
+    assert all(
+        isinstance(r, (ReadingsRejected, ReadingsAlreadySubmitted))
+        for r in results
+        if isinstance(r, BaseException)
+    )
     records = await history(db, "1000234561")
     assert len(records) == len(accepted) >= 1
-    # Each accepted set was priced against the one accepted just before it.
     previous = D("12500")
     for record in records:
         assert record.t1 is not None and record.t1 >= previous
@@ -272,10 +292,32 @@ async def test_concurrent_submissions_never_go_backwards(
     assert (await stored(db, "1000234561")).t1 == previous
 
 
+async def test_concurrent_submissions_of_one_period_ask_before_replacing(
+    billing: LocalBilling, db: Database
+) -> None:
+    """Two family members at once: one is stored, the other is told readings were just sent
+    (never two "first" submissions of one period)."""
+    results = await asyncio.gather(
+        *(
+            billing.submit_readings("1000234561", [v], date(2026, 11, 22), source="bot")
+            for v in (D("12600"), D("12650"))
+        ),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == [
+        "ReadingsAlreadySubmitted",
+        "SubmissionResult",
+    ]
+    (record,) = await history(db, "1000234561")
+    refused = next(r for r in results if isinstance(r, ReadingsAlreadySubmitted))
+    assert refused.earlier.values == (record.t1,)
+    assert refused.earlier.base == (D("12500"),)
+
+
 async def test_unreachable_database_is_a_billing_error(tmp_path: Path) -> None:
     """The bot answers BillingError with an apology; a raw driver error would be a crash."""
     missing = tmp_path / "no such dir" / "x.db"
-    backend = LocalBilling(Database(f"sqlite+aiosqlite:///{missing}"), TariffSettings())
+    backend = LocalBilling(Database(f"sqlite+aiosqlite:///{missing}"), TARIFFS)
     try:
         with pytest.raises(BillingError):
             await backend.get_account("1000234561")

@@ -26,6 +26,15 @@ from abonent.billing.readings import (
 )
 from abonent.config import ReadingsSettings, TariffSettings
 
+# The demo company's prices: TariffSettings has none of its own.
+TARIFFS = TariffSettings.model_validate(
+    {
+        "single": "6.43",
+        "two_zone": {"day": "7.36", "night": "3.79"},
+        "three_zone": {"peak": "8.85", "half_peak": "6.43", "night": "3.79"},
+    }
+)
+
 D = Decimal
 NB = "\u00a0"
 
@@ -126,13 +135,15 @@ def test_check_readings_jump() -> None:
     assert over.jump == Jump(total=D("1680.001"), days=28, allowed=D("1680"))
 
 
-def test_check_readings_days_at_least_one() -> None:
+def test_check_readings_same_day_allows_a_day_and_says_zero_days() -> None:
     acc = account("single", "12500")
     same_day = check_readings(acc, [D("12561")], date(2026, 10, 25), D("60"))
-    assert same_day.jump == Jump(total=D("61"), days=1, allowed=D("60"))
-    # A readings date in the future (a clock off somewhere) still counts as one day.
+    # A day's use is allowed, but the customer is told it is 0 days, never "1 day".
+    assert same_day.jump == Jump(total=D("61"), days=0, allowed=D("60"))
+    assert check_readings(acc, [D("12560")], date(2026, 10, 25), D("60")).jump is None
+    # A readings date in the future (a clock off somewhere) counts as today.
     before = check_readings(acc, [D("12561")], date(2026, 10, 20), D("60"))
-    assert before.jump is not None and before.jump.days == 1
+    assert before.jump is not None and before.jump.days == 0
 
 
 def test_check_readings_jump_counts_only_rising_zones() -> None:
@@ -151,11 +162,11 @@ def test_check_readings_wrong_count() -> None:
     with pytest.raises(ValueError):
         check_readings(account("two_zone", "1", "2"), [D("3")], date(2026, 11, 22), D("60"))
     with pytest.raises(ValueError):
-        compute_zones(account("single", "1"), [D("3"), D("4")], TariffSettings())
+        compute_zones(account("single", "1"), [D("3"), D("4")], TARIFFS)
 
 
 def test_tariff_for() -> None:
-    tariffs = TariffSettings()
+    tariffs = TARIFFS
     assert tariff_for("single", "single", tariffs) == D("6.43")
     assert tariff_for("two_zone", "day", tariffs) == D("7.36")
     assert tariff_for("two_zone", "night", tariffs) == D("3.79")
@@ -170,7 +181,7 @@ def test_tariff_for() -> None:
 
 def test_cost_single_rounds_half_up() -> None:
     # 245.5 kWh × 6.43 = 1578.565 → 1578.57 (banker's rounding would give 1578.56).
-    zones = compute_zones(account("single", "12500"), [D("12745.5")], TariffSettings())
+    zones = compute_zones(account("single", "12500"), [D("12745.5")], TARIFFS)
     (zone,) = zones
     assert (zone.zone, zone.previous, zone.current) == ("single", D("12500"), D("12745.5"))
     assert zone.consumption == D("245.5")
@@ -181,7 +192,7 @@ def test_cost_single_rounds_half_up() -> None:
 
 def test_cost_two_zone() -> None:
     zones = compute_zones(
-        account("two_zone", "15230", "6120"), [D("15410.25"), D("6201.4")], TariffSettings()
+        account("two_zone", "15230", "6120"), [D("15410.25"), D("6201.4")], TARIFFS
     )
     # day: 180.25 × 7.36 = 1326.64; night: 81.4 × 3.79 = 308.506 → 308.51
     assert [(z.zone, z.consumption, z.cost) for z in zones] == [
@@ -196,7 +207,7 @@ def test_cost_three_zone_total_is_sum_of_rounded_zones() -> None:
     zones = compute_zones(
         account("three_zone", "4215", "6130", "5342"),
         [D("4300.5"), D("6250"), D("5437.3")],
-        TariffSettings(),
+        TARIFFS,
     )
     # peak 85.5 × 8.85 = 756.675 → 756.68; half-peak 120 × 6.43 = 771.60;
     # night 95.3 × 3.79 = 361.187 → 361.19. Total 1889.47 (unrounded sum 1889.462 → 1889.46).

@@ -6,6 +6,7 @@ today, an HTTP backend later); nothing above this module knows which one runs.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -54,8 +55,29 @@ class ZoneResult:
     previous: Decimal
     current: Decimal
     consumption: Decimal
-    tariff: Decimal
-    cost: Decimal
+    # None when the company configured no price for the plan: the cost is then not told.
+    tariff: Decimal | None
+    cost: Decimal | None
+
+
+@dataclass(frozen=True)
+class PeriodSubmission:
+    """Readings already submitted in the current billing period.
+
+    A utility bills a period by one set of readings, the last one submitted in it, so a
+    second submission replaces this one: it is checked and counted against ``base`` (the
+    readings accepted before the period's first submission), not against the readings it
+    replaces, and a customer correcting a typo may therefore give lower values.
+    """
+
+    taken_on: date
+    values: tuple[Decimal, ...]
+    base: tuple[Decimal, ...]
+    base_date: date | None
+
+    def as_base(self, account: AccountInfo) -> AccountInfo:
+        """The account as a replacing submission is checked against."""
+        return dataclasses.replace(account, last_readings=self.base, readings_date=self.base_date)
 
 
 @dataclass(frozen=True)
@@ -64,7 +86,10 @@ class SubmissionResult:
     zones: tuple[ZoneResult, ...]
     previous_date: date | None
     total_consumption: Decimal
-    total_cost: Decimal
+    # None when a zone has no configured price.
+    total_cost: Decimal | None
+    # The submission of the same period this one replaced, if any.
+    replaced: PeriodSubmission | None = None
 
 
 class BillingError(Exception):
@@ -80,6 +105,16 @@ class ReadingsRejected(Exception):
         self.zone = zone
 
 
+class ReadingsAlreadySubmitted(Exception):
+    """Readings were already submitted in this period and the caller did not ask to replace
+    them: the bot asks the customer first (another member of the family may have sent them
+    a minute ago)."""
+
+    def __init__(self, earlier: PeriodSubmission) -> None:
+        super().__init__(f"readings already submitted on {earlier.taken_on.isoformat()}")
+        self.earlier = earlier
+
+
 class Billing(Protocol):
     async def get_account(self, number: str) -> AccountInfo | None:
         """The account by its normalised number, or None when there is no such account."""
@@ -87,6 +122,12 @@ class Billing(Protocol):
 
     async def find_accounts_by_phone(self, phone: str) -> list[AccountInfo]:
         """Accounts registered with this phone (``+7…``), for identity linking and the card."""
+        ...
+
+    async def period_submission(self, number: str, today: date) -> PeriodSubmission | None:
+        """The readings submitted for this account in the billing period of ``today`` that a
+        new submission would replace; None when there are none (or only the company's own,
+        such as a controller's reading, which a customer does not replace)."""
         ...
 
     async def submit_readings(
@@ -97,10 +138,14 @@ class Billing(Protocol):
         *,
         source: str,
         conversation_id: int | None = None,
+        replace: bool = False,
     ) -> SubmissionResult:
         """Store readings (one per zone, in ZONES order) with history, return consumption and cost.
 
-        Raises ReadingsRejected when a value is below the last accepted one or the count
-        does not match the plan; the caller validates first, this is the last line of defence.
+        When readings were already submitted in the period (``period_submission``), the new
+        ones replace them if ``replace`` is true, and ReadingsAlreadySubmitted is raised
+        otherwise. Raises ReadingsRejected when a value is below the last accepted one (the
+        period's base, when replacing) or the count does not match the plan; the caller
+        validates first, this is the last line of defence.
         """
         ...

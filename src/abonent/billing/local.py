@@ -2,6 +2,17 @@
 
 It is what a supplier without a billing API runs on (a nightly CSV export is enough), and what
 the demo shows.
+
+A billing period (a calendar month) is billed by one set of readings, the last one submitted
+in it. A second submission in the period therefore replaces the first: the account takes the
+new readings, which are checked and priced against the readings accepted before the period
+(so a customer may correct a reading that was too high), and the earlier submission stays in
+``readings_history`` as what was sent when. Of an account's rows in one period, the latest is
+the one in force; an earlier ``bot``/``operator``/``api`` row followed by a later row of the
+same period is a replaced one. No column marks it: the order of the rows does, which needs no
+schema change and cannot disagree with the rows themselves. Imported rows (the company's own
+readings, a controller's) are never replaced by a customer: a submission after one counts from
+it.
 """
 
 from __future__ import annotations
@@ -13,9 +24,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Protocol, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from abonent.billing.accounts import normalise_account_number, normalise_phone
 from abonent.billing.base import (
@@ -24,15 +36,19 @@ from abonent.billing.base import (
     ZONES,
     AccountInfo,
     BillingError,
+    PeriodSubmission,
     Plan,
+    ReadingsAlreadySubmitted,
     ReadingsRejected,
     SubmissionResult,
 )
+from abonent.billing.csv_import import HISTORY_SOURCE as IMPORTED
 from abonent.billing.readings import (
     KOPECK,
     WATT_HOUR,
     compute_zones,
     format_kwh,
+    period_start,
     plain_decimal,
     total_consumption,
     total_cost,
@@ -112,6 +128,52 @@ def account_info(row: AccountRow) -> AccountInfo:
     )
 
 
+def _values(record: ReadingsRecord, count: int) -> tuple[Decimal, ...] | None:
+    stored = (record.t1, record.t2, record.t3)
+    if any(v is None for v in stored[:count]):
+        return None
+    return tuple(kwh(v) for v in stored[:count] if v is not None)
+
+
+async def _period_submission(
+    session: AsyncSession, account: AccountInfo, today: date
+) -> PeriodSubmission | None:
+    """The submission of ``today``'s period that a new one replaces, and what it counted from."""
+    latest = await session.scalar(
+        select(ReadingsRecord)
+        .where(ReadingsRecord.account_number == account.number)
+        .order_by(ReadingsRecord.id.desc())
+        .limit(1)
+    )
+    start = period_start(today)
+    if latest is None or latest.source == IMPORTED or not start <= latest.taken_on <= today:
+        return None
+    count = len(account.zones)
+    values = _values(latest, count)
+    if values is None:  # the plan changed since: nothing comparable to replace
+        return None
+    base_row = await session.scalar(
+        select(ReadingsRecord)
+        .where(
+            ReadingsRecord.account_number == account.number,
+            ReadingsRecord.id < latest.id,
+            or_(ReadingsRecord.source == IMPORTED, ReadingsRecord.taken_on < start),
+        )
+        .order_by(ReadingsRecord.id.desc())
+        .limit(1)
+    )
+    base = _values(base_row, count) if base_row is not None else None
+    if base_row is not None and base is not None:
+        return PeriodSubmission(latest.taken_on, values, base, base_row.taken_on)
+    # No earlier row (an account loaded without history): the replaced row's consumption
+    # tells what it was counted from; the date of those readings is not known.
+    used = latest.consumption or {}
+    if not all(zone in used for zone in account.zones):
+        return None
+    base = tuple(kwh(v - Decimal(used[z])) for z, v in zip(account.zones, values, strict=True))
+    return PeriodSubmission(latest.taken_on, values, base, None)
+
+
 class LocalBilling:
     """``Billing`` over the local tables."""
 
@@ -135,6 +197,14 @@ class LocalBilling:
             )
             return [account_info(row) for row in rows]
 
+    async def period_submission(self, number: str, today: date) -> PeriodSubmission | None:
+        key = normalise_account_number(number)
+        async with _unavailable(), self.db.session() as session:
+            row = (await session.execute(_BY_NUMBER, {"number": key})).first()
+            if row is None:
+                return None
+            return await _period_submission(session, account_info(cast(AccountRow, row)), today)
+
     async def submit_readings(
         self,
         number: str,
@@ -143,12 +213,14 @@ class LocalBilling:
         *,
         source: str,
         conversation_id: int | None = None,
+        replace: bool = False,
     ) -> SubmissionResult:
         """Store readings and their history in one transaction, on the freshly locked row.
 
         The bot checked the values against what it read a moment (or a conversation) ago; the
         row is read again under lock so that two submissions for one account (two family
-        members, or the bot and an operator) cannot both pass against the same old readings.
+        members, or the bot and an operator) cannot both pass against the same old readings,
+        nor both be the period's first without either of them being asked about the other.
         """
         key = normalise_account_number(number)
         given = tuple(Decimal(v).quantize(WATT_HOUR) for v in values)
@@ -160,6 +232,11 @@ class LocalBilling:
             if row is None:
                 raise ReadingsRejected(REJECT_UNKNOWN_ACCOUNT)
             account = account_info(row)
+            earlier = await _period_submission(session, account, taken_on)
+            if earlier is not None:
+                if not replace:
+                    raise ReadingsAlreadySubmitted(earlier)
+                account = earlier.as_base(account)
             if len(given) != len(account.zones):
                 reason = REJECT_WRONG_COUNT.format(need=len(account.zones), given=len(given))
                 raise ReadingsRejected(reason)
@@ -200,4 +277,5 @@ class LocalBilling:
             previous_date=account.readings_date,
             total_consumption=total_consumption(zones),
             total_cost=cost,
+            replaced=earlier,
         )

@@ -12,10 +12,25 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from abonent.billing.base import ZONES, AccountInfo, ZoneResult
 from abonent.config import ReadingsSettings, TariffSettings
+
+# What a household uses per day in each zone, for the examples in the bot's prompts: an
+# example built from the account's own last readings plus about a month of this is what the
+# customer's meter plausibly shows now, so typed back it is accepted.
+TYPICAL_DAILY_KWH: dict[str, dict[str, Decimal]] = {
+    "single": {"single": Decimal(5)},
+    "two_zone": {"day": Decimal("3.5"), "night": Decimal("1.5")},
+    "three_zone": {"peak": Decimal("1.5"), "half_peak": Decimal("2.5"), "night": Decimal("1.5")},
+}
+# Shown when an account has no readings yet (any values are accepted then).
+FIRST_EXAMPLES: dict[str, tuple[int, ...]] = {
+    "single": (12500,),
+    "two_zone": (12500, 5300),
+    "three_zone": (4200, 6100, 5300),
+}
 
 KOPECK = Decimal("0.01")
 WATT_HOUR = Decimal("0.001")
@@ -168,23 +183,90 @@ def check_readings(
             ),
             Decimal(0),
         )
-        days = max((today - account.readings_date).days, 1)
-        allowed = max_daily_kwh * days
+        # Readings taken earlier today still allow a day's use; the customer is told the
+        # real count (0 days is "today", never "1 day").
+        days = max((today - account.readings_date).days, 0)
+        allowed = max_daily_kwh * max(days, 1)
         if consumption > allowed:
             jump = Jump(total=consumption, days=days, allowed=allowed)
     return ReadingsCheck(lower=lower, jump=jump)
 
 
-def tariff_for(plan: str, zone: str, tariffs: TariffSettings) -> Decimal:
-    """Rubles per kWh for a zone of a plan; ValueError for a zone the plan does not have."""
+def example_readings(
+    account: AccountInfo, today: date, max_daily_kwh: Decimal
+) -> tuple[Decimal, ...]:
+    """Readings the customer's meter plausibly shows today, for a prompt's «например».
+
+    The last accepted readings plus a typical month's use per zone (or the days since, if
+    fewer), in whole kWh; always values ``check_readings`` accepts, so an example typed back
+    is never refused as lower than last time or as an implausible jump.
+    """
+    if account.readings_date is None:
+        return tuple(Decimal(v) for v in FIRST_EXAMPLES[account.plan])
+    days = min(max((today - account.readings_date).days, 1), 30)
+    rates = TYPICAL_DAILY_KWH[account.plan]
+    allowed = max_daily_kwh * days
+    month = sum((rates[z] * days for z in account.zones), Decimal(0))
+    # Scaled down if a deployment's jump bound is below a typical household's use.
+    scale = min(Decimal(1), allowed / month) if month > 0 else Decimal(1)
+    values = tuple(
+        (previous + rates[zone] * days * scale).to_integral_value(rounding=ROUND_FLOOR)
+        for zone, previous in zip(account.zones, account.last_readings, strict=True)
+    )
+    if check_readings(account, values, today, max_daily_kwh).ok:
+        return values
+    return tuple(v.to_integral_value(rounding=ROUND_CEILING) for v in account.last_readings)
+
+
+def example_text(values: Sequence[Decimal]) -> str:
+    """Readings as the customer should type them: plain digits, a space between zones.
+
+    Not ``format_kwh``: its thousands separator would make "12 500" two numbers.
+    """
+    return " ".join(plain_decimal(v) for v in values)
+
+
+def days_text(days: int) -> str:
+    """«1 день», «3 дня», «29 дней»."""
+    tens, ones = days % 100, days % 10
+    if ones == 1 and tens != 11:
+        word = "день"
+    elif 2 <= ones <= 4 and not 12 <= tens <= 14:
+        word = "дня"
+    else:
+        word = "дней"
+    return f"{days} {word}"
+
+
+def period_start(day: date) -> date:
+    """The first day of the billing period ``day`` falls in: a calendar month, the period a
+    utility bills by one set of readings."""
+    return day.replace(day=1)
+
+
+def tariff_for(plan: str, zone: str, tariffs: TariffSettings) -> Decimal | None:
+    """Rubles per kWh for a zone of a plan, None when the company configured no price for
+    the plan; ValueError for a zone the plan does not have."""
     if zone not in ZONES.get(plan, ()):
         raise ValueError(f"plan {plan!r} has no zone {zone!r}")
     if plan == "single":
         return tariffs.single
     if plan == "two_zone":
-        return tariffs.two_zone.day if zone == "day" else tariffs.two_zone.night
+        two = tariffs.two_zone
+        return None if two is None else two.day if zone == "day" else two.night
     three = tariffs.three_zone
+    if three is None:
+        return None
     return {"peak": three.peak, "half_peak": three.half_peak, "night": three.night}[zone]
+
+
+def tariff_hours(plan: str, zone: str, tariffs: TariffSettings) -> str | None:
+    """The zone's hours as configured (``"07:00-10:00, 17:00-21:00"``), if they are."""
+    if plan == "two_zone" and tariffs.two_zone is not None:
+        return tariffs.two_zone.hours.get(zone)
+    if plan == "three_zone" and tariffs.three_zone is not None:
+        return tariffs.three_zone.hours.get(zone)
+    return None
 
 
 def compute_zones(
@@ -193,14 +275,14 @@ def compute_zones(
     """Consumption and cost per zone; each cost is rounded to the kopeck half-up on its own.
 
     The total a customer sees is the sum of the rounded zone costs, so the lines of the reply
-    always add up to its total.
+    always add up to its total. Without a configured price the cost is None.
     """
     _expect_count(account, values)
     results: list[ZoneResult] = []
     for zone, previous, current in zip(account.zones, account.last_readings, values, strict=True):
         tariff = tariff_for(account.plan, zone, tariffs)
         consumption = current - previous
-        cost = (consumption * tariff).quantize(KOPECK, rounding=ROUND_HALF_UP)
+        cost = None if tariff is None else (consumption * tariff).quantize(KOPECK, ROUND_HALF_UP)
         results.append(
             ZoneResult(
                 zone=zone,
@@ -214,8 +296,12 @@ def compute_zones(
     return tuple(results)
 
 
-def total_cost(zones: Sequence[ZoneResult]) -> Decimal:
-    return sum((z.cost for z in zones), Decimal("0.00"))
+def total_cost(zones: Sequence[ZoneResult]) -> Decimal | None:
+    """The sum of the zone costs; None if a zone has no price (half a sum would mislead)."""
+    costs = [z.cost for z in zones]
+    if any(c is None for c in costs):
+        return None
+    return sum((c for c in costs if c is not None), Decimal("0.00"))
 
 
 def total_consumption(zones: Sequence[ZoneResult]) -> Decimal:
@@ -273,6 +359,26 @@ def format_rub(value: Decimal) -> str:
     if whole == "-0" and fraction == "00":
         whole = "0"
     return f"{_group_thousands(whole)},{fraction}{NBSP}₽"
+
+
+def format_tariff(value: Decimal) -> str:
+    """A price per kWh the Russian way, "5,12 ₽/кВт·ч": kopecks always, more digits only when
+    the tariff has them (some regions set 5,125)."""
+    exponent = value.normalize().as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2
+    text = format(value.quantize(Decimal(1).scaleb(-places)), "f")
+    whole, _, fraction = text.partition(".")
+    return f"{_group_thousands(whole)},{fraction}{NBSP}₽/кВт·ч"
+
+
+def format_hours(hours: str) -> str:
+    """Configured zone hours as a customer reads them: "07:00–10:00 и 17:00–21:00"."""
+    spans = [
+        "–".join(part.strip() for part in span.split("-")) for span in hours.split(",") if span
+    ]
+    if len(spans) > 1:
+        return ", ".join(spans[:-1]) + " и " + spans[-1]
+    return spans[0] if spans else ""
 
 
 def format_date(value: date) -> str:

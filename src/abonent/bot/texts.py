@@ -79,43 +79,92 @@ READINGS_WINDOW_CLOSED = (
     "Показания принимаются с {first} по {last} число каждого месяца. "
     "Сегодня {today} — пожалуйста, передайте показания в эти дни."
 )
+# The readings prompts and refusals say what ``parse_readings`` really accepts: numbers
+# without spaces or dots inside, a space between zones, up to two digits after a comma.
+# Every {example} is built from the account's own readings and is accepted typed back.
 ASK_SINGLE = (
-    "Введите текущие показания счётчика в кВт·ч (можно с десятичной частью через запятую).\n"
+    "Введите текущее показание счётчика в кВт·ч, например: {example}. "
+    "Цифры после запятой, если нужны, — через запятую (не больше двух).\n"
     "Предыдущие показания: {previous}."
 )
 ASK_ZONES = (
     "Введите показания {count} зон через пробел в порядке: {order} — например: {example}.\n"
-    "Можно и по одной.\nПредыдущие показания: {previous}."
+    "Можно и по одной. Цифры после запятой, если нужны, — через запятую (не больше двух).\n"
+    "Предыдущие показания: {previous}."
 )
-ASK_NEXT_ZONE = "Теперь показания зоны «{zone}». Предыдущее: {previous}."
+ASK_NEXT_ZONE = "Теперь показание зоны «{zone}», например: {example}. Предыдущее: {previous}."
 READINGS_UNREADABLE = (
     "Не вижу в сообщении показаний. Введите, пожалуйста, числа с табло счётчика, "
-    "например: {example}."
+    "например: {example}. Внутри числа не нужно ни пробелов, ни точек."
 )
 READINGS_TOO_MANY = (
-    "По вашему тарифу нужно {count} показания: {order}. Введите, пожалуйста, заново."
+    "По вашему тарифу нужно {count} показания: {order}. Введите их заново через пробел, "
+    "например: {example}. Внутри числа пробелов нет: 12500, а не 12 500."
 )
-READINGS_TOO_MANY_ONE = "По вашему тарифу нужно одно показание. Введите, пожалуйста, одно число."
-READINGS_LOWER = (
-    "Показание{zone} {given} меньше предыдущего принятого — {previous} (от {date}). "
-    "Показания не могут уменьшаться: проверьте, пожалуйста, цифры на табло "
-    "(без цифр после запятой, если они выделены цветом) и введите заново."
+READINGS_TOO_MANY_ONE = (
+    "По вашему тарифу нужно одно показание. Введите одно число без пробелов внутри, "
+    "например: {example}."
+)
+# One line per zone gone down, then the _AGAIN line: all in one bubble.
+READINGS_LOWER = "Показание{zone} {given} меньше предыдущего принятого — {previous}{since}."
+READINGS_LOWER_AGAIN_ONE = (
+    "Показания счётчика не уменьшаются: проверьте, пожалуйста, цифры на табло "
+    "и введите показание заново, например: {example}."
+)
+READINGS_LOWER_AGAIN = (
+    "Показания счётчика не уменьшаются: проверьте, пожалуйста, цифры на табло и введите "
+    "показания заново через пробел в порядке {order}, например: {example}."
 )
 READINGS_JUMP = (
-    "Получается расход {total} кВт·ч за {days} дн. — это заметно больше обычного. "
+    "Получается расход {total} кВт·ч за {days} — это заметно больше обычного. "
     "Проверьте, пожалуйста, показания. Всё верно?"
+)
+READINGS_JUMP_TODAY = (
+    "Получается расход {total} кВт·ч по сравнению с показаниями, принятыми сегодня, — "
+    "это заметно больше обычного. Проверьте, пожалуйста, показания. Всё верно?"
 )
 JUMP_YES = "Да, всё верно"
 JUMP_NO = "Ввести заново"
+# A second submission in one billing period replaces the first.
+READINGS_ALREADY = "Показания за этот период уже были переданы {date}: {values}. Заменить?"
+REPLACE_YES = "Заменить"
+REPLACE_NO = "Оставить прежние"
+REPLACE_YES_WORDS = frozenset({"заменить", "заменить показания", "замени", "заменяю"})
+REPLACE_NO_WORDS = frozenset({"оставить", "оставить прежние", "оставь", "не заменять", "не надо"})
+READINGS_REPLACING = "Новые показания заменят переданные {date}: {values}."
+READINGS_KEPT = "Хорошо, оставляем показания, переданные {date}: {values}."
+HINT_REPLACE_READINGS = "ответьте, заменить ли переданные показания: «заменить» или «оставить»"
 READINGS_ACCEPTED = "Показания приняты. Спасибо!\nЛицевой счёт {number}, дата: {date}."
+READINGS_REPLACED = "Показания заменены. Спасибо!\nЛицевой счёт {number}, дата: {date}."
 READINGS_ZONE_LINE = (
     "{zone}: {current} кВт·ч, расход {consumption} кВт·ч с {since}; "
     "{consumption} × {tariff} = {cost}"
 )
+# Without a configured price the cost is not told.
+READINGS_ZONE_LINE_NO_PRICE = "{zone}: {current} кВт·ч, расход {consumption} кВт·ч с {since}"
 READINGS_ZONE_LINE_FIRST = "{zone}: {current} кВт·ч"
 READINGS_TOTAL = "Итого расход {consumption} кВт·ч на сумму {cost}."
+READINGS_TOTAL_NO_PRICE = "Итого расход {consumption} кВт·ч."
 READINGS_ERROR = (
     "Не удалось сохранить показания: {reason}. Попробуйте ещё раз или обратитесь к оператору."
+)
+
+# --- the tariffs question, answered with the configured prices (bot/answers.py)
+PLAN_NAMES = {"single": "однотарифный", "two_zone": "двухзонный", "three_zone": "трёхзонный"}
+TARIFFS_HEADER = "Тарифы «{company}» за 1 кВт·ч:"
+TARIFF_YOURS = "Ваш тариф — {plan}"
+TARIFF_OTHERS = "Другие тарифы:"
+TARIFF_SINGLE = "{plan}: {price}."
+TARIFF_ZONES = "{plan}:"
+TARIFF_ZONE_LINE = "• {zone}{hours} — {price}"
+TARIFF_LOCAL_TIME = "Часы зон — по местному времени."
+TARIFF_VOLUME = (
+    "С 2025 года цена зависит и от объёма потребления: выше порогов (предельные — "
+    "3 900 и 6 000 кВт·ч в месяц) действуют свои ставки."
+)
+TARIFF_SWITCH = (
+    "Перейти на другой тариф поможет оператор; для двух- и трёхзонного тарифа нужен "
+    "счётчик, который ведёт учёт по зонам суток."
 )
 
 BALANCE_HEADER = "Лицевой счёт {number} ({holder}, {address})."
@@ -206,3 +255,24 @@ APPEAL_DONE = (
     "Обращение № {number} зарегистрировано. Ответ придёт на {contact}. "
     "Сохраните номер, чтобы узнать о ходе рассмотрения."
 )
+# Words that skip the optional account step of the appeal.
+APPEAL_SKIP_WORDS = frozenset({"пропустить", "пропусти", "нет", "не знаю", "без счёта", "-"})
+
+# --- a question in the middle of a flow: answered, then the step is offered again
+P_RESUME = "resume"
+# {what} is the flow in the accusative («передачу показаний»), {hint} what the step waits for.
+RESUME = "Чтобы продолжить {what}, {hint}."
+RESUME_BUTTON = "Продолжить {what}"
+HELLO_AGAIN = "Здравствуйте!"
+# What each waiting step waits for, as the end of the RESUME sentence.
+HINT_ACCOUNT = "введите номер лицевого счёта ({length} цифр)"
+HINT_CONFIRM_ACCOUNT = "ответьте, ваш ли это лицевой счёт: «да» или «нет»"
+HINT_READINGS = "введите показания счётчика"
+HINT_CONFIRM_READINGS = "подтвердите показания: «да» или «нет»"
+HINT_APPEAL_NAME = "напишите, как к вам обращаться"
+HINT_APPEAL_CONTACT = "укажите телефон или e-mail для ответа"
+HINT_APPEAL_ACCOUNT = "укажите номер лицевого счёта или напишите «пропустить»"
+HINT_APPEAL_CONFIRM = "проверьте обращение и отправьте его"
+WHAT_READINGS = "передачу показаний"
+WHAT_BALANCE = "проверку баланса"
+WHAT_APPEAL = "оформление обращения"
