@@ -11,11 +11,13 @@ the product the way the platform signs it.
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.parser import BytesParser
 from typing import Any
 
 import httpx
@@ -51,8 +53,13 @@ class Reply:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     text: str | None = None
+    # Raw bytes (a file download) with their type.
+    content: bytes | None = None
+    media_type: str = "application/octet-stream"
 
     def response(self) -> Response:
+        if self.content is not None:
+            return Response(self.content, self.status, self.headers, media_type=self.media_type)
         if self.text is not None:
             return Response(self.text, self.status, self.headers, media_type="text/plain")
         return Response(
@@ -182,3 +189,39 @@ class FakePlatform:
             headers={"Content-Type": "application/json", **(headers or {})},
             timeout=10,
         )
+
+
+@dataclass(frozen=True)
+class FormFile:
+    """One file part of a multipart upload, as the platform received it."""
+
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+def parse_multipart(
+    headers: dict[str, str], body: bytes
+) -> tuple[dict[str, str], dict[str, FormFile]]:
+    """The fields and files of a ``multipart/form-data`` body (what a platform's upload
+    endpoint reads); ValueError when it is not one."""
+    content_type = headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise ValueError("not multipart/form-data")
+    raw = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode() + body
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(raw)
+    if not message.is_multipart():
+        raise ValueError("no parts")
+    fields: dict[str, str] = {}
+    files: dict[str, FormFile] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        data = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is not None:
+            files[name] = FormFile(filename, part.get_content_type(), data)
+        else:
+            fields[name] = data.decode()
+    return fields, files

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from fakes.base import FakePlatform, Recorded, Reply
+from fakes.base import FakePlatform, Recorded, Reply, parse_multipart
 
 TOKEN = "max-test-token-001"
 SECRET = "Max_Secret-2026"
@@ -81,12 +81,28 @@ class FakeMax(FakePlatform):
         self._sent: list[Sent] = []
         self._messages: dict[str, dict[str, Any]] = {}
         self._state = threading.Lock()
+        # Customers' files on MAX's CDN, the product's uploads by token, and how many
+        # more sends with a fresh upload answer ``attachment.not.ready``.
+        self.hosted: dict[str, bytes] = {}
+        self.uploaded: dict[str, dict[str, Any]] = {}
+        self._slots: dict[str, str] = {}
+        self.not_ready = 0
 
     # ------------------------------------------------------------------ the API
     def api(self, request: Recorded) -> Reply:
+        if request.method == "GET" and request.path.startswith("/cdn/"):
+            # Attachment URLs are signed links of MAX's CDN: no token needed.
+            hosted = self.hosted.get(request.path[len("/cdn/") :])
+            if hosted is None:
+                return Reply(404, text="Not Found")
+            return Reply(200, content=hosted)
         if request.headers.get("authorization") != self.token:
             return error(401, "verify.token", "Invalid access_token")
         route = (request.method, request.path.rstrip("/") or "/")
+        if route == ("POST", "/uploads"):
+            return self._upload_slot(request)
+        if request.method == "POST" and request.path.startswith("/upload/"):
+            return self._upload(request)
         if route == ("POST", "/messages"):
             return self._send_message(request)
         if route == ("POST", "/answers"):
@@ -131,6 +147,21 @@ class FakeMax(FakePlatform):
         for attachment in body.get("attachments") or []:
             if not isinstance(attachment, dict):
                 return error(400, "proto.payload", "attachment must be an object")
+            if attachment.get("type") in ("image", "file"):
+                payload = attachment.get("payload")
+                token = payload.get("token") if isinstance(payload, dict) else None
+                found = self.uploaded.get(str(token))
+                if found is None or found["type"] != attachment["type"]:
+                    return error(400, "proto.payload", "attachment token is not valid")
+                with self._state:
+                    if self.not_ready > 0:
+                        self.not_ready -= 1
+                        return error(
+                            400,
+                            "attachment.not.ready",
+                            "Key: errors.process.attachment.file.not.processed",
+                        )
+                continue
             if attachment.get("type") != "inline_keyboard":
                 continue
             problem = _keyboard_problem(attachment.get("payload"))
@@ -172,6 +203,66 @@ class FakeMax(FakePlatform):
                 )
             )
         return Reply(200, {"message": message})
+
+    def _upload_slot(self, request: Recorded) -> Reply:
+        kind = request.query.get("type")
+        if kind not in ("image", "file", "video", "audio"):
+            return error(400, "proto.payload", "type must be image, video, audio or file")
+        slot = secrets.token_hex(6)
+        with self._state:
+            self._slots[slot] = kind
+        return Reply(200, {"url": f"{self.url}/upload/{slot}"})
+
+    def _upload(self, request: Recorded) -> Reply:
+        with self._state:
+            kind = self._slots.pop(request.path[len("/upload/") :], None)
+        if kind is None:
+            return error(404, "not.found", "upload URL is not valid")
+        try:
+            _, files = parse_multipart(request.headers, request.body)
+        except ValueError:
+            return error(400, "proto.payload", "multipart/form-data expected")
+        data = files.get("data")
+        if data is None:
+            return error(400, "proto.payload", "the file must be in the 'data' field")
+        token = secrets.token_hex(12)
+        with self._state:
+            self.uploaded[token] = {
+                "type": kind,
+                "name": data.filename,
+                "mime": data.content_type,
+                "data": data.data,
+            }
+        if kind == "image":
+            return Reply(200, {"photos": {secrets.token_hex(4): {"token": token}}})
+        return Reply(200, {"fileId": len(self.uploaded), "token": token})
+
+    def photo_attachment(self, data: bytes) -> dict[str, Any]:
+        """A customer's photo, on the CDN."""
+        name = f"p{len(self.hosted) + 1}"
+        self.hosted[name] = data
+        return {
+            "type": "image",
+            "payload": {
+                "photo_id": 4243,
+                "token": secrets.token_hex(8),
+                "url": f"{self.url}/cdn/{name}",
+            },
+        }
+
+    def file_attachment(self, data: bytes, filename: str) -> dict[str, Any]:
+        name = f"f{len(self.hosted) + 1}"
+        self.hosted[name] = data
+        return {
+            "type": "file",
+            "payload": {
+                "url": f"{self.url}/cdn/{name}",
+                "token": secrets.token_hex(8),
+                "fileId": 77,
+            },
+            "filename": filename,
+            "size": len(data),
+        }
 
     def _answer(self, request: Recorded) -> Reply:
         if not request.query.get("callback_id"):

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from fakes.base import FakePlatform, Recorded, Reply
+from fakes.base import FakePlatform, FormFile, Recorded, Reply, parse_multipart
 
 TOKEN = "123456789:TEST-token_abc"
 SECRET = "tg-webhook-secret_1"
@@ -36,6 +36,11 @@ BOT = {
     "supports_inline_queries": False,
 }
 _PATH = re.compile(r"^/bot(?P<token>[^/]*)/(?P<method>[A-Za-z]+)$")
+_FILE_PATH = re.compile(r"^/file/bot(?P<token>[^/]*)/(?P<path>.+)$")
+# Bot API limits: downloads up to 20 MB, photos up to 10 MB, other files up to 50 MB.
+DOWNLOAD_LIMIT = 20 * 1024 * 1024
+PHOTO_LIMIT = 10 * 1024 * 1024
+DOCUMENT_LIMIT = 50 * 1024 * 1024
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _DEFAULT = object()
 _CANT_PARSE = "can't parse inline keyboard button"
@@ -75,6 +80,19 @@ class Sent:
         return [title for row in self.keyboard for title, _ in row]
 
 
+@dataclass(frozen=True)
+class SentFile:
+    """One file the fake accepted from ``sendPhoto`` / ``sendDocument``."""
+
+    chat_id: int | str
+    kind: str  # photo | document
+    filename: str | None
+    content_type: str | None
+    data: bytes
+    caption: str | None
+    message_id: int
+
+
 class FakeTelegram(FakePlatform):
     def __init__(self, token: str = TOKEN, secret: str = SECRET) -> None:
         super().__init__()
@@ -90,9 +108,15 @@ class FakeTelegram(FakePlatform):
         self._message_ids: dict[str, int] = {}
         self._callbacks: set[str] = set()
         self._callback_seq = 0
+        self.stored_files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, data)
+        self.files_sent: list[SentFile] = []
+        self._file_seq = 0
 
     # ------------------------------------------------------------------ the Bot API
     def api(self, request: Recorded) -> Reply:
+        download = _FILE_PATH.match(request.path)
+        if download is not None:
+            return self._download(request, download["token"], download["path"])
         match = _PATH.match(request.path)
         if request.method not in ("POST", "GET") or match is None:
             return error(404, "Not Found")
@@ -112,7 +136,11 @@ class FakeTelegram(FakePlatform):
     def _params(request: Recorded) -> dict[str, Any]:
         params: dict[str, Any] = dict(request.query)
         if request.body:
-            if request.headers.get("content-type", "").startswith("application/json"):
+            if request.headers.get("content-type", "").startswith("multipart/form-data"):
+                fields, files = parse_multipart(request.headers, request.body)
+                params.update(fields)
+                params.update(files)
+            elif request.headers.get("content-type", "").startswith("application/json"):
                 body = json.loads(request.body)
                 if not isinstance(body, dict):
                     raise ValueError("not an object")
@@ -193,6 +221,90 @@ class FakeTelegram(FakePlatform):
         }
         if markup is not None:
             result["reply_markup"] = markup
+        return ok(result)
+
+    # ------------------------------------------------------------------ files
+    def add_file(self, data: bytes, name: str | None = None, mime: str | None = None) -> str:
+        """A file on Telegram's servers (what a customer sent); its ``file_id``."""
+        with self._lock:
+            self._file_seq += 1
+            file_id = f"BQACAgIAAxkBAAI{self._file_seq:04d}"
+            folder = "photos" if name is None else "documents"
+            path = f"{folder}/file_{self._file_seq}.{(name or 'x.jpg').rsplit('.', 1)[-1]}"
+            self.stored_files[file_id] = (path, data)
+        return file_id
+
+    def _m_getfile(self, params: dict[str, Any]) -> Reply:
+        file_id = str(params.get("file_id", ""))
+        with self._lock:
+            stored = self.stored_files.get(file_id)
+        if stored is None:
+            return error(400, "Bad Request: invalid file_id")
+        path, data = stored
+        result: dict[str, Any] = {
+            "file_id": file_id,
+            "file_unique_id": "AgAD" + file_id[-6:],
+            "file_size": len(data),
+        }
+        if len(data) <= DOWNLOAD_LIMIT:  # bigger files get no path: bots cannot download them
+            result["file_path"] = path
+        return ok(result)
+
+    def _download(self, request: Recorded, token: str, path: str) -> Reply:
+        if token != self.token:
+            return error(401, "Unauthorized")
+        with self._lock:
+            found = next((d for p, d in self.stored_files.values() if p == path), None)
+        if found is None:
+            return error(404, "Not Found: file not found")
+        return Reply(200, content=found)
+
+    def _m_sendphoto(self, params: dict[str, Any]) -> Reply:
+        return self._send_file("photo", params, PHOTO_LIMIT)
+
+    def _m_senddocument(self, params: dict[str, Any]) -> Reply:
+        return self._send_file("document", params, DOCUMENT_LIMIT)
+
+    def _send_file(self, field: str, params: dict[str, Any], limit: int) -> Reply:
+        chat_id = params.get("chat_id")
+        if chat_id in (None, ""):
+            return error(400, "Bad Request: chat_id is empty")
+        upload = params.get(field)
+        if not isinstance(upload, FormFile):
+            # A file_id or URL string would be valid on Telegram; the product uploads.
+            return error(400, f"Bad Request: there is no {field} in the request")
+        if len(upload.data) > limit:
+            return error(413, "Request Entity Too Large")
+        if field == "photo" and not upload.data.startswith((b"\xff\xd8\xff", b"\x89PNG", b"RIFF")):
+            return error(400, "Bad Request: IMAGE_PROCESS_FAILED")
+        caption = params.get("caption")
+        if isinstance(caption, str) and len(caption) > 1024:
+            return error(400, "Bad Request: message caption is too long")
+        if str(chat_id) in {str(c) for c in self.blocked}:
+            return error(403, "Forbidden: bot was blocked by the user")
+        markup = params.get("reply_markup")
+        if isinstance(markup, str):
+            markup = json.loads(markup)
+            problem = _check_inline_keyboard(markup)
+            if problem:
+                return error(400, f"Bad Request: {problem}")
+        message_id = self._next_message_id(chat_id)
+        sent = SentFile(
+            chat_id, field, upload.filename, upload.content_type, upload.data, caption, message_id
+        )
+        with self._lock:
+            self.files_sent.append(sent)
+        result: dict[str, Any] = {
+            "message_id": message_id,
+            "chat": {"id": chat_id, "type": "private"},
+            "date": int(time.time()),
+        }
+        if field == "photo":
+            result["photo"] = [{"file_id": f"AgAC{message_id}", "width": 1280, "height": 960}]
+        else:
+            result["document"] = {"file_id": f"BQAC{message_id}", "file_name": upload.filename}
+        if caption:
+            result["caption"] = caption
         return ok(result)
 
     def _m_answercallbackquery(self, params: dict[str, Any]) -> Reply:
@@ -288,13 +400,32 @@ class FakeTelegram(FakePlatform):
         }
         return self.message(chat_id, contact=contact)
 
-    def photo_update(self, chat_id: int = USER_ID, caption: str | None = None) -> dict[str, Any]:
+    def photo_update(
+        self, chat_id: int = USER_ID, caption: str | None = None, data: bytes | None = None
+    ) -> dict[str, Any]:
+        """A photo in three sizes; with ``data`` the largest is a real file to fetch."""
         sizes = [
             {"file_id": f"AgACAgIAAx{n}", "file_unique_id": f"AQAD{n}", "width": w, "height": w}
             for n, w in enumerate((90, 320, 1280))
         ]
+        if data is not None:
+            sizes[-1]["file_id"] = self.add_file(data)
+            sizes[-1]["file_size"] = len(data)
         extra: dict[str, Any] = {"caption": caption} if caption else {}
         return self.message(chat_id, photo=sizes, **extra)
+
+    def document_update(
+        self, data: bytes, name: str, mime: str, chat_id: int = USER_ID
+    ) -> dict[str, Any]:
+        """A file sent "as a document" (a PDF receipt, an uncompressed photo)."""
+        document = {
+            "file_id": self.add_file(data, name, mime),
+            "file_unique_id": "AgADdoc",
+            "file_name": name,
+            "mime_type": mime,
+            "file_size": len(data),
+        }
+        return self.message(chat_id, document=document)
 
     def sticker_update(self, chat_id: int = USER_ID, emoji: str = "👍") -> dict[str, Any]:
         sticker = {

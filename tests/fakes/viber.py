@@ -56,10 +56,19 @@ class FakeViber(FakePlatform):
         self.unanswered: dict[str, int] = {}
         self._sent: list[dict[str, Any]] = []
         self._tokens = itertools.count(5890000000000000001)
+        # Customers' media on Viber's CDN (name → bytes), and what Viber downloaded of
+        # the product's files (media URL → bytes).
+        self.hosted: dict[str, bytes] = {}
+        self.downloaded: dict[str, bytes] = {}
         self._state = threading.Lock()
 
     # ------------------------------------------------------------------ the API
     def api(self, request: Recorded) -> Reply:
+        if request.method == "GET" and request.path.startswith("/media/"):
+            hosted = self.hosted.get(request.path[len("/media/") :])
+            if hosted is None:
+                return Reply(404, text="Not Found")
+            return Reply(200, content=hosted, media_type="application/octet-stream")
         if request.method != "POST" or not request.path.startswith("/pa/"):
             return Reply(404, text="Not Found")
         endpoint = request.path[len("/pa/") :]
@@ -117,12 +126,17 @@ class FakeViber(FakePlatform):
         receiver = body.get("receiver")
         if not isinstance(receiver, str) or not receiver:
             return error(4, "missingData: receiver")
-        if body.get("type") != "text":
+        kind = body.get("type")
+        if kind in ("picture", "file"):
+            problem = self._media_problem(kind, body)
+            if problem:
+                return error(3, f"badData: {problem}")
+        elif kind != "text":
             return error(3, "badData: type")
         text = body.get("text")
-        if not isinstance(text, str) or not text:
+        if kind == "text" and (not isinstance(text, str) or not text):
             return error(4, "missingData: text")
-        if len(text) > TEXT_LIMIT:
+        if isinstance(text, str) and len(text) > (TEXT_LIMIT if kind == "text" else 768):
             return error(3, "badData: text is too long")
         sender = body.get("sender")
         if not isinstance(sender, dict) or not isinstance(sender.get("name"), str):
@@ -145,6 +159,57 @@ class FakeViber(FakePlatform):
             self.last_tracking[receiver] = tracking
             self._sent.append(body)
         return ok(message_token=next(self._tokens), chat_hostname="SN-CHAT-05_", billing_status=1)
+
+    def _media_problem(self, kind: str, body: dict[str, Any]) -> str | None:
+        """Viber fetches the media itself: a URL it cannot download fails the send."""
+        media = body.get("media")
+        if not isinstance(media, str) or not media.startswith("https://"):
+            return "media must be an https URL"
+        if kind == "file":
+            name, size = body.get("file_name"), body.get("size")
+            if not isinstance(name, str) or not name or len(name) > 256:
+                return "file_name"
+            if not isinstance(size, int) or size <= 0:
+                return "size"
+        try:
+            got = httpx.get(self._reachable(media), timeout=10)
+        except httpx.HTTPError:
+            return "media cannot be downloaded"
+        if got.status_code != 200:
+            return f"media cannot be downloaded (HTTP {got.status_code})"
+        if kind == "picture" and not got.content.startswith((b"\xff\xd8\xff", b"\x89PNG")):
+            return "picture must be JPEG or PNG"
+        if kind == "file" and body["size"] != len(got.content):
+            return "size does not match the file"
+        with self._state:
+            self.downloaded[media] = got.content
+        return None
+
+    def picture_update(self, user_id: str, data: bytes, caption: str = "") -> dict[str, Any]:
+        """A photo from a customer: a URL on Viber's CDN with a thumbnail."""
+        name = f"{len(self.hosted) + 1}.jpg"
+        self.hosted[name] = data
+        media = f"{self.url}/media/{name}"
+        message = {
+            "type": "picture",
+            "text": caption,
+            "media": media,
+            "thumbnail": media,
+            "file_name": f"IMG_{name}",
+            "size": len(data),
+        }
+        return self.message_event(user_id, message)
+
+    def file_update(self, user_id: str, data: bytes, file_name: str) -> dict[str, Any]:
+        key = f"{len(self.hosted) + 1}-{file_name}"
+        self.hosted[key] = data
+        message = {
+            "type": "file",
+            "media": f"{self.url}/media/{key}",
+            "file_name": file_name,
+            "size": len(data),
+        }
+        return self.message_event(user_id, message)
 
     def _account_info(self, body: dict[str, Any]) -> Reply:
         return ok(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 import threading
 import time
 from typing import Any
@@ -18,7 +19,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from fakes.base import FakePlatform, Recorded, Reply
+from fakes.base import FakePlatform, Recorded, Reply, parse_multipart
 
 GROUP_ID = 229000000
 TOKEN = "vk1.a.community-token"
@@ -64,9 +65,23 @@ class FakeVk(FakePlatform):
         self._by_random_id: dict[int, int] = {}
         self._sent: list[dict[str, Any]] = []
         self._state = threading.Lock()
+        # Customers' files on VK's CDN; upload slots (id → photo|doc); saved photos and
+        # documents by attachment string ("photo-229000000_457239017_key" → bytes).
+        self.hosted: dict[str, bytes] = {}
+        self._slots: dict[str, str] = {}
+        self._pending: dict[str, tuple[str, bytes]] = {}
+        self.saved: dict[str, tuple[str, bytes]] = {}
+        self._media_ids = itertools.count(457239017)
 
     # ------------------------------------------------------------------ API side
     def api(self, request: Recorded) -> Reply:
+        if request.method == "GET" and request.path.startswith("/cdn/"):
+            hosted = self.hosted.get(request.path.removeprefix("/cdn/"))
+            if hosted is None:
+                return Reply(404, text="Not Found")
+            return Reply(200, content=hosted)
+        if request.method == "POST" and request.path.startswith("/upload/"):
+            return self._upload(request)
         if not request.path.startswith("/method/"):
             return Reply(404, text="Not Found")
         method = request.path.removeprefix("/method/")
@@ -126,6 +141,11 @@ class FakeVk(FakePlatform):
             message_id = next(self._message_ids)
             if rid:
                 self._by_random_id[rid] = message_id
+            attachment = p.get("attachment") or None
+            if attachment is not None and attachment not in self.saved:
+                return vk_error(
+                    100, "One of the parameters specified was missing or invalid: attachment", p
+                )
             self._sent.append(
                 {
                     "id": message_id,
@@ -133,9 +153,109 @@ class FakeVk(FakePlatform):
                     "message": text,
                     "random_id": rid,
                     "keyboard": keyboard,
+                    "attachment": attachment,
                 }
             )
         return Reply(200, {"response": message_id})
+
+    # ------------------------------------------------------------------ uploads
+    def _slot(self, kind: str, p: dict[str, str]) -> Reply:
+        if not p.get("peer_id"):
+            return vk_error(
+                100, "One of the parameters specified was missing or invalid: peer_id", p
+            )
+        slot = f"{kind}{next(self._media_ids)}"
+        with self._state:
+            self._slots[slot] = kind
+        body: dict[str, Any] = {"upload_url": f"{self.url}/upload/{slot}"}
+        if kind == "photo":
+            body.update(album_id=-64, group_id=self.group_id)
+        return Reply(200, {"response": body})
+
+    def m_photos_getMessagesUploadServer(self, p: dict[str, str]) -> Reply:
+        return self._slot("photo", p)
+
+    def m_docs_getMessagesUploadServer(self, p: dict[str, str]) -> Reply:
+        if p.get("type", "doc") != "doc":
+            return vk_error(100, "One of the parameters specified was missing or invalid: type", p)
+        return self._slot("doc", p)
+
+    def _upload(self, request: Recorded) -> Reply:
+        """The upload server: multipart ``photo`` or ``file``; answers what the save
+        method then takes (as VK does, with an error field rather than a status)."""
+        slot = request.path.removeprefix("/upload/")
+        with self._state:
+            kind = self._slots.pop(slot, None)
+        if kind is None:
+            return Reply(200, {"error": "invalid upload url"})
+        try:
+            _, files = parse_multipart(request.headers, request.body)
+        except ValueError:
+            return Reply(200, {"error": "multipart/form-data expected"})
+        field = "photo" if kind == "photo" else "file"
+        upload = files.get(field)
+        if upload is None:
+            return Reply(200, {"error": f"no {field} field"})
+        key = secrets.token_hex(8)
+        with self._state:
+            self._pending[key] = (upload.filename or "", upload.data)
+        if kind == "photo":
+            if not upload.data.startswith((b"\xff\xd8\xff", b"\x89PNG")):
+                return Reply(200, {"server": 1, "photo": "[]", "hash": key})
+            return Reply(200, {"server": 845117, "photo": f'[{{"photo":"{key}"}}]', "hash": key})
+        return Reply(200, {"file": key})
+
+    def m_photos_saveMessagesPhoto(self, p: dict[str, str]) -> Reply:
+        key = p.get("hash", "")
+        with self._state:
+            pending = self._pending.pop(key, None)
+        if pending is None or p.get("photo") in (None, "", "[]"):
+            return vk_error(
+                100, "One of the parameters specified was missing or invalid: photo is undefined", p
+            )
+        photo_id, access_key = next(self._media_ids), secrets.token_hex(9)
+        with self._state:
+            self.saved[f"photo-{self.group_id}_{photo_id}_{access_key}"] = pending
+        return Reply(
+            200,
+            {"response": [{"id": photo_id, "owner_id": -self.group_id, "access_key": access_key}]},
+        )
+
+    def m_docs_save(self, p: dict[str, str]) -> Reply:
+        with self._state:
+            pending = self._pending.pop(p.get("file", ""), None)
+        if pending is None:
+            return vk_error(100, "One of the parameters specified was missing or invalid: file", p)
+        doc_id = next(self._media_ids)
+        title = p.get("title") or pending[0]
+        with self._state:
+            self.saved[f"doc-{self.group_id}_{doc_id}"] = (title, pending[1])
+        doc = {"id": doc_id, "owner_id": -self.group_id, "title": title, "size": len(pending[1])}
+        return Reply(200, {"response": {"type": "doc", "doc": doc}})
+
+    def photo_attachment(self, data: bytes) -> dict[str, Any]:
+        """A customer's photo in VK's sizes; the largest is the real file."""
+        name = f"p{len(self.hosted) + 1}.jpg"
+        self.hosted[name] = data
+        sizes = [
+            {"type": "s", "url": f"{self.url}/cdn/small-{name}", "width": 75, "height": 56},
+            {"type": "x", "url": f"{self.url}/cdn/{name}", "width": 604, "height": 453},
+        ]
+        return {"type": "photo", "photo": {"id": 1, "owner_id": 510000001, "sizes": sizes}}
+
+    def doc_attachment(self, data: bytes, title: str, ext: str) -> dict[str, Any]:
+        name = f"d{len(self.hosted) + 1}.{ext}"
+        self.hosted[name] = data
+        doc = {
+            "id": 2,
+            "owner_id": 510000001,
+            "title": title,
+            "size": len(data),
+            "ext": ext,
+            "url": f"{self.url}/cdn/{name}",
+            "type": 1,
+        }
+        return {"type": "doc", "doc": doc}
 
     def m_messages_sendMessageEventAnswer(self, p: dict[str, str]) -> Reply:
         for key in ("event_id", "user_id", "peer_id"):

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from fakes.base import FakePlatform, Recorded, Reply
+from fakes.base import FakePlatform, Recorded, Reply, parse_multipart
 
 TOKEN = "EAAG-fake-whatsapp-token"
 APP_SECRET = "fake-app-secret"
@@ -32,7 +32,17 @@ CUSTOMER = "79001234567"
 CUSTOMER_NAME = "Иван Петров"
 WINDOW = 24 * 3600.0
 
-_PATH_RE = re.compile(r"^/(v\d+\.\d+)/([^/]+)(/messages)?/?$")
+_PATH_RE = re.compile(r"^/(v\d+\.\d+)/([^/]+)(/messages|/media)?/?$")
+_DOWNLOAD_RE = re.compile(r"^/whatsapp_business/attachments/(?P<media>[^/]+)$")
+# Cloud API media limits: images (JPEG, PNG) up to 5 MB, documents up to 100 MB.
+IMAGE_LIMIT = 5 * 1024 * 1024
+DOCUMENT_LIMIT = 100 * 1024 * 1024
+UPLOAD_TYPES = {
+    "image/jpeg": "image",
+    "image/png": "image",
+    "image/webp": "sticker",
+    "application/pdf": "document",
+}
 
 
 @dataclass
@@ -165,20 +175,45 @@ class FakeWhatsApp(FakePlatform):
         self.last_inbound: dict[tuple[str, str], float] = {}
         self._sent: list[Sent] = []
         self._ids = itertools.count(1)
+        # media id → (mime type, bytes): what customers sent and what the product uploaded
+        self.media: dict[str, tuple[str, bytes]] = {}
+        self.uploads: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ the Graph API
     def api(self, request: Recorded) -> Reply:
+        auth = request.headers.get("authorization", "")
+        bearer = auth[7:] if auth.startswith("Bearer ") else request.query.get("access_token", "")
+        download = _DOWNLOAD_RE.match(request.path)
+        if download is not None:
+            # The media URL needs the same bearer token; without it Meta answers 401.
+            if bearer != self.token:
+                return Reply(401, text="Unauthorized")
+            found = self.media.get(download["media"])
+            if found is None:
+                return Reply(404, text="Not Found")
+            return Reply(200, content=found[1], media_type=found[0])
         match = _PATH_RE.match(request.path)
         if match is None:
             return graph_error(400, 2500, "Unknown path components: " + request.path)
         _version, object_id, messages = match.groups()
-        auth = request.headers.get("authorization", "")
-        bearer = auth[7:] if auth.startswith("Bearer ") else request.query.get("access_token", "")
         if bearer != self.token:
             return graph_error(
                 401, 190, "Invalid OAuth access token - Cannot parse access token", subcode=None
             )
         number = self.numbers.get(object_id)
+        if number is None and request.method == "GET" and object_id in self.media:
+            mime, data = self.media[object_id]
+            return Reply(
+                200,
+                {
+                    "messaging_product": "whatsapp",
+                    "url": f"{self.url}/whatsapp_business/attachments/{object_id}",
+                    "mime_type": mime,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "file_size": len(data),
+                    "id": object_id,
+                },
+            )
         if number is None:
             verb = "post" if request.method == "POST" else "get"
             return graph_error(
@@ -190,6 +225,8 @@ class FakeWhatsApp(FakePlatform):
                 subcode=33,
                 type_="GraphMethodException",
             )
+        if messages == "/media" and request.method == "POST":
+            return self._upload(request, number)
         if messages and request.method == "POST":
             return self._send(request, number)
         if not messages and request.method == "GET":
@@ -204,6 +241,61 @@ class FakeWhatsApp(FakePlatform):
             if name in ("display_phone_number", "verified_name", "quality_rating"):
                 data[name] = getattr(number, name)
         return Reply(200, data)
+
+    def _upload(self, request: Recorded, number: Number) -> Reply:
+        """``POST /{phone_number_id}/media``: multipart with messaging_product, type, file."""
+        try:
+            fields, files = parse_multipart(request.headers, request.body)
+        except ValueError:
+            return graph_error(400, 100, "(#100) The request must be multipart/form-data")
+        if fields.get("messaging_product") != "whatsapp":
+            return graph_error(400, 100, "(#100) The parameter messaging_product is required.")
+        upload = files.get("file")
+        if upload is None:
+            return graph_error(400, 100, "(#100) The parameter file is required.")
+        mime = fields.get("type") or upload.content_type or ""
+        kind = UPLOAD_TYPES.get(mime)
+        if kind is None:
+            return graph_error(400, 131053, "(#131053) Media upload error", details=mime)
+        limit = DOCUMENT_LIMIT if kind == "document" else IMAGE_LIMIT
+        if len(upload.data) > limit:
+            return graph_error(400, 131053, "(#131053) Media upload error", details="too large")
+        media_id = f"{next(self._ids):016d}"
+        self.media[media_id] = (mime, upload.data)
+        self.uploads.append(
+            {"id": media_id, "mime": mime, "filename": upload.filename, "data": upload.data}
+        )
+        return Reply(200, {"id": media_id})
+
+    def customer_file(self, data: bytes, mime: str) -> str:
+        """A file on Meta's servers that a customer sent; its media id."""
+        media_id = f"{next(self._ids) + 900000000000000:016d}"
+        self.media[media_id] = (mime, data)
+        return media_id
+
+    def media_event(
+        self,
+        data: bytes,
+        mime: str,
+        *,
+        filename: str | None = None,
+        caption: str | None = None,
+        wa_id: str = CUSTOMER,
+        phone_number_id: str = PHONE_NUMBER_ID,
+    ) -> dict[str, Any]:
+        """An ``image`` (a photo) or, with ``filename``, a ``document`` from a customer."""
+        content: dict[str, Any] = {
+            "mime_type": mime,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "id": self.customer_file(data, mime),
+        }
+        if filename is not None:
+            content["filename"] = filename
+        if caption is not None:
+            content["caption"] = caption
+        kind = "document" if filename is not None else "image"
+        msg = self.message(kind, content, wa_id=wa_id)
+        return self.event(self.value(msg, phone_number_id=phone_number_id, wa_id=wa_id))
 
     def _send(self, request: Recorded, number: Number) -> Reply:
         try:
@@ -457,6 +549,19 @@ def _validate(body: dict[str, Any]) -> Reply | None:
             return graph_error(
                 400, 100, "(#100) Param text['body'] must be at most 4096 characters long."
             )
+        return None
+    if kind in ("image", "document"):
+        media = body.get(kind)
+        if not isinstance(media, dict) or not (media.get("id") or media.get("link")):
+            return graph_error(
+                400,
+                131008,
+                "(#131008) Required parameter is missing",
+                details=f"{kind}.id or {kind}.link is required",
+            )
+        caption = media.get("caption")
+        if isinstance(caption, str) and len(caption) > 1024:
+            return invalid_parameter(f"{kind}.caption must be at most 1024 characters")
         return None
     if kind != "interactive":
         return invalid_parameter(f"the fake knows only text and interactive, not {kind}")

@@ -1,4 +1,4 @@
-"""The client API of CONTRACT §5 against the real server: shapes, live delivery, bad input."""
+"""The client API against the real server: shapes, live delivery, bad input."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ async def test_message_objects_have_the_contract_shape(live_server: LiveServer) 
         me = Customer(live_server, http)
         greeting = await me.start()
         message = greeting[0]
-        assert set(message) == {"id", "author", "text", "buttons", "created_at"}
+        # The fixed fields, and ``attachments`` (files on the message), an addition.
+        assert set(message) == {"id", "author", "text", "buttons", "created_at", "attachments"}
+        assert message["attachments"] == []
         assert message["author"] == "bot"
         assert {"title": "Передать показания", "payload": "readings"} in message["buttons"]
         r = await http.get(f"{live_server.url}{API}/messages", headers=me.headers)

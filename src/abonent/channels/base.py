@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import httpx
@@ -26,14 +27,34 @@ _T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
+class OutgoingFile:
+    """A photo or document an operator sends, as stored (core.attachments)."""
+
+    id: int
+    kind: str  # image | document
+    mime: str
+    name: str
+    size: int
+    path: Path
+    # ``/files/<token>``: serves the file without signing in, for platforms that take
+    # files only by URL; None when no ``public_url`` is configured.
+    url: str | None = None
+
+    def read(self) -> bytes:
+        return self.path.read_bytes()
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     message_id: int
     conversation_id: int
     recipient: str  # the identity's external id on the platform
     text: str
     buttons: tuple[Button, ...] = ()
-    # Parts of a split text delivered by an earlier attempt: start after them.
+    # Parts of a split text delivered by an earlier attempt: start after them. Files
+    # count as parts after the text's, so a retry never sends one twice.
     skip_parts: int = 0
+    files: tuple[OutgoingFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +89,9 @@ class Channel(ABC):
     # Clients read this channel's messages from the store (web chat): a reply is
     # delivered when it is written, with no outbox round.
     delivers_from_store: bool = False
+    # The platform takes files only as a URL it downloads (Viber), so the outbox
+    # prepares ``OutgoingFile.url``.
+    files_by_url: bool = False
 
     def __init__(self, channel_id: str) -> None:
         self.id = channel_id
@@ -302,3 +326,47 @@ async def send_parts(count: int, skip: int, send: Callable[[int], Awaitable[_T]]
             exc.sent_parts = index
             raise
     return last
+
+
+# --------------------------------------------------------------------------- files
+def file_link_text(file: OutgoingFile) -> str:
+    """A file the platform cannot take, as a message: what it is and where to get it."""
+    what = "фото" if file.kind == "image" else "документ"
+    size = human_size(file.size)
+    if file.url is None:
+        return f"Оператор отправил {what} «{file.name}» ({size}), но отправить его сюда не удалось."
+    return f"Оператор отправил {what} «{file.name}» ({size}). Открыть: {file.url}"
+
+
+def human_size(size: int) -> str:
+    """«2,4 МБ», «350 КБ»: a size as people read it."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} МБ".replace(".", ",")
+    return f"{max(1, round(size / 1024))} КБ"
+
+
+async def download(
+    http: httpx.AsyncClient, url: str, limit: int, headers: Mapping[str, str] | None = None
+) -> bytes:
+    """A platform's file, read no further than ``limit`` bytes (a bigger one is refused
+    without filling memory); ``FetchError`` classified for the fetcher's retries."""
+    from abonent.core.attachments import FetchError, too_large
+
+    try:
+        async with http.stream("GET", url, headers=headers) as response:
+            if response.status_code != 200:
+                permanent = 400 <= response.status_code < 500 and response.status_code != 429
+                raise FetchError(f"download: HTTP {response.status_code}", permanent=permanent)
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise FetchError(str(too_large(int(declared), limit)), permanent=True)
+            chunks: list[bytes] = []
+            total = 0
+            async for chunk in response.aiter_bytes():
+                total += len(chunk)
+                if total > limit:
+                    raise FetchError(str(too_large(total, limit)), permanent=True)
+                chunks.append(chunk)
+    except httpx.HTTPError as exc:
+        raise FetchError(f"network: {type(exc).__name__}: {exc}") from exc
+    return b"".join(chunks)

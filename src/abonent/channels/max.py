@@ -28,6 +28,7 @@ What is peculiar here, and why the code looks the way it does:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -41,12 +42,14 @@ from pydantic import field_validator
 from abonent.billing.accounts import normalise_phone
 from abonent.channels.base import (
     MessengerChannel,
+    OutgoingFile,
     OutgoingMessage,
     SendError,
     SendResult,
     WebhookRejected,
     WebhookRequest,
     WebhookResult,
+    download,
     numbered_text,
     parse_json,
     person_name,
@@ -59,12 +62,14 @@ from abonent.channels.base import (
     unix_time,
 )
 from abonent.config import ChannelSettings
-from abonent.core.types import Attachment, Button, InboundMessage
+from abonent.core.attachments import Fetched, FetchError
+from abonent.core.types import Attachment, Button, InboundMessage, RemoteFile
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Max-Bot-Api-Secret"
 TEXT_LIMIT = 4000
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif")
 MAX_BUTTONS = 210
 MAX_ROWS = 30
 MAX_PER_ROW = 7
@@ -173,6 +178,7 @@ class MaxChannel(MessengerChannel):
             display_name=_name(sender),
             phone=phone,
             attachments=attachments,
+            files=_files(body.get("attachments")),
             sent_at=_moment(message.get("timestamp"), update.get("timestamp")),
         )
 
@@ -230,23 +236,75 @@ class MaxChannel(MessengerChannel):
             log.warning("max %s: /answers refused: %s", self.id, _error_text(response))
 
     # ------------------------------------------------------------------ outbound
+    async def fetch_file(self, remote: dict[str, Any], limit: int) -> Fetched:
+        """A MAX attachment's ``payload.url`` is a signed download address."""
+        url = remote.get("url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise FetchError("no download URL", permanent=True)
+        return Fetched(await download(self.http, url, limit), remote.get("name"))
+
     async def send(self, message: OutgoingMessage) -> SendResult:
         keyboard = _keyboard(message.buttons)
         text = message.text
         if message.buttons and keyboard is None:
             text = numbered_text(text, message.buttons)
-        parts = split_text(text, TEXT_LIMIT)
+        files = message.files
+        # One file with a short text goes as one message: the text and the attachment.
+        caption = text if len(files) == 1 and keyboard is None and len(text) <= TEXT_LIMIT else ""
+        parts = split_text(text, TEXT_LIMIT) if text and not caption else []
 
         async def send(i: int) -> str | None:
+            if i >= len(parts):
+                return await self._send_file(message.recipient, files[i - len(parts)], caption)
             body: dict[str, Any] = {"text": parts[i]}
             if keyboard is not None and i == len(parts) - 1:
                 body["attachments"] = [keyboard]
             return await self._post_message(message.recipient, body)
 
-        external_id = await send_parts(len(parts), message.skip_parts, send)
+        external_id = await send_parts(len(parts) + len(files), message.skip_parts, send)
         return SendResult(
             external_id=external_id, numbered=bool(message.buttons) and keyboard is None
         )
+
+    async def _send_file(self, user_id: str, file: OutgoingFile, caption: str) -> str | None:
+        """``POST /uploads?type=image|file`` names an upload URL; the file goes there as
+        ``data``; the token it answers is attached to the message. MAX may still be
+        processing the file (``attachment.not.ready``): the send is tried again after
+        1, 2 and 4 seconds, as MAX's own clients do."""
+        kind = "image" if file.kind == "image" else "file"
+        try:
+            slot = await self.http.post(
+                f"{self.api_base}/uploads", params={"type": kind}, headers=self._auth()
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(exc) from exc
+        if slot.status_code != 200:
+            raise _send_error(slot)
+        data = response_json(slot)
+        upload_url = data.get("url") if isinstance(data, dict) else None
+        if not isinstance(upload_url, str) or not upload_url:
+            raise SendError("max: /uploads gave no url")
+        content = await asyncio.to_thread(file.read)
+        try:
+            uploaded = await self.http.post(
+                upload_url, files={"data": (file.name, content, file.mime)}, headers=self._auth()
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(exc) from exc
+        if uploaded.status_code != 200:
+            raise _send_error(uploaded)
+        token = _upload_token(response_json(uploaded))
+        if token is None:
+            raise SendError("max: the upload gave no token")
+        body = {"text": caption, "attachments": [{"type": kind, "payload": {"token": token}}]}
+        for delay in (1.0, 2.0, 4.0, None):
+            try:
+                return await self._post_message(user_id, body)
+            except SendError as exc:
+                if delay is None or "attachment.not.ready" not in exc.reason:
+                    raise
+                await asyncio.sleep(delay)
+        return None  # pragma: no cover (the loop returns or raises)
 
     async def _post_message(self, user_id: str, body: dict[str, Any]) -> str | None:
         try:
@@ -396,6 +454,44 @@ def _attachments(raw: Any, sender_id: str) -> tuple[tuple[Attachment, ...], str 
                 phone = phone or _vcard_phone(payload.get("vcf_info"))
         found.append(Attachment(kind, url, name))
     return tuple(found), phone
+
+
+def _files(raw: Any) -> tuple[RemoteFile, ...]:
+    """Photos, and files named like a photo or a PDF, to fetch from ``payload.url``."""
+    found: list[RemoteFile] = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, dict) or item.get("type") not in ("image", "file"):
+            continue
+        payload = item.get("payload")
+        url = payload.get("url") if isinstance(payload, dict) else None
+        if not isinstance(url, str) or not url:
+            continue
+        name = item.get("filename") if isinstance(item.get("filename"), str) else None
+        size = item.get("size") if isinstance(item.get("size"), int) else None
+        kind = "image"
+        if item["type"] == "file":
+            lowered = (name or "").lower()
+            if lowered.endswith(".pdf"):
+                kind = "document"
+            elif not lowered.endswith(PHOTO_SUFFIXES):
+                continue
+        found.append(RemoteFile(kind, {"url": url, "name": name}, name=name, size=size))
+    return tuple(found)
+
+
+def _upload_token(data: Any) -> str | None:
+    """The token of an upload: ``{"token"}`` for a file, ``{"photos": {id: {"token"}}}``
+    for an image."""
+    if not isinstance(data, dict):
+        return None
+    if isinstance(data.get("token"), str):
+        return str(data["token"])
+    photos = data.get("photos")
+    if isinstance(photos, dict):
+        for photo in photos.values():
+            if isinstance(photo, dict) and isinstance(photo.get("token"), str):
+                return str(photo["token"])
+    return None
 
 
 def _vcard_phone(vcard: Any) -> str | None:

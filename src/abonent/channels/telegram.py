@@ -1,4 +1,4 @@
-"""Telegram Bot API: webhook updates in, ``sendMessage`` out.
+"""Telegram Bot API: webhook updates in, ``sendMessage`` out; files both ways.
 
 What is peculiar here, and why the code looks the way it does:
 
@@ -21,12 +21,17 @@ What is peculiar here, and why the code looks the way it does:
   bad token, the customer blocked the bot).
 * A shared contact may be anyone's: the phone is taken only when
   ``contact.user_id`` is the sender's own id.
+* A photo arrives as a list of sizes (``file_id`` each); the largest is fetched with
+  ``getFile`` and ``/file/bot<token>/<file_path>`` (bots may download up to 20 MB).
+  Operators' files go out as multipart ``sendPhoto`` / ``sendDocument``.
 * The bot serves private chats only; a message in a group it was added to is
   acknowledged and dropped, or the bot would answer every member's chatter.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from typing import Any, ClassVar
 
@@ -37,12 +42,14 @@ from abonent.billing.accounts import normalise_phone
 from abonent.channels.base import (
     FollowUp,
     MessengerChannel,
+    OutgoingFile,
     OutgoingMessage,
     SendError,
     SendResult,
     WebhookRejected,
     WebhookRequest,
     WebhookResult,
+    download,
     numbered_text,
     parse_json,
     person_name,
@@ -56,12 +63,14 @@ from abonent.channels.base import (
 )
 from abonent.clock import utcnow
 from abonent.config import ChannelSettings
-from abonent.core.types import Attachment, Button, InboundMessage
+from abonent.core.attachments import FETCHED_TYPES, Fetched, FetchError, too_large
+from abonent.core.types import Attachment, Button, InboundMessage, RemoteFile
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64  # bytes, UTF-8
 # Not documented; about 100 buttons per keyboard is what clients are seen to accept.
 BUTTON_LIMIT = 100
@@ -165,6 +174,7 @@ class TelegramChannel(MessengerChannel):
         if not text and not attachments:
             return None  # a service message (pinned, write access allowed …)
         return InboundMessage(
+            files=_files(message),
             channel_id=self.id,
             external_user_id=str(chat["id"]),
             text=str(text),
@@ -216,34 +226,89 @@ class TelegramChannel(MessengerChannel):
 
         return answer
 
+    async def fetch_file(self, remote: dict[str, Any], limit: int) -> Fetched:
+        """``getFile`` names the file's path; the file itself is under ``/file/bot<T>/``."""
+        file_id = remote.get("file_id")
+        if not isinstance(file_id, str) or not file_id:
+            raise FetchError("no file_id", permanent=True)
+        try:
+            result = await self._call("getFile", {"file_id": file_id})
+        except SendError as exc:
+            raise FetchError(exc.reason, permanent=exc.permanent) from exc
+        path = result.get("file_path") if isinstance(result, dict) else None
+        if not isinstance(path, str) or not path:
+            raise FetchError("getFile gave no file_path (a file over 20 MB?)", permanent=True)
+        size = result.get("file_size")
+        if isinstance(size, int) and size > limit:
+            raise FetchError(str(too_large(size, limit)), permanent=True)
+        url = f"{self.api_base}/file/bot{self.settings.token}/{path}"
+        return Fetched(await download(self.http, url, limit), remote.get("name"))
+
     # ------------------------------------------------------------------ sending
     async def send(self, message: OutgoingMessage) -> SendResult:
         text, markup = render(message.text, message.buttons)
-        parts = split_text(text, TEXT_LIMIT)
+        files = message.files
+        # One file with a short text goes as one message: the photo with its caption.
+        caption = text if len(files) == 1 and 0 < len(text) <= CAPTION_LIMIT else ""
+        parts = split_text(text, TEXT_LIMIT) if text and not caption else []
         chat_id: int | str = _chat_id(message.recipient)
+        count = len(parts) + len(files)
 
         async def send(i: int) -> str | None:
-            body: dict[str, Any] = {
-                "chat_id": chat_id,
-                "text": parts[i],
-                # Links in the bot's texts (payment, reception) need no preview card.
-                "link_preview_options": {"is_disabled": True},
-            }
-            if markup is not None and i == len(parts) - 1:
-                body["reply_markup"] = markup
-            result = await self._call("sendMessage", body)
+            last = i == count - 1
+            if i >= len(parts):
+                file = files[i - len(parts)]
+                result = await self._send_file(
+                    chat_id, file, caption, markup if last and not parts else None
+                )
+            else:
+                body: dict[str, Any] = {
+                    "chat_id": chat_id,
+                    "text": parts[i],
+                    # Links in the bot's texts (payment, reception) need no preview card.
+                    "link_preview_options": {"is_disabled": True},
+                }
+                if markup is not None and i == len(parts) - 1:
+                    body["reply_markup"] = markup
+                result = await self._call("sendMessage", body)
             message_id = result.get("message_id") if isinstance(result, dict) else None
             return str(message_id) if message_id is not None else None
 
         return SendResult(
-            external_id=await send_parts(len(parts), message.skip_parts, send),
+            external_id=await send_parts(count, message.skip_parts, send),
             numbered=bool(message.buttons) and markup is None,
         )
 
-    async def _call(self, method: str, body: dict[str, Any]) -> Any:
-        """One API call; its ``result``, or ``SendError`` classified for the outbox."""
+    async def _send_file(
+        self, chat_id: int | str, file: OutgoingFile, caption: str, markup: dict[str, Any] | None
+    ) -> Any:
+        """``sendPhoto`` for a photo, ``sendDocument`` for a PDF, as a multipart upload."""
+        method, field = (
+            ("sendPhoto", "photo") if file.kind == "image" else ("sendDocument", "document")
+        )
+        data: dict[str, str] = {"chat_id": str(chat_id)}
+        if caption:
+            data["caption"] = caption
+        if markup is not None:
+            data["reply_markup"] = json.dumps(markup, ensure_ascii=False)
+        content = await asyncio.to_thread(file.read)
+        return await self._call(method, form=data, files={field: (file.name, content, file.mime)})
+
+    async def _call(
+        self,
+        method: str,
+        body: dict[str, Any] | None = None,
+        *,
+        form: dict[str, str] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+    ) -> Any:
+        """One API call (JSON, or multipart with ``files``); its ``result``, or
+        ``SendError`` classified for the outbox."""
         try:
-            response = await self.http.post(self._method_url(method), json=body)
+            if files is not None:
+                response = await self.http.post(self._method_url(method), data=form, files=files)
+            else:
+                response = await self.http.post(self._method_url(method), json=body or {})
         except httpx.HTTPError as exc:
             raise transport_error(exc) from exc
         data = response_json(response)
@@ -347,6 +412,40 @@ def render(text: str, buttons: tuple[Button, ...]) -> tuple[str, dict[str, Any] 
 
 
 # --------------------------------------------------------------------------- helpers
+def _files(message: dict[str, Any]) -> tuple[RemoteFile, ...]:
+    """Photos and documents worth fetching: the largest size of a photo (the list runs
+    from the thumbnail up), a document that says it is an image or a PDF."""
+    found: list[RemoteFile] = []
+    photo = message.get("photo")
+    if isinstance(photo, list) and photo and isinstance(photo[-1], dict):
+        best = photo[-1]
+        if isinstance(best.get("file_id"), str):
+            size = best.get("file_size")
+            found.append(
+                RemoteFile(
+                    "image",
+                    {"file_id": best["file_id"]},
+                    size=size if isinstance(size, int) else None,
+                )
+            )
+    document = message.get("document")
+    if isinstance(document, dict) and isinstance(document.get("file_id"), str):
+        mime = document.get("mime_type")
+        if not isinstance(mime, str) or mime in FETCHED_TYPES:
+            name = document.get("file_name") if isinstance(document.get("file_name"), str) else None
+            size = document.get("file_size")
+            found.append(
+                RemoteFile(
+                    "document" if mime == "application/pdf" else "image",
+                    {"file_id": document["file_id"], "name": name},
+                    name=name,
+                    mime=mime if isinstance(mime, str) else None,
+                    size=size if isinstance(size, int) else None,
+                )
+            )
+    return tuple(found)
+
+
 def _media(message: dict[str, Any]) -> list[Attachment]:
     found: list[Attachment] = []
     skip: set[str] = set()

@@ -3,7 +3,7 @@
 What is peculiar about Viber, and what this module does about it:
 
 * Every API answer is HTTP 200; success or failure is the ``status`` field in the body
-  (§2.5 of the channel reference). The status decides between "retry later" (12, too
+  (Viber REST API status codes). The status decides between "retry later" (12, too
   many requests: Viber sends no hint, we wait a minute) and "never" (not subscribed, not
   registered, bad token …). A real HTTP 429/5xx can still come from a proxy in front.
 * Viber has no callback buttons. A ``reply`` keyboard button sends its ``ActionBody``
@@ -41,12 +41,15 @@ from pydantic import Field
 
 from abonent.channels.base import (
     MessengerChannel,
+    OutgoingFile,
     OutgoingMessage,
     SendError,
     SendResult,
     WebhookRejected,
     WebhookRequest,
     WebhookResult,
+    download,
+    file_link_text,
     numbered_text,
     parse_json,
     response_json,
@@ -58,11 +61,15 @@ from abonent.channels.base import (
     unix_time,
 )
 from abonent.config import ChannelSettings
-from abonent.core.types import Attachment, Button, InboundMessage
+from abonent.core.attachments import Fetched, FetchError
+from abonent.core.types import Attachment, Button, InboundMessage, RemoteFile
 
 log = logging.getLogger(__name__)
 
 TEXT_LIMIT = 7000
+# ``picture`` takes JPEG/PNG up to 1 MB; bigger photos go as ``file`` (up to 50 MB).
+PICTURE_LIMIT = 1024 * 1024
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif")
 SENDER_NAME_LIMIT = 28
 TRACKING_LIMIT = 4000
 BUTTON_TEXT_LIMIT = 250
@@ -74,7 +81,7 @@ START_TITLE = "Начать"
 EVENT_TYPES = ("conversation_started", "subscribed", "unsubscribed", "failed")
 SIGNATURE_HEADER = "X-Viber-Content-Signature"
 
-# Status codes after which the same request can never succeed (§2.5).
+# Status codes after which the same request can never succeed (Viber REST API).
 PERMANENT_STATUSES: dict[int, str] = {
     1: "invalid URL",
     2: "the auth token is wrong: check the channel's token",
@@ -121,6 +128,8 @@ class ViberChannel(MessengerChannel):
     type = "viber"
     settings_model = ViberSettings
     default_api_base = "https://chatapi.viber.com/pa"
+    # Viber downloads an operator's file itself, from /files/<token>.
+    files_by_url = True
 
     settings: ViberSettings
 
@@ -166,11 +175,14 @@ class ViberChannel(MessengerChannel):
         text = raw_text if isinstance(raw_text, str) else ""
         payload: str | None = None
         attachments: tuple[Attachment, ...] = ()
+        files: tuple[RemoteFile, ...] = ()
         if kind == "text":
             text, payload = _decode_press(text, message.get("tracking_data"))
         else:
             attachments = (_attachment(kind, message),)
+            files = _files(kind, message)
         return InboundMessage(
+            files=files,
             channel_id=self.id,
             external_user_id=sender["id"],
             text=text or "",
@@ -226,15 +238,33 @@ class ViberChannel(MessengerChannel):
             sender["avatar"] = self.settings.avatar
         return {"sender": sender}
 
+    async def fetch_file(self, remote: dict[str, Any], limit: int) -> Fetched:
+        """Viber gives a plain media URL (on its CDN, valid for a while)."""
+        url = remote.get("url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise FetchError("no media URL", permanent=True)
+        return Fetched(await download(self.http, url, limit), remote.get("name"))
+
     async def send(self, message: OutgoingMessage) -> SendResult:
         text = message.text
         buttons = message.buttons
         native = bool(buttons) and _fits_keyboard(buttons)
         if buttons and not native:
             text = numbered_text(text, buttons)
-        parts = split_text(text, TEXT_LIMIT)
+        parts = split_text(text, TEXT_LIMIT) if text or not message.files else []
+        files = message.files
 
         async def send(i: int) -> str | None:
+            if i >= len(parts):
+                answer = await self._call(
+                    "send_message",
+                    {
+                        "receiver": message.recipient,
+                        **self._sender(),
+                        **_file_body(files[i - len(parts)]),
+                    },
+                )
+                return str(answer["message_token"]) if "message_token" in answer else None
             body: dict[str, Any] = {
                 "receiver": message.recipient,
                 "type": "text",
@@ -250,7 +280,7 @@ class ViberChannel(MessengerChannel):
             answer = await self._call("send_message", body)
             return str(answer["message_token"]) if "message_token" in answer else None
 
-        token = await send_parts(len(parts), message.skip_parts, send)
+        token = await send_parts(len(parts) + len(files), message.skip_parts, send)
         return SendResult(external_id=token)
 
     async def _call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -390,6 +420,33 @@ def _decode_press(text: str, tracking: Any) -> tuple[str, str | None]:
             title, payload = pairs[int(match.group(1)) - 1]
             return title, payload
     return text, None
+
+
+def _files(kind: str, message: dict[str, Any]) -> tuple[RemoteFile, ...]:
+    """A picture, or a file named like a photo or a PDF, to fetch from its media URL."""
+    media = message.get("media")
+    if kind not in ("picture", "file") or not isinstance(media, str) or not media:
+        return ()
+    name = message.get("file_name") if isinstance(message.get("file_name"), str) else None
+    size = message.get("size") if isinstance(message.get("size"), int) else None
+    if kind == "file":
+        lowered = (name or "").lower()
+        if lowered.endswith(".pdf"):
+            return (RemoteFile("document", {"url": media, "name": name}, name=name, size=size),)
+        if not lowered.endswith(PHOTO_SUFFIXES):
+            return ()
+    return (RemoteFile("image", {"url": media, "name": name}, name=name, size=size),)
+
+
+def _file_body(file: OutgoingFile) -> dict[str, Any]:
+    """Viber downloads files itself, from a URL: a photo as ``picture`` (JPEG or PNG,
+    with the thumbnail Viber makes), anything else as ``file``. Without a public URL
+    the customer is told in words what was sent."""
+    if file.url is None:
+        return {"type": "text", "text": file_link_text(file)}
+    if file.mime in ("image/jpeg", "image/png") and file.size <= PICTURE_LIMIT:
+        return {"type": "picture", "media": file.url, "text": ""}
+    return {"type": "file", "media": file.url, "size": file.size, "file_name": file.name}
 
 
 def _attachment(kind: str, message: dict[str, Any]) -> Attachment:

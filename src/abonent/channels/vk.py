@@ -27,6 +27,7 @@ What is peculiar about VK, and why the code looks the way it does:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -39,12 +40,14 @@ from pydantic import Field
 
 from abonent.channels.base import (
     MessengerChannel,
+    OutgoingFile,
     OutgoingMessage,
     SendError,
     SendResult,
     WebhookRejected,
     WebhookRequest,
     WebhookResult,
+    download,
     numbered_text,
     parse_json,
     person_name,
@@ -56,11 +59,13 @@ from abonent.channels.base import (
     unix_time,
 )
 from abonent.config import ChannelSettings
-from abonent.core.types import Attachment, Button, InboundMessage
+from abonent.core.attachments import Fetched, FetchError
+from abonent.core.types import Attachment, Button, InboundMessage, RemoteFile
 
 log = logging.getLogger(__name__)
 
 TEXT_LIMIT = 9000  # messages.send ``message`` maxLength (vk-api-schema 5.199)
+DOC_EXTENSIONS = frozenset({"pdf", "jpg", "jpeg", "png", "webp", "heic", "heif"})
 LABEL_LIMIT = 40
 PAYLOAD_LIMIT = 255
 INLINE_MAX_BUTTONS = 10
@@ -290,6 +295,7 @@ class VkChannel(MessengerChannel):
             external_id=_event_key(event, _message_key(peer_id, message)),
             sent_at=unix_time(message.get("date")),
             attachments=_attachments(message),
+            files=_files(message),
         )
 
     def _message_event(
@@ -354,6 +360,13 @@ class VkChannel(MessengerChannel):
         return replace(message, display_name=name[:200])
 
     # ------------------------------------------------------------------ send
+    async def fetch_file(self, remote: dict[str, Any], limit: int) -> Fetched:
+        """VK's photo and document URLs are direct (signed) download addresses."""
+        url = remote.get("url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise FetchError("no download URL", permanent=True)
+        return Fetched(await download(self.http, url, limit), remote.get("name"))
+
     async def send(self, message: OutgoingMessage) -> SendResult:
         text = message.text
         keyboard = None
@@ -362,14 +375,25 @@ class VkChannel(MessengerChannel):
                 keyboard = inline_keyboard(message.buttons)
             if keyboard is None:
                 text = numbered_text(text, message.buttons)
-        parts = split_text(text, TEXT_LIMIT)
+        files = message.files
+        # One file with a short text goes as one message: the text with the attachment.
+        caption = text if len(files) == 1 and keyboard is None and len(text) <= TEXT_LIMIT else ""
+        parts = split_text(text, TEXT_LIMIT) if text and not caption else []
 
         async def send(index: int) -> str | None:
             params: dict[str, Any] = {
                 "peer_id": message.recipient,
                 "random_id": random_id(message.message_id, index),
-                "message": parts[index],
             }
+            if index >= len(parts):
+                # random_id makes a retried send a no-op at VK, uploads aside.
+                params["attachment"] = await self._upload(
+                    message.recipient, files[index - len(parts)]
+                )
+                if caption:
+                    params["message"] = caption
+            else:
+                params["message"] = parts[index]
             if keyboard is not None and index == len(parts) - 1:
                 params["keyboard"] = keyboard
             try:
@@ -380,8 +404,51 @@ class VkChannel(MessengerChannel):
                 raise _send_error(exc) from exc
             return str(answer) if isinstance(answer, int | str) else None
 
-        last_id = await send_parts(len(parts), message.skip_parts, send)
+        last_id = await send_parts(len(parts) + len(files), message.skip_parts, send)
         return SendResult(external_id=last_id, numbered=bool(message.buttons) and keyboard is None)
+
+    async def _upload(self, peer_id: str, file: OutgoingFile) -> str:
+        """A photo: ``photos.getMessagesUploadServer`` → upload (``photo``) →
+        ``photos.saveMessagesPhoto``; a document: ``docs.getMessagesUploadServer`` →
+        upload (``file``) → ``docs.save``. The attachment string for messages.send."""
+        photo = file.kind == "image" and file.mime in ("image/jpeg", "image/png")
+        try:
+            if photo:
+                server = await self.call("photos.getMessagesUploadServer", {"peer_id": peer_id})
+            else:
+                server = await self.call(
+                    "docs.getMessagesUploadServer", {"peer_id": peer_id, "type": "doc"}
+                )
+            url = server.get("upload_url") if isinstance(server, dict) else None
+            if not isinstance(url, str) or not url:
+                raise SendError("vk: no upload_url")
+            content = await asyncio.to_thread(file.read)
+            field = "photo" if photo else "file"
+            response = await self.http.post(url, files={field: (file.name, content, file.mime)})
+            uploaded = response_json(response)
+            if response.status_code != 200 or not isinstance(uploaded, dict):
+                raise SendError(f"vk: upload failed: HTTP {response.status_code}")
+            if photo:
+                saved = await self.call(
+                    "photos.saveMessagesPhoto",
+                    {k: uploaded.get(k) for k in ("server", "photo", "hash")},
+                )
+                item = saved[0] if isinstance(saved, list) and saved else None
+                if not isinstance(item, dict):
+                    raise SendError("vk: photos.saveMessagesPhoto gave nothing")
+                key = f"_{item['access_key']}" if item.get("access_key") else ""
+                return f"photo{item['owner_id']}_{item['id']}{key}"
+            if not isinstance(uploaded.get("file"), str):
+                raise SendError(f"vk: upload refused: {uploaded.get('error', 'no file')}")
+            saved = await self.call("docs.save", {"file": uploaded["file"], "title": file.name})
+            doc = saved.get("doc") if isinstance(saved, dict) else None
+            if not isinstance(doc, dict):
+                raise SendError("vk: docs.save gave no doc")
+            return f"doc{doc['owner_id']}_{doc['id']}"
+        except httpx.HTTPError as exc:
+            raise transport_error(exc) from exc
+        except VkApiError as exc:
+            raise _send_error(exc) from exc
 
     # ------------------------------------------------------------------ CLI
     async def register(self, public_url: str) -> str:
@@ -495,6 +562,32 @@ def _message_key(peer_id: int, message: dict[str, Any]) -> str | None:
     if isinstance(cmid, int) and cmid:
         return f"c:{peer_id}:{cmid}"
     return f"m:{mid}" if isinstance(mid, int) and mid else None
+
+
+def _files(message: dict[str, Any]) -> tuple[RemoteFile, ...]:
+    """Photos (the largest size), and documents that are photos or PDFs, to fetch."""
+    found: list[RemoteFile] = []
+    items = message.get("attachments")
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict) or item.get("type") not in ("photo", "doc"):
+            continue
+        body = item.get(item["type"])
+        if not isinstance(body, dict):
+            continue
+        url = _media_url(item["type"], body)
+        if url is None:
+            continue
+        if item["type"] == "photo":
+            found.append(RemoteFile("image", {"url": url}))
+            continue
+        ext = str(body.get("ext") or "").lower()
+        if ext not in DOC_EXTENSIONS:
+            continue
+        title = _str(body.get("title")) or f"документ.{ext}"
+        size = body.get("size") if isinstance(body.get("size"), int) else None
+        kind = "document" if ext == "pdf" else "image"
+        found.append(RemoteFile(kind, {"url": url, "name": title}, name=title, size=size))
+    return tuple(found)
 
 
 def _attachments(message: dict[str, Any]) -> tuple[Attachment, ...]:

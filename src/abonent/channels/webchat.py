@@ -1,4 +1,4 @@
-"""The site widget and the company's own apps (CONTRACT §5).
+"""The site widget and the company's own apps (the client API, docs/client-api.md).
 
 Web-chat clients read messages from the store (WebSocket push, long poll), so a send
 has nothing to transmit: it only confirms delivery, and the outbox marks it sent.

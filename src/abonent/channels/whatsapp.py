@@ -35,6 +35,7 @@ What is peculiar here, and why the code looks the way it does:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
@@ -46,12 +47,14 @@ from pydantic import Field, field_validator
 
 from abonent.channels.base import (
     MessengerChannel,
+    OutgoingFile,
     OutgoingMessage,
     SendError,
     SendResult,
     WebhookRejected,
     WebhookRequest,
     WebhookResult,
+    download,
     numbered_text,
     parse_json,
     response_json,
@@ -63,11 +66,15 @@ from abonent.channels.base import (
     unix_time,
 )
 from abonent.config import ChannelSettings
-from abonent.core.types import Attachment, Button, InboundMessage
+from abonent.core.attachments import FETCHED_TYPES, Fetched, FetchError, too_large
+from abonent.core.types import Attachment, Button, InboundMessage, RemoteFile
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
+CAPTION_LIMIT = 1024
+# What WhatsApp shows as a photo; anything else goes as a document.
+IMAGE_MIMES = frozenset({"image/jpeg", "image/png"})
 TEXT_LIMIT = 4096
 BODY_LIMIT = 1024  # the body of an interactive message
 REPLY_BUTTONS = 3
@@ -267,6 +274,7 @@ class WhatsAppChannel(MessengerChannel):
             display_name=names.get(sender),
             phone=phone,
             attachments=attachments,
+            files=_files(message),
             sent_at=unix_time(message.get("timestamp")),
         )
 
@@ -274,14 +282,46 @@ class WhatsAppChannel(MessengerChannel):
         """Where the media's download address is fetched (with the channel's token)."""
         return f"{self.api_base}/{self.settings.api_version}/{media_id}"
 
+    async def fetch_file(self, remote: dict[str, Any], limit: int) -> Fetched:
+        """The media id names a short-lived download URL (``GET /<media id>``), which is
+        fetched with the same bearer token."""
+        media_id = remote.get("media_id")
+        if not isinstance(media_id, str) or not media_id:
+            raise FetchError("no media id", permanent=True)
+        try:
+            response = await self.http.get(self._media_url(media_id), headers=self._auth())
+        except httpx.HTTPError as exc:
+            raise FetchError(f"network: {type(exc).__name__}: {exc}") from exc
+        if not response.is_success:
+            error = send_error(response)
+            raise FetchError(error.reason, permanent=error.permanent)
+        data = response_json(response)
+        url = data.get("url") if isinstance(data, dict) else None
+        if not isinstance(url, str) or not url:
+            raise FetchError("the media has no url", permanent=True)
+        size = data.get("file_size") if isinstance(data, dict) else None
+        if isinstance(size, int) and size > limit:
+            raise FetchError(str(too_large(size, limit)), permanent=True)
+        return Fetched(await download(self.http, url, limit, self._auth()), remote.get("name"))
+
     # ------------------------------------------------------------------ outbound
     async def send(self, message: OutgoingMessage) -> SendResult:
-        bodies = render(message.text, message.buttons)
+        files = message.files
+        # One file with a short text goes as one message: the photo with its caption.
+        caption = (
+            message.text
+            if len(files) == 1 and not message.buttons and 0 < len(message.text) <= CAPTION_LIMIT
+            else ""
+        )
+        bodies = render(message.text, message.buttons) if message.text and not caption else []
+        count = len(bodies) + len(files)
 
         async def send(i: int) -> str | None:
+            if i >= len(bodies):
+                return await self._send_file(message.recipient, files[i - len(bodies)], caption)
             return await self._post_message(message.recipient, bodies[i])
 
-        external_id = await send_parts(len(bodies), message.skip_parts, send)
+        external_id = await send_parts(count, message.skip_parts, send)
         native = any(body.get("type") == "interactive" for body in bodies)
         return SendResult(external_id=external_id, numbered=bool(message.buttons) and not native)
 
@@ -307,6 +347,35 @@ class WhatsAppChannel(MessengerChannel):
             wamid = first.get("id") if isinstance(first, dict) else None
             return wamid if isinstance(wamid, str) else None
         raise send_error(response)
+
+    async def _send_file(self, recipient: str, file: OutgoingFile, caption: str) -> str | None:
+        """Upload to ``/<number id>/media``, then send the media id as an image (JPEG
+        and PNG only: WhatsApp takes WebP as stickers) or a document."""
+        content = await asyncio.to_thread(file.read)
+        try:
+            response = await self.http.post(
+                f"{self._number_url}/media",
+                data={"messaging_product": "whatsapp", "type": file.mime},
+                files={"file": (file.name, content, file.mime)},
+                headers=self._auth(),
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(exc) from exc
+        if not response.is_success:
+            raise send_error(response)
+        data = response_json(response)
+        media_id = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(media_id, str) or not media_id:
+            raise SendError("whatsapp: the upload gave no media id")
+        if file.mime in IMAGE_MIMES:
+            media: dict[str, Any] = {"id": media_id}
+            kind = "image"
+        else:
+            media = {"id": media_id, "filename": file.name}
+            kind = "document"
+        if caption:
+            media["caption"] = caption
+        return await self._post_message(recipient, {"type": kind, kind: media})
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.settings.token}"}
@@ -471,6 +540,29 @@ def _sender(
         if isinstance(user_id, str) and user_id:
             return user_id, None
     return None, None
+
+
+def _files(message: dict[str, Any]) -> tuple[RemoteFile, ...]:
+    """An image, or a document that is an image or a PDF, to fetch by its media id."""
+    kind = message.get("type")
+    if kind not in ("image", "document"):
+        return ()
+    body = message.get(kind)
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not body["id"]:
+        return ()
+    mime = body.get("mime_type")
+    mime = mime.split(";", 1)[0].strip() if isinstance(mime, str) else None
+    if mime is not None and mime not in FETCHED_TYPES:
+        return ()
+    name = body.get("filename") if isinstance(body.get("filename"), str) else None
+    return (
+        RemoteFile(
+            "document" if mime == "application/pdf" else "image",
+            {"media_id": body["id"], "name": name},
+            name=name,
+            mime=mime,
+        ),
+    )
 
 
 def _content(

@@ -53,6 +53,11 @@ PROFANITY_DETECTED = "profanity.detected"
 CSAT_ASKED = "csat.asked"
 CSAT_RATED = "csat.rated"
 
+# Files. ``stored``: a messenger's file was fetched into the attachments directory
+# (an upload from the widget or the workspace is stored with its message at once).
+# ``message.received`` / ``message.sent`` carry ``attachments``: [{kind, mime, size}].
+ATTACHMENT_STORED = "attachment.stored"
+
 # Written by the migration that created the log: what happened before it is history
 # that ``abonent stats rebuild`` backfills from messages and conversations.
 LOG_STARTED = "log.started"
@@ -85,6 +90,7 @@ DURABLE = frozenset(
         PROFANITY_DETECTED,
         CSAT_ASKED,
         CSAT_RATED,
+        ATTACHMENT_STORED,
         LOG_STARTED,
     }
 )

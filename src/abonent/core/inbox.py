@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from abonent.clock import utcnow
-from abonent.core import eventlog, events
+from abonent.core import attachments, eventlog, events
 from abonent.core.events import Event
 from abonent.core.identity import contact_by_phone, link_phone
 from abonent.core.serialize import message_event_data, row_event_data
@@ -279,6 +279,10 @@ async def receive(db: Database, msg: InboundMessage) -> Received:
                 "created_at": now,
             }
             message_id = int((await conn.execute(_INSERT_MESSAGE, values)).scalar_one())
+            if msg.files or msg.uploads:
+                values["meta"] = await _with_files(
+                    conn, msg, values["meta"], message_id, conv_id, identity_id, now
+                )
             await conn.execute(_TOUCH_CONVERSATION, {"conv_id": conv_id, "now": now})
             data = row_event_data({"id": message_id, **values})
             facts = [_started(conv_id, contact_id, msg.channel_id)] if new else []
@@ -291,6 +295,7 @@ async def receive(db: Database, msg: InboundMessage) -> Received:
                         "channel_id": msg.channel_id,
                         "contact_id": contact_id,
                         "kind": _kind(msg),
+                        **_files_fact(values["meta"]),
                     },
                     live=data,
                 )
@@ -308,6 +313,42 @@ def _kind(msg: InboundMessage) -> str:
     """text | button | attachment: the statistics count free text apart from presses."""
     if msg.payload is not None:
         return "button"
-    if msg.attachments and not msg.text.strip():
+    if (msg.attachments or msg.files or msg.uploads) and not msg.text.strip():
         return "attachment"
     return "text"
+
+
+async def _with_files(
+    conn: AsyncConnection,
+    msg: InboundMessage,
+    meta: dict[str, Any] | None,
+    message_id: int,
+    conv_id: int,
+    identity_id: int,
+    now: datetime,
+) -> dict[str, Any] | None:
+    """Record the message's files (uploaded already, or to fetch from the platform) and
+    describe them on the message, where every view of it finds them."""
+    files = await attachments.link(
+        conn, msg.uploads, message_id=message_id, conversation_id=conv_id, identity_id=identity_id
+    )
+    files += await attachments.add_pending(
+        conn,
+        msg.files,
+        message_id=message_id,
+        conversation_id=conv_id,
+        identity_id=identity_id,
+        channel_id=msg.channel_id,
+        now=now,
+    )
+    if not files:
+        return meta
+    meta = {**(meta or {}), "files": files}
+    await conn.execute(update(Message).where(Message.id == message_id).values(meta=meta))
+    return meta
+
+
+def _files_fact(meta: dict[str, Any] | None) -> dict[str, Any]:
+    """``attachments`` of ``message.received``: kinds and sizes, for the statistics."""
+    files = (meta or {}).get("files")
+    return {"attachments": attachments.event_data(files)} if files else {}

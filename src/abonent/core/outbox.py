@@ -14,19 +14,20 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import aliased
 
-from abonent.channels.base import Channel, OutgoingMessage, SendError, SendResult
+from abonent.channels.base import Channel, OutgoingFile, OutgoingMessage, SendError, SendResult
 from abonent.clock import utcnow
-from abonent.core import eventlog, events
+from abonent.core import attachments, eventlog, events
+from abonent.core.attachments import Store
 from abonent.core.bus import LocalBus
 from abonent.core.events import Event
 from abonent.core.types import Button
-from abonent.db.models import ChannelIdentity, Message, OutboxItem
+from abonent.db.models import Attachment, ChannelIdentity, Message, OutboxItem
 from abonent.db.session import Database
 
 log = logging.getLogger(__name__)
@@ -61,12 +62,24 @@ class _Outcome:
 
 class OutboxSender:
     def __init__(
-        self, db: Database, bus: LocalBus, channels: dict[str, Channel], *, poll: float = 1.0
+        self,
+        db: Database,
+        bus: LocalBus,
+        channels: dict[str, Channel],
+        *,
+        poll: float = 1.0,
+        files: Store | None = None,
+        public_url: str = "",
+        link_valid: timedelta = timedelta(hours=72),
     ) -> None:
         self.db = db
         self.bus = bus
         self.channels = channels
         self.poll = poll
+        # Operators' files go out with their messages (core.attachments).
+        self.files = files
+        self.public_url = public_url.rstrip("/")
+        self.link_valid = link_valid
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe = bus.subscribe(lambda _e: self._wake.set(), {events.OUTBOX_ENQUEUED})
@@ -209,12 +222,50 @@ class OutboxSender:
             skip_parts=c.parts_sent,
         )
         try:
+            files = await self._files(channel, c.message)
+            if files:
+                outgoing = replace(outgoing, files=files)
             return _Outcome(c, result=await channel.send(outgoing))
         except SendError as exc:
             return _Outcome(c, error=exc)
         except Exception as exc:
             log.exception("channel %s failed to send message %s", channel.id, c.message.id)
             return _Outcome(c, error=SendError(f"{type(exc).__name__}: {exc}"))
+
+    async def _files(self, channel: Channel, message: Message) -> tuple[OutgoingFile, ...]:
+        """The message's stored files, ready for the channel (a URL where it needs one)."""
+        described = (message.meta or {}).get("files") or []
+        if not described:
+            return ()
+        if self.files is None:
+            raise SendError("attachments are not configured", permanent=True)
+        ids = [int(f["id"]) for f in described]
+        async with self.db.session() as session:
+            rows = {
+                r.id: r
+                for r in await session.scalars(select(Attachment).where(Attachment.id.in_(ids)))
+            }
+        found: list[OutgoingFile] = []
+        for att_id in ids:
+            row = rows.get(att_id)
+            if row is None or row.storage_key is None:
+                raise SendError(f"attachment {att_id} is not stored", permanent=True)
+            url = None
+            if channel.files_by_url and self.public_url:
+                token = await attachments.public_link(self.db, att_id, self.link_valid)
+                url = f"{self.public_url}/files/{token}"
+            found.append(
+                OutgoingFile(
+                    id=row.id,
+                    kind=row.kind,
+                    mime=row.mime,
+                    name=row.filename,
+                    size=row.size,
+                    path=self.files.path(row.storage_key),
+                    url=url,
+                )
+            )
+        return tuple(found)
 
     async def _record(self, outcomes: list[_Outcome]) -> None:
         now = utcnow()

@@ -26,10 +26,11 @@ from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from abonent.clock import utcnow
-from abonent.core import eventlog, events, inbox
+from abonent.core import attachments, eventlog, events, inbox
 from abonent.core.bus import LocalBus
 from abonent.core.events import Event
 from abonent.core.serialize import row_event_data
+from abonent.core.text import clean_inbound
 from abonent.core.types import InboundMessage, Reply
 from abonent.db.models import Conversation, Message, OutboxItem
 from abonent.db.session import Database
@@ -188,8 +189,11 @@ class Pipeline:
 
     # ------------------------------------------------------------------ inbound
     async def accept(self, msg: InboundMessage) -> inbox.Received:
-        """Store a customer message and schedule its handling; a redelivery does nothing."""
-        received = await inbox.receive(self.db, msg)
+        """Store a customer message and schedule its handling; a redelivery does nothing.
+
+        Whatever a platform sent is made storable first (``core.text``): a webhook must
+        be acknowledged, or the platform delivers the same unstorable text forever."""
+        received = await inbox.receive(self.db, clean_inbound(msg))
         if received.duplicate:
             log.info("duplicate delivery on %s ignored", msg.channel_id)
             await self.bus.publish(
@@ -434,6 +438,9 @@ class Pipeline:
                 data["reply_to"] = reply_to
             if row["channel_id"] in self.store_delivered:
                 data["delivered"] = True
+            files = (row["meta"] or {}).get("files")
+            if files:
+                data["attachments"] = attachments.event_data(files)
             facts.append(Event(events.MESSAGE_SENT, data, live=row_event_data(row)))
         return facts
 
@@ -445,6 +452,7 @@ class Pipeline:
         self, conn: AsyncConnection, conv: _Conv, replies: Iterable[Reply], now: datetime
     ) -> list[dict[str, Any]]:
         direct = conv.channel_id in self.store_delivered
+        replies = list(replies)
         rows: list[dict[str, Any]] = [
             {
                 "conversation_id": conv.id,
@@ -464,8 +472,22 @@ class Pipeline:
             }
             for reply in replies
         ]
-        for row in rows:  # one by one: RETURNING with executemany is not on every driver
+        for row, reply in zip(rows, replies, strict=True):
+            # One by one: RETURNING with executemany is not on every driver.
             row["id"] = int((await conn.execute(_INSERT_MESSAGE, row)).scalar_one())
+            if reply.attachments:
+                files = await attachments.link(
+                    conn,
+                    reply.attachments,
+                    message_id=row["id"],
+                    conversation_id=conv.id,
+                    identity_id=conv.identity_id,
+                )
+                if files:
+                    row["meta"] = {**(row["meta"] or {}), "files": files}
+                    await conn.execute(
+                        update(Message).where(Message.id == row["id"]).values(meta=row["meta"])
+                    )
         if rows and not direct:
             await conn.execute(
                 _INSERT_OUTBOX,

@@ -1,4 +1,4 @@
-"""Message objects as the client API and the bus carry them (CONTRACT §5)."""
+"""Message objects as the client API (docs/client-api.md) and the bus carry them."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ def message_dict(message: Message) -> dict[str, Any]:
         "text": message.text,
         "buttons": list(message.buttons or []),
         "created_at": message.created_at.isoformat(),
+        # Photos and documents that came with it (fetch one: GET /attachments/{id}).
+        "attachments": list((message.meta or {}).get("files") or []),
     }
 
 
@@ -42,4 +44,5 @@ def row_event_data(row: dict[str, Any]) -> dict[str, Any]:
         "channel_id": row["channel_id"],
         "payload": row.get("payload"),
         "author_id": row.get("author_id"),
+        "attachments": list((row.get("meta") or {}).get("files") or []),
     }

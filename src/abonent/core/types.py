@@ -28,6 +28,18 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class RemoteFile:
+    """A photo or document on a messenger's servers, fetched after the message is
+    stored (core.attachments): ``ref`` is what the channel needs to download it."""
+
+    kind: str  # image | document: the platform's word; the content decides in the end
+    ref: dict[str, Any] = field(hash=False)
+    name: str | None = None
+    mime: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     """One customer message as a channel parsed it (rasa's UserMessage, our fields)."""
 
@@ -40,6 +52,10 @@ class InboundMessage:
     display_name: str | None = None
     phone: str | None = None
     attachments: tuple[Attachment, ...] = ()
+    # Photos and documents to fetch from the platform into the attachments store.
+    files: tuple[RemoteFile, ...] = ()
+    # Files the customer uploaded already (the web chat): ids of their attachment rows.
+    uploads: tuple[int, ...] = ()
     sent_at: datetime | None = None
     # Known already (web chat: the token names it), saves a look-up.
     identity_id: int | None = None
@@ -55,3 +71,5 @@ class Reply:
     meta: dict[str, Any] = field(default_factory=dict)
     # The operator who wrote it (author "operator").
     author_id: int | None = None
+    # Files sent with it: ids of attachment rows uploaded for it (core.attachments).
+    attachments: tuple[int, ...] = ()

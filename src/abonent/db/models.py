@@ -159,6 +159,57 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Attachment(Base):
+    """A file a customer or an operator sent: a photo of a meter, a receipt, a PDF.
+
+    The bytes live in the attachments directory under ``storage_key`` (random, never the
+    sender's file name); ``filename`` is only shown. A messenger's file is recorded as
+    ``pending`` with the platform's reference in ``remote`` and fetched into storage
+    later, with retries; an operator's upload waits (``message_id`` NULL) until it is sent.
+    """
+
+    __tablename__ = "attachments"
+    __table_args__ = (
+        Index("ix_attachments_message_id", "message_id"),
+        Index("ix_attachments_identity_id", "identity_id", "id"),
+        Index("ix_attachments_status", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    # The customer's channel identity the file belongs to: their widget session may fetch it.
+    identity_id: Mapped[int] = mapped_column(
+        ForeignKey("channel_identities.id", ondelete="CASCADE")
+    )
+    # customer | operator
+    author: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # image | document
+    kind: Mapped[str] = mapped_column(String(16))
+    mime: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    filename: Mapped[str] = mapped_column(String(200))
+    storage_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    # pending (a messenger's file not fetched yet) | stored | failed
+    status: Mapped[str] = mapped_column(String(16), default="stored")
+    # The platform's reference to fetch it by (a Telegram file_id, a media URL, …).
+    remote: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    # A messenger that takes files only by URL (Viber), or none at all, gets a link
+    # ``/files/<link_token>`` that works without signing in until ``link_expires_at``.
+    link_token: Mapped[str | None] = mapped_column(String(43), unique=True)
+    link_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class OutboxItem(Base):
     """A message waiting to be sent by its channel; survives crashes and is shared by processes."""
 
@@ -227,7 +278,8 @@ class ReadingsRecord(Base):
 
 
 class ContactAccount(Base):
-    """Accounts a contact has named: links identities across channels and feeds the card."""
+    """Accounts a contact has named, or whose billing phone is theirs: this contact's own
+    list, offered by the bot and shown on the card; never a link to other contacts."""
 
     __tablename__ = "contact_accounts"
     __table_args__ = (UniqueConstraint("contact_id", "account_number"),)
@@ -236,8 +288,9 @@ class ContactAccount(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     account_number: Mapped[str] = mapped_column(String(20), index=True)
     last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # The customer confirmed the holder (or the billing record carries their vouched
-    # phone): only confirmed links join contacts into one person.
+    # Proven: the billing record carries a phone the platform vouched for as this
+    # contact's. A number typed (or its holder "confirmed" with «да») proves nothing
+    # and joins no contacts (core.identity).
     confirmed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 

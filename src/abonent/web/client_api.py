@@ -1,4 +1,4 @@
-"""The client API of CONTRACT §5: web chat and the company's own apps.
+"""The client API (docs/client-api.md): web chat and the company's own apps.
 
 A bearer token names one channel identity (one browser, one app install). Messages
 are read from the store; live delivery (WebSocket, long poll) is driven by
@@ -27,8 +27,9 @@ from abonent.core.events import Event
 from abonent.core.serialize import message_dict
 from abonent.core.types import InboundMessage
 from abonent.db.models import ChannelIdentity, Message
-from abonent.web.deps import BearerDep, RuntimeDep
+from abonent.web.deps import MAX_ID, BearerDep, RuntimeDep
 from abonent.web.errors import ApiError
+from abonent.web.fields import ApiModel
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,9 @@ class Listeners:
             if len(self._buttons) > self._remembered:
                 self._buttons.popitem(last=False)
         for queue in self._queues.get(identity, ()):
-            queue.put_nowait({k: event.data[k] for k in PUBLIC_FIELDS})
+            message = {k: event.data[k] for k in PUBLIC_FIELDS}
+            message["attachments"] = list(event.data.get("attachments") or [])
+            queue.put_nowait(message)
 
     def button_title(self, identity_id: int, payload: str) -> str | None:
         return self._buttons.get(identity_id, {}).get(payload)
@@ -144,7 +147,7 @@ async def _identity_for(request: Request | WebSocket, token: str | None) -> int:
     return int(found)
 
 
-class NewConversation(BaseModel):
+class NewConversation(ApiModel):
     name: str | None = Field(default=None, max_length=200)
 
 
@@ -153,7 +156,7 @@ class ConversationCreated(BaseModel):
     token: str
 
 
-class NewMessage(BaseModel):
+class NewMessage(ApiModel):
     text: str | None = None
     payload: str | None = None
     client_message_id: str | None = Field(default=None, max_length=64)
@@ -168,12 +171,25 @@ class ButtonOut(BaseModel):
     payload: str
 
 
+class FileOut(BaseModel):
+    """A photo or document on a message: fetch it with GET /attachments/{id}."""
+
+    id: int
+    kind: str  # image | document
+    mime: str
+    size: int
+    name: str
+    width: int | None = None
+    height: int | None = None
+
+
 class MessageOut(BaseModel):
     id: int
     author: str
     text: str
     buttons: list[ButtonOut]
     created_at: str
+    attachments: list[FileOut] = []
 
 
 class MessageList(BaseModel):
@@ -185,6 +201,8 @@ class WidgetConfig(BaseModel):
     chat_title: str
     company: dict[str, str]
     messengers: list[dict[str, str]]
+    # What POST /attachments accepts, so the widget can refuse a file before uploading.
+    attachments: dict[str, Any] = {}
 
 
 @router.get("/widget", response_model=WidgetConfig)
@@ -196,6 +214,10 @@ async def widget_config(runtime: RuntimeDep) -> dict[str, Any]:
         "chat_title": "Онлайн-чат",
         "company": {"name": company.name},
         "messengers": messenger_links(runtime),
+        "attachments": {
+            "max_bytes": runtime.settings.attachments.max_bytes,
+            "types": ["image/jpeg", "image/png", "image/webp", "image/heic", "application/pdf"],
+        },
     }
 
 
@@ -317,7 +339,7 @@ async def get_messages(
     request: Request,
     runtime: RuntimeDep,
     credentials: BearerDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0,
 ) -> dict[str, Any]:
     identity_id = await _identity_for(request, credentials.credentials if credentials else None)

@@ -48,8 +48,29 @@
     unread: function (n) {
       return n + " " + plural(n, "новое сообщение", "новых сообщения", "новых сообщений");
     },
-    opensInNewTab: "(откроется в новой вкладке)"
+    opensInNewTab: "(откроется в новой вкладке)",
+    attach: "Прикрепить фото или PDF",
+    removeFile: "Убрать файл",
+    uploading: function (pct) { return "Загружается… " + pct + "%"; },
+    fileTooLarge: function (mb) {
+      return "Файл слишком большой: можно отправить до " + mb + " МБ. Уменьшите фото или сожмите PDF.";
+    },
+    fileWrongType: "Такой файл не подходит: отправьте фото (JPEG, PNG, WebP, HEIC) или документ PDF.",
+    fileEmpty: "Файл пустой — выберите другой.",
+    fileTooManyPixels: "Фото слишком большого разрешения — уменьшите его и отправьте снова.",
+    fileFailed: "Не удалось отправить файл. Проверьте подключение и попробуйте ещё раз.",
+    fileUnavailable: "Файл пока недоступен.",
+    openFull: "Открыть фото целиком",
+    download: "Скачать",
+    photo: "Фото",
+    dropHere: "Отпустите, чтобы прикрепить файл"
   };
+
+  var DEFAULT_MAX_BYTES = 10 * 1024 * 1024;
+  var FILE_ACCEPT = "image/jpeg,image/png,image/webp,image/heic,image/heif,.heic,.heif,application/pdf";
+  // Checked here only to answer at once; the server reads the content and decides.
+  var FILE_TYPES = /^(image\/(jpeg|png|webp|heic|heif)|application\/pdf)$/;
+  var FILE_NAMES = /\.(jpe?g|png|webp|heic|heif|pdf)$/i;
 
   // ---------------------------------------------------------------- helpers
 
@@ -168,6 +189,8 @@
     close: "M6 6l12 12M18 6L6 18",
     back: "M15 5l-7 7 7 7",
     send: "M4 12l16-8-6 16-2.5-6.5z",
+    clip: "M21 11.5l-8.6 8.6a5 5 0 0 1-7.1-7.1l8.6-8.6a3.3 3.3 0 0 1 4.7 4.7l-8.6 8.6a1.7 1.7 0 0 1-2.4-2.4l7.9-7.9",
+    file: "M14 3H7a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h10a2 2 0 0 0 2-2V8zM14 3v5h5",
     external: "M14 4h6v6M20 4l-9 9M18 14v5a1 1 0 0 1-1 1H5a1 1 0 0 1-1-1V7a1 1 0 0 1 1-1h5"
   };
 
@@ -482,6 +505,26 @@
     ".ab-send{display:inline-flex;align-items:center;justify-content:center;width:40px;height:40px;flex:none;",
     "border:0;border-radius:50%;background:var(--ab-accent);color:#fff}",
     ".ab-send:hover{background:var(--ab-accent-dark)}",
+    ".ab-attach{display:inline-flex;align-items:center;justify-content:center;width:40px;height:40px;flex:none;",
+    "border:0;border-radius:50%;background:transparent;color:var(--ab-muted)}",
+    ".ab-attach:hover{background:var(--ab-bg);color:var(--ab-accent)}",
+    ".ab-tray{display:flex;align-items:center;gap:10px;padding:8px 12px;background:#fff;border-top:1px solid var(--ab-line);flex:none}",
+    ".ab-tray img{width:48px;height:48px;object-fit:cover;border-radius:8px;flex:none}",
+    ".ab-tray-info{flex:1;min-width:0;font-size:13px}",
+    ".ab-tray-name{display:block;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;font-weight:600}",
+    ".ab-tray-size{color:var(--ab-muted);font-size:12px}",
+    ".ab-tray button{border:0;background:none;color:var(--ab-muted);width:32px;height:32px;border-radius:50%}",
+    ".ab-file-error{padding:6px 12px;background:#fdecea;color:#b71c1c;font-size:12.5px;flex:none}",
+    ".ab-files{display:flex;flex-direction:column;gap:6px;margin-bottom:4px}",
+    ".ab-thumb{display:block;padding:0;border:0;background:none;border-radius:10px;overflow:hidden;max-width:220px}",
+    ".ab-thumb img{display:block;max-width:220px;max-height:220px;border-radius:10px}",
+    ".ab-doc{display:flex;align-items:center;gap:8px;padding:6px 10px;border:1px solid var(--ab-line);border-radius:10px;",
+    "background:#fff;color:var(--ab-ink);text-align:left;max-width:240px}",
+    ".ab-doc-name{display:block;font-weight:600;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;max-width:180px}",
+    ".ab-doc-size{display:block;font-size:11.5px;color:var(--ab-muted)}",
+    ".ab-progress{height:4px;border-radius:2px;background:rgba(255,255,255,.35);overflow:hidden;margin-top:6px}",
+    ".ab-progress span{display:block;height:100%;background:#fff;transition:width .15s}",
+    ".ab-chat.ab-dragging .ab-scroll{outline:3px dashed var(--ab-accent);outline-offset:-6px}",
     // small screens: full-screen panel
     "@media (max-width:479.98px){",
     ".ab-panel{top:0;right:0;bottom:0;left:0;width:100%;max-width:none;height:100%;max-height:none;",
@@ -567,9 +610,43 @@
     ui.send = el("button", {
       type: "submit", class: "ab-send", "aria-label": T.send, title: T.send
     }, [icon("send", true)]);
-    ui.composer = el("form", { class: "ab-composer", novalidate: true }, [ui.input, ui.send]);
+    ui.fileInput = el("input", {
+      type: "file", accept: FILE_ACCEPT, hidden: true, tabindex: "-1", "aria-hidden": "true"
+    });
+    ui.fileInput.addEventListener("change", function () {
+      if (ui.fileInput.files && ui.fileInput.files[0]) chooseFile(ui.fileInput.files[0]);
+      ui.fileInput.value = "";
+    });
+    ui.attach = el("button", {
+      type: "button", class: "ab-attach", "aria-label": T.attach, title: T.attach,
+      onclick: function () { ui.fileInput.click(); }
+    }, [icon("clip")]);
+    ui.composer = el("form", { class: "ab-composer", novalidate: true },
+      [ui.attach, ui.fileInput, ui.input, ui.send]);
     ui.composer.addEventListener("submit", function (ev) { ev.preventDefault(); submitInput(); });
-    ui.chat = el("div", { class: "ab-chat", hidden: true }, [ui.banner, ui.scroll, ui.composer]);
+    ui.tray = el("div", { class: "ab-tray", hidden: true });
+    ui.fileError = el("div", { class: "ab-file-error", role: "alert", hidden: true });
+    ui.input.addEventListener("paste", function (ev) {
+      var files = ev.clipboardData && ev.clipboardData.files;
+      if (files && files.length) { ev.preventDefault(); chooseFile(files[0]); }
+    });
+    ui.chat = el("div", { class: "ab-chat", hidden: true },
+      [ui.banner, ui.scroll, ui.fileError, ui.tray, ui.composer]);
+    ui.chat.addEventListener("dragover", function (ev) {
+      if (!ev.dataTransfer || Array.prototype.indexOf.call(ev.dataTransfer.types || [], "Files") < 0) return;
+      ev.preventDefault();
+      ui.chat.classList.add("ab-dragging");
+    });
+    ui.chat.addEventListener("dragleave", function (ev) {
+      if (!ui.chat.contains(ev.relatedTarget)) ui.chat.classList.remove("ab-dragging");
+    });
+    ui.chat.addEventListener("drop", function (ev) {
+      ui.chat.classList.remove("ab-dragging");
+      var files = ev.dataTransfer && ev.dataTransfer.files;
+      if (!files || !files.length) return;
+      ev.preventDefault();
+      chooseFile(files[0]);
+    });
 
     ui.panel = el("div", {
       class: "ab-panel", id: "ab-panel", role: "dialog", "aria-labelledby": "ab-title", hidden: true
@@ -774,7 +851,9 @@
     var textNode = el("div", { class: "ab-text" });
     if (author === "bot" || author === "operator") appendRichText(textNode, text);
     else textNode.textContent = text;
-    var bubble = el("div", { class: "ab-bubble" }, [textNode]);
+    var files = renderFiles(msg.attachments);
+    if (!text) textNode.hidden = true;
+    var bubble = el("div", { class: "ab-bubble" }, [files, textNode]);
     var when = parseTime(msg.created_at);
     if (when && author !== "system") {
       bubble.appendChild(el("time", { class: "ab-time", datetime: when.toISOString(), text: formatTime(when) }));
@@ -835,7 +914,8 @@
     var nodes = ui.log.children;
     for (var i = nodes.length - 1; i >= 0; i--) {
       var entry = state.messages.get(Number(nodes[i].getAttribute("data-id")));
-      if (entry && entry.msg.author !== "system") return entry.msg;
+      // A system notice with buttons (the chat was closed: the menu) is a way forward too.
+      if (entry && (entry.msg.author !== "system" || hasButtons(entry.msg))) return entry.msg;
     }
     return null;
   }
@@ -844,7 +924,7 @@
     ui.chips.textContent = "";
     var last = lastConversational();
     var busy = state.pending.some(function (p) { return p.status === "sending" || p.status === "sent"; });
-    var buttons = last && (last.author === "bot" || last.author === "operator") && Array.isArray(last.buttons)
+    var buttons = last && last.author !== "customer" && Array.isArray(last.buttons)
       ? last.buttons : [];
     buttons.forEach(function (b) {
       if (!b || typeof b.title !== "string" || !b.title) return;
@@ -880,6 +960,18 @@
 
   function submitInput() {
     var text = ui.input.value.trim();
+    showFileError(null);
+    if (state.file) {
+      var file = state.file;
+      if (text.length > MAX_TEXT) text = text.slice(0, MAX_TEXT);
+      ui.input.value = "";
+      autoGrow();
+      saveUi();
+      clearFile();
+      sendFile(file, text);
+      ui.input.focus();
+      return;
+    }
     if (!text) return;
     if (text.length > MAX_TEXT) text = text.slice(0, MAX_TEXT);
     ui.input.value = "";
@@ -907,6 +999,7 @@
 
   function deliver(p) {
     if (p.status === "done") return;
+    if (p.file) { deliverFile(p); return; }
     p.status = "sending";
     renderPending(p);
     var token = state.token;
@@ -952,7 +1045,8 @@
     if (p.status === "done") return;
     var status = el("div", { class: "ab-status" });
     if (p.status === "sending" || p.status === "sent") {
-      status.textContent = p.status === "sending" ? T.sending : "";
+      status.textContent = p.status === "sending"
+        ? (p.file ? T.uploading(p.progress || 0) : T.sending) : "";
       status.hidden = p.status === "sent";
     } else {
       status.classList.add("ab-status--error");
@@ -976,11 +1070,24 @@
       } }));
     }
     var textNode = el("div", { class: "ab-text", text: p.text });
+    var parts = [textNode];
+    if (p.file) {
+      if (!p.caption) textNode.hidden = true;
+      textNode.textContent = p.caption || "";
+      if (!p.preview) p.preview = filePreview(p.file, function (url) { p.previewUrl = url; });
+      parts.unshift(p.preview);
+      if (p.status === "sending") {
+        var bar = el("span");
+        bar.style.width = (p.progress || 0) + "%";
+        parts.push(el("div", { class: "ab-progress", role: "progressbar", "aria-valuemin": "0",
+          "aria-valuemax": "100", "aria-valuenow": String(p.progress || 0) }, [bar]));
+      }
+    }
     var node = el("div", {
       class: "ab-msg ab-msg--customer ab-msg--pending",
       "data-pending": p.status,
       "aria-busy": p.status === "sending" ? "true" : "false"
-    }, [el("div", { class: "ab-bubble" }, [textNode]), status]);
+    }, [el("div", { class: "ab-bubble" }, parts), status]);
     if (p.node && p.node.parentNode) p.node.parentNode.replaceChild(node, p.node);
     else ui.pendingBox.appendChild(node);
     p.node = node;
@@ -989,6 +1096,7 @@
 
   function finishPending(p) {
     p.status = "done";
+    if (p.previewUrl) { URL.revokeObjectURL(p.previewUrl); p.previewUrl = null; }
     if (p.node && p.node.parentNode) p.node.parentNode.removeChild(p.node);
     p.node = null;
     var i = state.pending.indexOf(p);
@@ -1015,6 +1123,222 @@
     state.pending.slice().forEach(function (p) {
       if (p.status === "failed") ensureConversation().then(function () { deliver(p); }, function () {});
     });
+  }
+
+  // ---------------------------------------------------------------- files
+
+  function hasButtons(msg) {
+    return Array.isArray(msg.buttons) && msg.buttons.length > 0;
+  }
+
+  function maxBytes() {
+    var a = state.config && state.config.attachments;
+    return a && typeof a.max_bytes === "number" && a.max_bytes > 0 ? a.max_bytes : DEFAULT_MAX_BYTES;
+  }
+
+  function megabytes(bytes) {
+    var mb = bytes / (1024 * 1024);
+    return (mb >= 10 ? String(Math.round(mb)) : mb.toFixed(1).replace(/\.0$/, "")).replace(".", ",");
+  }
+
+  function humanSize(bytes) {
+    if (typeof bytes !== "number" || bytes <= 0) return "";
+    if (bytes >= 1024 * 1024) return megabytes(bytes) + " МБ";
+    return Math.max(1, Math.round(bytes / 1024)) + " КБ";
+  }
+
+  function showFileError(text) {
+    ui.fileError.textContent = text || "";
+    ui.fileError.hidden = !text;
+  }
+
+  function fileErrorText(code) {
+    if (code === "file_too_large") return T.fileTooLarge(megabytes(maxBytes()));
+    if (code === "unsupported_type") return T.fileWrongType;
+    if (code === "empty_file") return T.fileEmpty;
+    if (code === "image_too_large") return T.fileTooManyPixels;
+    return T.fileFailed;
+  }
+
+  function isImage(file) {
+    return /^image\//.test(file.type || "") || /\.(jpe?g|png|webp|heic|heif)$/i.test(file.name || "");
+  }
+
+  /** A file the customer picked, pasted or dropped: checked, then shown above the box. */
+  function chooseFile(file) {
+    if (!file) return;
+    showFileError(null);
+    if (!file.size) { showFileError(T.fileEmpty); return; }
+    if (file.size > maxBytes()) { showFileError(fileErrorText("file_too_large")); return; }
+    if (!FILE_TYPES.test(file.type || "") && !FILE_NAMES.test(file.name || "")) {
+      showFileError(T.fileWrongType);
+      return;
+    }
+    clearFile();
+    state.file = file;
+    ui.tray.textContent = "";
+    ui.tray.appendChild(filePreview(file, function (url) { state.trayUrl = url; }));
+    ui.tray.appendChild(el("div", { class: "ab-tray-info" }, [
+      el("span", { class: "ab-tray-name", text: file.name || T.photo }),
+      el("span", { class: "ab-tray-size", text: humanSize(file.size) })
+    ]));
+    ui.tray.appendChild(el("button", {
+      type: "button", "aria-label": T.removeFile, title: T.removeFile,
+      onclick: function () { clearFile(); focusInput(); }
+    }, [icon("close")]));
+    ui.tray.hidden = false;
+    if (state.open && state.view === "chat") focusInput();
+  }
+
+  function clearFile() {
+    if (state.trayUrl) { URL.revokeObjectURL(state.trayUrl); state.trayUrl = null; }
+    state.file = null;
+    if (ui.tray) { ui.tray.textContent = ""; ui.tray.hidden = true; }
+  }
+
+  /** A picked file's preview; ``keep`` is given the object URL, to revoke it later. */
+  function filePreview(file, keep) {
+    if (isImage(file) && !/heic|heif/i.test(file.type || file.name || "")) {
+      var url = URL.createObjectURL(file);
+      keep(url);
+      return el("img", { src: url, alt: file.name || T.photo });
+    }
+    return el("span", { class: "ab-doc" }, [icon("file"), el("span", null, [
+      el("span", { class: "ab-doc-name", text: file.name || "" }),
+      el("span", { class: "ab-doc-size", text: humanSize(file.size) })
+    ])]);
+  }
+
+  function sendFile(file, caption) {
+    var p = {
+      cmid: randomId(), body: {}, file: file, caption: caption, text: caption || file.name,
+      status: "sending", serverId: null, node: null, progress: 0
+    };
+    state.pending.push(p);
+    renderPending(p);
+    scrollToBottom(true);
+    ensureConversation().then(function () { deliver(p); }, function () {
+      p.status = "failed";
+      renderPending(p);
+    });
+  }
+
+  /** Upload with XMLHttpRequest: fetch() cannot report upload progress. */
+  function deliverFile(p) {
+    p.status = "sending";
+    p.progress = 0;
+    renderPending(p);
+    var token = state.token;
+    var form = new FormData();
+    form.append("file", p.file, p.file.name || "photo.jpg");
+    if (p.caption) form.append("text", p.caption);
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", apiBase + API_PATH + "/attachments");
+    xhr.setRequestHeader("Authorization", "Bearer " + token);
+    xhr.setRequestHeader("Idempotency-Key", p.cmid);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.onprogress = function (ev) {
+      if (!ev.lengthComputable || p.status !== "sending") return;
+      var pct = Math.min(99, Math.round(ev.loaded * 100 / ev.total));
+      if (pct === p.progress) return;
+      p.progress = pct;
+      renderPending(p);
+    };
+    xhr.onload = function () {
+      if (p.status === "done") return;
+      var data = null;
+      try { data = JSON.parse(xhr.responseText); } catch (err) { data = null; }
+      if (xhr.status === 202 && data && data.id != null) {
+        p.serverId = Number(data.id);
+        if (state.messages.has(p.serverId)) { finishPending(p); return; }
+        p.status = "sent";
+        renderPending(p);
+        if (!live.wsOpen && !live.polling) catchUp();
+        setTimeout(function () { if (p.status === "sent") catchUp(); }, 4000);
+        return;
+      }
+      var code = data && data.error && data.error.code;
+      if (xhr.status === 401 && token === state.token && !p.reauthed) {
+        p.reauthed = true;
+        dropSession();
+        ensureConversation().then(function () { deliver(p); }, function () {
+          p.status = "failed";
+          renderPending(p);
+        });
+        return;
+      }
+      if (xhr.status >= 400 && xhr.status < 500 && xhr.status !== 408 && xhr.status !== 429) {
+        p.status = "rejected";
+        p.error = fileErrorText(code);
+      } else {
+        p.status = "failed";
+      }
+      renderPending(p);
+    };
+    xhr.onerror = function () {
+      if (p.status === "done") return;
+      p.status = "failed";
+      p.error = T.fileFailed;
+      setConnected(false);
+      renderPending(p);
+    };
+    xhr.send(form);
+  }
+
+  /** Files on a message from the server: photos as thumbnails, PDFs as a named link.
+   *  They are fetched with the chat's token (never put in a URL) and shown as blobs. */
+  function renderFiles(list) {
+    if (!Array.isArray(list) || !list.length) return null;
+    var box = el("div", { class: "ab-files" });
+    list.forEach(function (f) {
+      if (!f || f.id == null) return;
+      var name = typeof f.name === "string" ? f.name : "";
+      if (f.kind === "image") {
+        var img = el("img", { alt: name || T.photo });
+        var thumb = el("button", {
+          type: "button", class: "ab-thumb", title: T.openFull, "aria-label": T.openFull + ": " + name,
+          onclick: function () { openFile(f, true); }
+        }, [img]);
+        loadFile(f).then(function (url) { img.src = url; }, function () { img.alt = T.fileUnavailable; });
+        box.appendChild(thumb);
+      } else {
+        box.appendChild(el("button", {
+          type: "button", class: "ab-doc", title: T.download,
+          onclick: function () { openFile(f, false); }
+        }, [icon("file"), el("span", null, [
+          el("span", { class: "ab-doc-name", text: name }),
+          el("span", { class: "ab-doc-size", text: humanSize(f.size) })
+        ])]));
+      }
+    });
+    return box;
+  }
+
+  var fileUrls = new Map(); // attachment id -> promise of a blob URL
+
+  function loadFile(f) {
+    var id = Number(f.id);
+    if (fileUrls.has(id)) return fileUrls.get(id);
+    var token = state.token;
+    var promise = fetch(apiBase + API_PATH + "/attachments/" + id, {
+      headers: { Authorization: "Bearer " + token }
+    }).then(function (resp) {
+      if (!resp.ok) throw new Error("HTTP " + resp.status);
+      return resp.blob();
+    }).then(function (blob) { return URL.createObjectURL(blob); });
+    promise.catch(function () { fileUrls.delete(id); });
+    fileUrls.set(id, promise);
+    return promise;
+  }
+
+  function openFile(f, inline) {
+    loadFile(f).then(function (url) {
+      var a = el("a", { href: url, target: "_blank", rel: "noopener" });
+      if (!inline) a.setAttribute("download", f.name || "document.pdf");
+      ui.root.appendChild(a);
+      a.click();
+      a.parentNode.removeChild(a);
+    }, function () { showFileError(T.fileUnavailable); });
   }
 
   // ---------------------------------------------------------------- conversation
