@@ -167,7 +167,9 @@ async def test_transfer_to_a_colleague_carries_a_note_the_customer_never_sees(
     anna, boris = Operator(server, "anna"), Operator(server, "boris")
     await anna.login()
     await boris.login()
-    assert (await anna.post(f"/conversations/{me.conversation_id}/take")).status_code == 200
+    await anna.online()  # the only one on the line: the chat is hers
+    assert (await _conversation(server, me.conversation_id)).assignee_id == anna.id
+    await boris.online()
     assert (await boris.get(f"/conversations/{me.conversation_id}")).status_code == 403
     note = "Клиент спрашивает о перерасчёте за март, счёт уже проверила"
     moved = await anna.post(
@@ -212,7 +214,8 @@ async def test_return_to_bot_gives_the_customer_the_menu_again(
     me = await _queued_customer(server, http)
     boris = Operator(server, "boris")
     await boris.login()
-    await boris.post(f"/conversations/{me.conversation_id}/take")
+    await boris.online()
+    assert (await _conversation(server, me.conversation_id)).assignee_id == boris.id
     await me.replies()
     assert (await boris.post(f"/conversations/{me.conversation_id}/return")).status_code == 200
     back = await me.replies()
@@ -314,7 +317,7 @@ async def test_notes_never_reach_the_client_api(
     me = await _queued_customer(server, http)
     boris = Operator(server, "boris")
     await boris.login()
-    await boris.post(f"/conversations/{me.conversation_id}/take")
+    await boris.online()
     await boris.post(f"/conversations/{me.conversation_id}/notes", {"text": "внутренняя заметка"})
     all_messages = await http.get(
         f"{server.url}/api/client/v1/messages", params={"after": 0}, headers=me.headers
@@ -329,11 +332,11 @@ async def test_notes_never_reach_the_client_api(
     assert stored is not None and stored.delivery is None
 
 
-async def test_the_operator_reads_one_history_for_one_account_holder_across_chats(
+async def test_two_chats_that_confirm_one_account_stay_two_customers(
     live_server: LiveServer, http: httpx.AsyncClient
 ) -> None:
-    """Two chats (say, the site at home and the phone later) confirm the same account:
-    one person, so the operator reads both conversations as one history."""
+    """Two chats confirm the same account: nothing proves one person writes both (anyone
+    with the receipt can), so the operator reads only the chat's own history."""
     number = live_server.accounts["single"]
     earlier = Customer(live_server, http)
     await earlier.start()
@@ -355,10 +358,10 @@ async def test_the_operator_reads_one_history_for_one_account_holder_across_chat
     await on_server(live_server, seed())
     vera = Operator(live_server, "vera")
     await vera.login()
-    await vera.post(f"/conversations/{later.conversation_id}/take")
+    await vera.online()
     view = (await vera.get(f"/conversations/{later.conversation_id}")).json()
     conversations = {m["conversation_id"] for m in view["messages"]}
-    assert conversations == {earlier.conversation_id, later.conversation_id}
+    assert conversations == {later.conversation_id}
     card = (await vera.get(f"/contacts/{view['conversation']['contact_id']}/card")).json()
     assert [a["number"] for a in card["accounts"]] == [number]
 
@@ -376,7 +379,8 @@ async def test_operators_read_and_annotate_only_waiting_and_their_own_chats(
     ]
     # waiting: any operator may look at the customer before taking the chat
     assert (await boris.get(f"/contacts/{contact}/card")).status_code == 200
-    assert (await anna.post(f"/conversations/{me.conversation_id}/take")).status_code == 200
+    await anna.online()  # she gets the first waiting chat (her limit is one)
+    assert (await _conversation(server, me.conversation_id)).assignee_id == anna.id
     card = f"/contacts/{contact}/card"
     assert (await boris.get(card)).status_code == 403
     assert (await boris.get(f"{card}?conversation_id={me.conversation_id}")).status_code == 403
@@ -407,7 +411,8 @@ async def test_an_action_checked_against_one_assignee_does_not_land_after_a_reas
     anna, boris, sveta = (Operator(server, n) for n in ("anna", "boris", "sveta"))
     for who in (anna, boris, sveta):
         await who.login()
-    await anna.post(f"/conversations/{me.conversation_id}/take")
+    await anna.online()
+    await boris.online()
     desk = server.runtime.desk
     # Anna's close passed its check; the supervisor hands the chat to Boris before it lands.
     seen_by_anna = await on_server(
@@ -437,7 +442,7 @@ async def test_a_disabled_operator_gives_the_chats_back_and_loses_the_socket(
     me = await _queued_customer(server, http)
     anna = Operator(server, "anna")
     await anna.login()
-    await anna.post(f"/conversations/{me.conversation_id}/take")
+    await anna.online()
     cookie = anna.http.cookies.get("abonent_session")
     url = server.url.replace("http://", "ws://") + "/api/workspace/v1/ws"
     with pytest.raises(websockets.InvalidStatus):

@@ -101,4 +101,4 @@ async def test_demo_users_and_templates_are_seeded_once(db: Database) -> None:
         assert await authenticate(db, login, password, None) is not None
     async with db.session() as session:
         codes = list(await session.scalars(select(Template.code)))
-    assert sorted(codes) == sorted(set(codes)) and "pokaz" in codes
+    assert sorted(codes) == sorted(set(codes)) and "показания" in codes

@@ -171,7 +171,7 @@ async def test_reports_page_shows_the_figures_drills_down_and_exports(
         assert (await anna.login()).status_code == 200
         refused = await anna.http.get("/operator/reports")
         assert refused.status_code == 403
-        assert "только супервизорам" in refused.text
+        assert "только старшим операторам" in refused.text
         await anna.http.aclose()
 
         sveta = Operator(server, "sveta")

@@ -304,7 +304,7 @@ async def test_sign_in_errors_and_roles(browser: Browser, desk: Desk) -> None:
     await page.get_by_role("button", name="Войти").click()
     # An operator may not see the supervisor page.
     await expect(page).to_have_url(f"{base}/operator/supervisor")
-    await expect(page.locator("main")).to_contain_text("только супервизорам")
+    await expect(page.locator("main")).to_contain_text("только старшим операторам")
 
     # The header's «Выйти» signs out for real: the desk asks to sign in again.
     await page.goto(base + "/operator")
@@ -328,7 +328,7 @@ async def test_supervisor_sees_queue_and_reassigns(browser: Browser, desk: Desk)
         await chief.get_by_label("Пароль").fill(PASSWORD)
         await chief.get_by_role("button", name="Войти").click()
         await expect(chief).to_have_url(f"{base}/operator")
-        await chief.get_by_role("link", name="Супервизор").click()
+        await chief.get_by_role("link", name="Смена").click()
         await expect(chief).to_have_url(f"{base}/operator/supervisor")
 
         # Nobody is on the line: the chat waits in the queue.
@@ -344,14 +344,22 @@ async def test_supervisor_sees_queue_and_reassigns(browser: Browser, desk: Desk)
         await go_online(anna)
         anna_row = chief.locator(f"#sv-operators tr[data-user-id='{desk.users['anna']}']")
         await expect(anna_row).to_contain_text("На линии")
-        # She gets the waiting chat automatically, or the supervisor gives it to Boris.
+        # She gets the waiting chat automatically, or the supervisor gives it to Boris,
+        # who can be picked only once he is on the line.
         await row.get_by_role("button", name="Открыть").click()
         await expect(chief.locator("#sv-log .msg-customer").last).to_contain_text(
             "Соедините с оператором"
         )
+        boris_option = chief.locator(f"#sv-assignee option[value='{desk.users['boris']}']")
+        await expect(boris_option).to_be_disabled()
+        boris, boris_errors = await new_page(browser)
+        await sign_in(boris, base, "boris")
+        await go_online(boris)
+        await expect(boris_option).to_be_enabled()
         await chief.locator("#sv-assignee").select_option(str(desk.users["boris"]))
         await chief.get_by_role("button", name="Переназначить").click()
         await expect(row).to_contain_text("Борис Иванов")
         await expect(chief.locator("#sv-view-sub")).to_contain_text("Борис Иванов")
         errors.assert_none()
         anna_errors.assert_none()
+        boris_errors.assert_none()

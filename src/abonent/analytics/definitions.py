@@ -159,7 +159,7 @@ FIGURES: dict[str, Figure] = {
     "handled": Figure(
         "Принято диалогов",
         "Сколько раз оператор получил диалог: взял сам, назначен автоматически или "
-        "супервизором, получил переводом.",
+        "старшим оператором, получил переводом.",
         "How often the operator got a conversation: took it, was given it automatically "
         "or by a supervisor, or by a transfer.",
     ),

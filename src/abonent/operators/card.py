@@ -23,6 +23,7 @@ from abonent.clock import utcnow
 from abonent.crm.base import Crm, CrmError, CrmPerson
 from abonent.db.models import AuditRecord, ChannelIdentity, Contact, ContactAccount
 from abonent.db.session import Database
+from abonent.operators.formats import balance_text, date_text, plan_title
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,9 @@ async def _account(billing: Billing, number: str, source: str) -> dict[str, Any]
         "holder": None,
         "address": None,
         "plan": None,
+        "plan_title": None,
         "balance": None,
+        "balance_text": None,
         "readings": None,
     }
     try:
@@ -188,18 +191,22 @@ async def _account(billing: Billing, number: str, source: str) -> dict[str, Any]
         "holder": info.holder,
         "address": info.address,
         "plan": info.plan,
+        "plan_title": plan_title(info.plan),
         "balance": str(info.balance),
+        "balance_text": balance_text(info.balance),
         "readings": _readings(info),
     }
 
 
 def _readings(info: AccountInfo) -> dict[str, Any] | None:
-    """Last accepted readings as {date, zones {t1…}, titles {t1: "день"…}}; None if never."""
+    """Last accepted readings as {date, date_text, zones {t1…}, titles {t1: "день"…}};
+    None if never."""
     if info.readings_date is None:
         return None
     keys = [f"t{i}" for i in range(1, len(info.zones) + 1)]
     return {
         "date": info.readings_date.isoformat(),
+        "date_text": date_text(info.readings_date),
         "zones": {k: plain_decimal(v) for k, v in zip(keys, info.last_readings, strict=True)},
         "titles": {k: ZONE_TITLES[z] for k, z in zip(keys, info.zones, strict=True)},
     }

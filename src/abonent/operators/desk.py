@@ -12,6 +12,15 @@ offline takes it too, so nobody is handed a chat as they leave.
 Every action records its event (core.events) in its own transaction, and the messages
 an action sends (the operator joined, the chat is closed, the rating question) are
 written in that same transaction: the log and what the customer sees always agree.
+
+"К диалогу подключился оператор …" must be true when the customer reads it, so a
+conversation goes to a named person only while they are «На линии»: taking one from the
+queue needs you on the line, a transfer or a supervisor's reassignment to somebody on a
+break or away is refused (a group transfer queues it instead: whoever of the group comes
+on the line gets it), and an operator who is «Не в сети» cannot answer. The status is
+read with a share lock in the action's transaction, so a colleague going offline at that
+moment either lands first (and the transfer is refused) or after (and takes the chat back
+to the queue with the rest of theirs).
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from abonent.core.serialize import row_event_data
 from abonent.core.types import SURVEY_PREFIX, Button, Reply
 from abonent.db.models import Conversation, Message, User
 from abonent.db.session import Database
+from abonent.operators.templates import unfilled
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +59,11 @@ IDLE_SWEEP_EVERY = 60.0
 # How long after the close a rating is still taken into the closed conversation.
 SURVEY_OPEN = timedelta(hours=24)
 _ASSIGN_LOCK = 0x61737367  # "assg"
+# What the customer reads when their chat is handed to a group: nobody has joined yet.
+TRANSFERRED_TO_GROUP = (
+    "Передаю ваш вопрос профильному специалисту. Пожалуйста, оставайтесь в чате: "
+    "он ответит здесь же."
+)
 SURVEY_BUTTONS = tuple(
     Button(title, f"{SURVEY_PREFIX}{score}") for score, title in enumerate(t.SURVEY_SCORES, 1)
 )
@@ -110,11 +125,44 @@ def _still_with(conv: Conversation) -> tuple[ColumnElement[bool], ...]:
 class DeskError(Exception):
     """An action that cannot be done now; ``code`` for clients, the text for people."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.details = details
+
+
+async def _status_of(conn: AsyncConnection, user_id: int) -> str | None:
+    """The user's status, share-locked till commit (PostgreSQL), so it cannot change
+    under an action that depends on it; None for a missing or disabled user."""
+    row = (
+        await conn.execute(
+            select(User.status, User.active).where(User.id == user_id).with_for_update(read=True)
+        )
+    ).first()
+    if row is None or not row.active:
+        return None
+    return str(row.status)
+
+
+async def _require_on_line(conn: AsyncConnection, user_id: int, *, own: bool) -> None:
+    """A conversation is given to a person only while they are «На линии»."""
+    status = await _status_of(conn, user_id)
+    if status is None:
+        raise DeskError(404, "no_operator", "No such active operator.")
+    if status == "online":
+        return
+    if own:
+        raise DeskError(
+            409, "not_online", "You are not on the line: switch to online to take a conversation."
+        )
+    raise DeskError(
+        409,
+        "operator_unavailable",
+        "The colleague is not on the line; choose somebody online or transfer to a group.",
+        operator_status=status,
+    )
 
 
 @dataclass(frozen=True)
@@ -324,6 +372,7 @@ class Desk:
     ) -> None:
 
         async def move(conn: AsyncConnection, now: datetime) -> list[Event]:
+            await _require_on_line(conn, user_id, own=user_id == actor.id)
             done = await conn.execute(
                 update(Conversation)
                 .where(Conversation.id == conv_id, Conversation.status.in_(allowed))
@@ -351,16 +400,32 @@ class Desk:
             raise DeskError(409, "not_yours", "The conversation is not assigned to you.")
         return conv
 
-    async def send(self, actor: Actor, conv_id: int, body: str) -> dict[str, Any]:
-        """An operator's answer: through the outbox, like every reply."""
+    async def send(
+        self, actor: Actor, conv_id: int, body: str, attachments: tuple[int, ...] = ()
+    ) -> dict[str, Any]:
+        """An operator's answer: through the outbox, like every reply; ``attachments``
+        are files uploaded for it (core.attachments), which may go without a text."""
         body = body.strip()
-        if not body:
+        if not body and not attachments:
             raise DeskError(422, "empty", "The message is empty.")
         if len(body) > 4000:
             raise DeskError(422, "too_long", "The message is longer than 4000 characters.")
+        markers = unfilled(body)
+        if markers:
+            # A template's blank («[имя]») must never reach a customer as it is.
+            raise DeskError(
+                422,
+                "unfilled_placeholder",
+                "Replace the template's blanks before sending: " + ", ".join(markers),
+                placeholders=markers,
+            )
         await self._own(actor, conv_id)
 
         async def answered(conn: AsyncConnection, now: datetime) -> list[Event]:
+            if await _status_of(conn, actor.id) in (None, "offline"):
+                raise DeskError(
+                    409, "not_online", "You are offline: go on the line to answer customers."
+                )
             await conn.execute(
                 update(Conversation)
                 .where(Conversation.id == conv_id)
@@ -372,7 +437,9 @@ class Desk:
             return []
 
         written = await self.pipeline.post(
-            conv_id, [Reply(body, author="operator", author_id=actor.id)], also=answered
+            conv_id,
+            [Reply(body, author="operator", author_id=actor.id, attachments=attachments)],
+            also=answered,
         )
         return written[0]
 
@@ -440,6 +507,8 @@ class Desk:
             raise DeskError(422, "target", "Choose either an operator or a group.")
         if not note.strip():
             raise DeskError(422, "note", "Write a note for the next operator.")
+        if to_user_id is not None and to_user_id == actor.id:
+            raise DeskError(422, "target", "Choose a colleague, not yourself.")
         conv = await self._own(actor, conv_id)
         name = await self._active_name(to_user_id) if to_user_id is not None else ""
         target = name or f"группа «{group}»"
@@ -448,6 +517,7 @@ class Desk:
         async def move(conn: AsyncConnection, now: datetime) -> list[Event]:
             values: dict[str, Any]
             if to_user_id is not None:
+                await _require_on_line(conn, to_user_id, own=False)
                 values = {"assignee_id": to_user_id, "group": None}
             else:
                 values = {"status": "queued", "assignee_id": None, "group": group, "queued_at": now}
@@ -469,7 +539,12 @@ class Desk:
                 ),
             ]
 
-        await self._post(conv_id, [_joined(name)] if to_user_id is not None else [], move)
+        told = (
+            _joined(name)
+            if to_user_id is not None
+            else Reply(TRANSFERRED_TO_GROUP, author="system")
+        )
+        await self._post(conv_id, [told], move)
 
     async def return_to_bot(self, actor: Actor, conv_id: int) -> None:
         conv = await self._own(actor, conv_id)
@@ -543,7 +618,9 @@ class Desk:
                 )
             return facts
 
-        replies = [Reply(t.CONVERSATION_CLOSED, author="system")]
+        # The customer always has a way on: the rating buttons (the bot's answer to the
+        # rating brings the menu back), or the menu itself when there is no survey.
+        replies = [Reply(t.CONVERSATION_CLOSED, () if survey else t.MENU_BUTTONS, author="system")]
         if survey:
             replies.append(Reply(t.SURVEY_QUESTION, SURVEY_BUTTONS))
         await self._post(conv_id, replies, closed)

@@ -11,6 +11,15 @@ query word is looked up among the templates' words and their lemmas exactly, as 
 prefix, and with rapidfuzz (whole word, and the same length head of a longer word), and
 a template scores the mean of its best hit per query word. Title and category words
 weigh a little more than the body's.
+
+Codes may be Cyrillic or Latin (``/привет``, ``/tariff``): a typed code is compared as
+typed, as if typed on the other keyboard layout, and in informal translit, so
+``/privet``, ``/ghbdtn`` and ``/привет`` all find ``/привет``. "/" alone lists everything.
+
+Placeholders are filled only from what this conversation says: the contact's name, the
+account the customer named *in this conversation*, the operator, the company's profile.
+What is unknown stays a visible blank such as «[имя]», and an operator's message with a
+blank left in it is refused (``unfilled``), so a customer never gets one.
 """
 
 from __future__ import annotations
@@ -27,15 +36,26 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from abonent.billing.accounts import normalise_account_number
+from abonent.bot.texts import P_ACCOUNT
 from abonent.clock import utcnow
-from abonent.db.models import ChannelIdentity, Contact, ContactAccount, Conversation, Template, User
+from abonent.db.models import (
+    ChannelIdentity,
+    Contact,
+    ContactAccount,
+    Conversation,
+    Message,
+    Template,
+    User,
+)
 from abonent.db.session import Database
 from abonent.nlu.layout import en_to_ru, ru_to_en
 from abonent.nlu.lemmas import lemma
 from abonent.nlu.normalize import SLANG, normalize
+from abonent.nlu.translit import to_latin
 from abonent.operators.auth import RANK
 
-CODE_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
+CODE_RE = re.compile(r"^[a-zа-я0-9_-]{1,32}$")
 MAX_TITLE = 200
 MAX_TEXT = 4000
 MAX_CATEGORY = 64
@@ -46,15 +66,27 @@ PLACEHOLDERS: dict[str, str] = {
     "account": "[лицевой счёт]",
     "operator": "[оператор]",
 }
-_PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+# The company's profile, named as in the knowledge base's answers ({links.payment} …).
+_SETTINGS_KEY = r"(?:company|links|readings)\.[a-z_]+"
+_PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + "|" + _SETTINGS_KEY + r")\}")
+_MISSING_SETTING = "[нет в настройках: {key}]"
+# Blanks left in an operator's text: our markers, or a placeholder pasted unfilled.
+_BLANK_RE = re.compile(
+    "|".join(re.escape(m) for m in PLACEHOLDERS.values())
+    + r"|\[нет в настройках: [a-z_.]+\]|"
+    + _PLACEHOLDER_RE.pattern
+)
+# A customer's message that can be an account number (not a sentence around one).
+_MAX_ACCOUNT_TEXT = 40
 
 MIN_WORDS_QUERY = 3  # characters of a text query before anything is suggested
+LIST_ALL = 50  # what "/" alone lists, at most
 MIN_SCORE = 40.0
 TITLE_WEIGHT = 1.05
 CATEGORY_WEIGHT = 1.02
 _LATIN = re.compile(r"[a-z]")
 _CYRILLIC = re.compile(r"[а-яё]")
-_NOT_CODE = re.compile(r"[^a-z0-9_-]+")
+_NOT_CODE = re.compile(r"[^a-zа-я0-9_-]+")
 # Words too common in answers to say which template is meant.
 _STOP_WORDS = (
     "и в во на по с со к ко у о об от до из за не ни но а же ли бы что как для это или "
@@ -120,34 +152,45 @@ def _view(row: Template) -> TemplateView:
 
 # --------------------------------------------------------------------------- placeholders
 def fill(text: str, values: Mapping[str, str | None]) -> str:
-    """``{name}``, ``{account}``, ``{operator}`` replaced by ``values``; a missing or empty
-    value becomes a visible marker such as ``[имя]``; other braces are left alone."""
+    """``{name}``, ``{account}``, ``{operator}`` and the company's ``{links.payment}``…
+    replaced by ``values``; a missing or empty value becomes a visible blank such as
+    ``[имя]``; other braces are left alone."""
 
     def repl(match: re.Match[str]) -> str:
         key = match.group(1)
         value = (values.get(key) or "").strip()
-        return value or PLACEHOLDERS[key]
+        return value or PLACEHOLDERS.get(key) or _MISSING_SETTING.format(key=key)
 
     return _PLACEHOLDER_RE.sub(repl, text)
 
 
+def unfilled(text: str) -> list[str]:
+    """The blanks still in a text about to be sent («[имя]», ``{account}``), each once."""
+    return list(dict.fromkeys(m.group(0) for m in _BLANK_RE.finditer(text)))
+
+
 async def conversation_values(
-    db: Database, conversation_id: int | None, user: User
+    db: Database,
+    conversation_id: int | None,
+    user: User,
+    company: Mapping[str, str] | None = None,
 ) -> dict[str, str | None]:
     """Placeholder values for ``user`` answering in a conversation: the contact's name,
-    their most recent account, the operator's name.
+    the account the customer named in this conversation, the operator's name, and the
+    company's profile (``company``: ``values_from_settings``).
 
     An operator gets the customer's values only in a conversation assigned to them
-    (supervisors and admins in any); otherwise those stay markers. Raises
+    (supervisors and admins in any); otherwise those stay blanks. Raises
     ``TemplateNotFound`` for an unknown conversation.
     """
-    values: dict[str, str | None] = {"name": None, "account": None, "operator": user.name}
+    values: dict[str, str | None] = {**(company or {}), "operator": user.name}
+    values.update(name=None, account=None)
     if conversation_id is None:
         return values
     async with db.session() as session:
         conversation = await session.get(Conversation, conversation_id)
         if conversation is None:
-            raise TemplateNotFound(f"conversation {conversation_id} does not exist")
+            raise TemplateNotFound(f"Диалог {conversation_id} не найден.")
         if RANK.get(user.role, 0) < RANK["supervisor"] and conversation.assignee_id != user.id:
             return values
         name = await session.scalar(
@@ -159,26 +202,48 @@ async def conversation_values(
                     ChannelIdentity.id == conversation.identity_id
                 )
             )
-        if not (name or "").strip():
-            name = await session.scalar(
-                select(ChannelIdentity.display_name)
-                .where(
-                    ChannelIdentity.contact_id == conversation.contact_id,
-                    ChannelIdentity.display_name.is_not(None),
-                    ChannelIdentity.display_name != "",
-                )
-                .order_by(ChannelIdentity.id.desc())
-                .limit(1)
-            )
-        account = await session.scalar(
-            select(ContactAccount.account_number)
-            .where(ContactAccount.contact_id == conversation.contact_id)
-            .order_by(ContactAccount.last_used_at.desc(), ContactAccount.id.desc())
-            .limit(1)
-        )
-    values["name"] = (name or "").strip() or None
-    values["account"] = account
+        values["name"] = (name or "").strip() or None
+        values["account"] = await _account_named_in(session, conversation)
     return values
+
+
+async def _account_named_in(session: AsyncSession, conversation: Conversation) -> str | None:
+    """The account the customer last named in this conversation. Not "the contact's
+    latest account": that may come from another chat, and a template must not quote a
+    number this customer has not given here.
+
+    The bot keeps an account it accepted on the customer's message (``meta.account``);
+    older messages carry none, so for them a message that is just a number (typed, or a
+    button of their own accounts) counts when it is one of the contact's accounts — the
+    bot links only accounts the billing knows."""
+    said = (
+        await session.execute(
+            select(Message.text, Message.payload, Message.meta)
+            .where(Message.conversation_id == conversation.id, Message.author == "customer")
+            .order_by(Message.id.desc())
+            .limit(500)
+        )
+    ).all()
+    for _, _, meta in said:
+        if isinstance(meta, dict) and meta.get("account"):
+            return str(meta["account"])
+    linked = set(
+        await session.scalars(
+            select(ContactAccount.account_number).where(
+                ContactAccount.contact_id == conversation.contact_id
+            )
+        )
+    )
+    for text, payload, _ in said:
+        if payload and payload.startswith(P_ACCOUNT):
+            number = str(payload[len(P_ACCOUNT) :])
+        elif text and len(text) <= _MAX_ACCOUNT_TEXT:
+            number = normalise_account_number(text)
+        else:
+            continue
+        if number in linked:
+            return number
+    return None
 
 
 # --------------------------------------------------------------------------- the index
@@ -199,6 +264,7 @@ class _Index:
         postings: dict[str, dict[int, float]] = {}
         for pos, t in enumerate(templates):
             fields = (
+                (t.code.replace("_", " ").replace("-", " "), TITLE_WEIGHT),
                 (t.title, TITLE_WEIGHT),
                 (t.category or "", CATEGORY_WEIGHT),
                 (t.text, 1.0),
@@ -279,23 +345,57 @@ class _Index:
         return found
 
     def by_code(self, prefix: str, user_id: int) -> list[tuple[float, TemplateView]]:
+        """By code: as typed, as if typed on the other layout, and in translit."""
+        readings = _code_readings(prefix)
         found: list[tuple[float, TemplateView]] = []
         for template in self.templates:
             if not template.visible_to(user_id):
                 continue
-            code = template.code
-            if code == prefix:
-                score = 110.0
-            elif code.startswith(prefix):
-                score = 90.0 + 10.0 * len(prefix) / len(code)
-            else:
-                score = fuzz.ratio(prefix, code) * 0.8
-                if len(prefix) >= 3 and len(code) > len(prefix):
-                    score = max(score, fuzz.ratio(prefix, code[: len(prefix)]) * 0.75)
-                if score < 56:
-                    continue
-            found.append((score, template))
+            score = max(
+                _code_score(typed, key) * weight
+                for typed, weight in readings
+                for key in _code_keys(template.code)
+            )
+            if score >= 56:
+                found.append((score, template))
         return found
+
+
+def _fold(code: str) -> str:
+    return code.strip().lower().replace("ё", "е")
+
+
+def _code_keys(code: str) -> set[str]:
+    """A code and, for a Cyrillic one, its translit spellings («привет» → «privet»)."""
+    code = _fold(code)
+    keys = {code}
+    if _CYRILLIC.search(code):
+        keys |= {to_latin(code), to_latin(code, 1)}
+    return keys
+
+
+def _code_readings(prefix: str) -> list[tuple[str, float]]:
+    """What a typed code may mean, each with how much to trust that reading: as typed;
+    typed on the other keyboard layout («/ефкша» is «/tarif», «/ghbdtn» is «/привет»);
+    Cyrillic typed for a Latin code in translit («/привет» finds «/privet»)."""
+    readings = [(prefix, 1.0)]
+    if _CYRILLIC.search(prefix):
+        readings.append((_NOT_CODE.sub("", ru_to_en(prefix).lower()), 0.97))
+        readings.append((_NOT_CODE.sub("", to_latin(prefix)), 0.95))
+    elif _LATIN.search(prefix):
+        readings.append((_NOT_CODE.sub("", en_to_ru(prefix).lower()), 0.97))
+    return [(typed, weight) for typed, weight in readings if typed]
+
+
+def _code_score(typed: str, code: str) -> float:
+    if code == typed:
+        return 110.0
+    if code.startswith(typed):
+        return 90.0 + 10.0 * len(typed) / len(code)
+    score = fuzz.ratio(typed, code) * 0.8
+    if len(typed) >= 3 and len(code) > len(typed):
+        score = max(score, fuzz.ratio(typed, code[: len(typed)]) * 0.75)
+    return score
 
 
 _indexes: weakref.WeakKeyDictionary[Database, _Index] = weakref.WeakKeyDictionary()
@@ -343,15 +443,8 @@ async def visible(db: Database, user_id: int) -> list[TemplateView]:
 async def get(db: Database, user_id: int, template_id: int) -> TemplateView:
     template = (await _index(db)).by_id.get(template_id)
     if template is None or not template.visible_to(user_id):
-        raise TemplateNotFound(f"template {template_id} does not exist")
+        raise TemplateNotFound(f"Шаблон {template_id} не найден.")
     return template
-
-
-def _layout_code(raw: str) -> str:
-    code = raw.strip().lower()
-    if _CYRILLIC.search(code):  # typed on the Russian layout: «/ефкша» means «/tarif»
-        code = ru_to_en(code).lower()
-    return _NOT_CODE.sub("", code)
 
 
 def _ranked(
@@ -363,20 +456,43 @@ def _ranked(
 
 
 async def suggest(db: Database, user_id: int, query: str, limit: int = 5) -> list[TemplateView]:
-    """Templates the operator probably means by ``query``: ``/code`` (by code prefix, then
-    fuzzily) or words of the text (typo-tolerant). Nothing for an empty or short query."""
+    """Templates the operator probably means by ``query``: "/" alone lists them all;
+    ``/code`` finds by code (prefix, other layout, translit, then fuzzily) and, from three
+    letters, by the words of the title and text too («/оплат»); plain words search the
+    titles and texts (typo-tolerant, by lemma). Nothing for an empty or short query."""
     query = query.strip()
     if limit <= 0 or not query:
         return []
     if query.startswith("/"):
         parts = query[1:].split()
-        prefix = _layout_code(parts[0]) if parts else ""
+        prefix = _NOT_CODE.sub("", _fold(parts[0])) if parts else ""
         if not prefix:
-            return []
-        return _ranked((await _index(db)).by_code(prefix, user_id), user_id, limit)
+            if parts:  # "/?!": nothing a code can hold
+                return []
+            # By code, as the operator will type it next time; their own first.
+            every = sorted(
+                await visible(db, user_id), key=lambda t: (t.owner_id != user_id, _fold(t.code))
+            )
+            return every[: min(limit, LIST_ALL)]
+        index = await _index(db)
+        best: dict[int, tuple[float, TemplateView]] = {
+            t.id: (score, t) for score, t in index.by_code(prefix, user_id)
+        }
+        if len(prefix) >= MIN_WORDS_QUERY:
+            # Below a good code match, above a vague one.
+            for score, t in _by_words_any_layout(index, prefix, user_id):
+                scaled = score * 0.85
+                if scaled > best.get(t.id, (0.0, t))[0]:
+                    best[t.id] = (scaled, t)
+        return _ranked(list(best.values()), user_id, limit)
     if len(normalize(query).replace(" ", "")) < MIN_WORDS_QUERY:
         return []
-    index = await _index(db)
+    return _ranked(_by_words_any_layout(await _index(db), query, user_id), user_id, limit)
+
+
+def _by_words_any_layout(
+    index: _Index, query: str, user_id: int
+) -> list[tuple[float, TemplateView]]:
     found = index.by_words(query, user_id)
     lowered = query.lower()
     if _LATIN.search(lowered) and not _CYRILLIC.search(lowered):
@@ -384,31 +500,32 @@ async def suggest(db: Database, user_id: int, query: str, limit: int = 5) -> lis
         converted = index.by_words(en_to_ru(lowered), user_id)
         if max((s for s, _ in converted), default=0.0) > max((s for s, _ in found), default=0.0):
             found = converted
-    return _ranked(found, user_id, limit)
+    return found
 
 
 # --------------------------------------------------------------------------- writing
 def _clean(
     code: str, title: str, text: str, category: str | None
 ) -> tuple[str, str, str, str | None]:
-    code = code.strip().lower().removeprefix("/")
+    code = _fold(code).removeprefix("/")
     if not CODE_RE.match(code):
         raise TemplateError(
-            "a code is 1–32 characters: latin letters, digits, '_' or '-' (e.g. 'tariff')"
+            "Код — от 1 до 32 символов: русские или латинские буквы, цифры, «_» или «-» "
+            "(например, «привет» или «tariff»)."
         )
     title = " ".join(title.split())
     if not title:
-        raise TemplateError("the title must not be empty")
+        raise TemplateError("Укажите название шаблона.")
     if len(title) > MAX_TITLE:
-        raise TemplateError(f"the title must be at most {MAX_TITLE} characters")
+        raise TemplateError(f"Название — не длиннее {MAX_TITLE} символов.")
     text = text.strip()
     if not text:
-        raise TemplateError("the text must not be empty")
+        raise TemplateError("Текст шаблона не может быть пустым.")
     if len(text) > MAX_TEXT:
-        raise TemplateError(f"the text must be at most {MAX_TEXT} characters")
+        raise TemplateError(f"Текст — не длиннее {MAX_TEXT} символов.")
     category = " ".join((category or "").split()) or None
     if category is not None and len(category) > MAX_CATEGORY:
-        raise TemplateError(f"the category must be at most {MAX_CATEGORY} characters")
+        raise TemplateError(f"Категория — не длиннее {MAX_CATEGORY} символов.")
     return code, title, text, category
 
 
@@ -426,19 +543,19 @@ async def _check_code_free(
     if clash is None:
         return
     if clash[0] is None:
-        raise TemplateError(f"the code '{code}' is already used by a shared template")
+        raise TemplateError(f"Код «{code}» уже занят общим шаблоном.")
     if clash[0] == owner_id:
-        raise TemplateError(f"the code '{code}' is already used by your own template")
-    raise TemplateError(f"the code '{code}' is already used by an operator's own template")
+        raise TemplateError(f"Код «{code}» уже занят вашим шаблоном.")
+    raise TemplateError(f"Код «{code}» уже занят личным шаблоном одного из операторов.")
 
 
 def _editable(user: User, template_id: int, template: Template | None) -> Template:
     """The template if ``user`` may change it: another operator's is as good as absent;
     a shared one is the admins'."""
     if template is None or template.owner_id not in (None, user.id):
-        raise TemplateNotFound(f"template {template_id} does not exist")
+        raise TemplateNotFound(f"Шаблон {template_id} не найден.")
     if template.owner_id is None and user.role != "admin":
-        raise TemplateForbidden("only an admin may change shared templates")
+        raise TemplateForbidden("Общие шаблоны меняет только администратор.")
     return template
 
 
@@ -454,7 +571,7 @@ async def create(
 ) -> TemplateView:
     """A new template: the user's own, or (admins only) a shared one."""
     if shared and user.role != "admin":
-        raise TemplateForbidden("only an admin may create shared templates")
+        raise TemplateForbidden("Общие шаблоны создаёт только администратор.")
     code, title, text, category = _clean(code, title, text, category)
     owner_id = None if shared else user.id
     try:

@@ -7,6 +7,7 @@ channels, because the next operator must not ask again what was already said.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from abonent.clock import utcnow
 from abonent.db.models import ChannelIdentity, Contact, Conversation, Message, User
 from abonent.db.session import Database
 from abonent.nlu.profanity import mask_profanity
+from abonent.operators.formats import FALLBACK_INTENT, FALLBACK_TITLE, intent_title
 
 HISTORY_LIMIT = 500
 
@@ -30,7 +32,13 @@ def operator_text(author: str, text: str) -> str:
     return mask_profanity(text) if author == "customer" else text
 
 
-def message_view(message: Message, author_name: str | None = None) -> dict[str, Any]:
+def message_view(
+    message: Message,
+    author_name: str | None = None,
+    titles: Callable[[str], str] | None = None,
+) -> dict[str, Any]:
+    """``titles`` names the knowledge base's topics, so the history says «Оплата», not
+    ``payment_methods``."""
     meta = message.meta or {}
     return {
         "id": message.id,
@@ -44,9 +52,16 @@ def message_view(message: Message, author_name: str | None = None) -> dict[str, 
         "created_at": message.created_at.isoformat(),
         "meta": {
             "intent": meta.get("intent"),
+            # Answered from a guess it was unsure of, the bot asked to rephrase: not a topic.
+            "recognised": not meta.get("fallback") and meta.get("intent") != FALLBACK_INTENT,
+            "intent_title": FALLBACK_TITLE
+            if meta.get("fallback")
+            else intent_title(meta.get("intent"), titles),
             "confidence": meta.get("confidence"),
             "attachments": meta.get("attachments", []),
         },
+        # Stored photos and documents (GET /api/workspace/v1/attachments/{id}, audited).
+        "attachments": list(meta.get("files") or []),
         "delivery": message.delivery,
         "delivery_error": message.delivery_error,
     }
@@ -141,7 +156,9 @@ async def queue_stats(db: Database) -> tuple[int, int]:
     return int(count), _seconds_since(oldest, utcnow())
 
 
-async def conversation_view(db: Database, conv_id: int) -> dict[str, Any] | None:
+async def conversation_view(
+    db: Database, conv_id: int, titles: Callable[[str], str] | None = None
+) -> dict[str, Any] | None:
     """One conversation and the contact's whole history (all channels, notes included)."""
     async with db.session() as session:
         row = (
@@ -177,7 +194,7 @@ async def conversation_view(db: Database, conv_id: int) -> dict[str, Any] | None
             "group": conv.group,
             "resolution": conv.resolution,
         },
-        "messages": [message_view(m, author_name) for m, author_name in reversed(history)],
+        "messages": [message_view(m, author_name, titles) for m, author_name in reversed(history)],
     }
 
 

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from abonent.nlu.kb import values_from_settings
 from abonent.operators import templates as service
 from abonent.operators.templates import (
     TemplateError,
@@ -19,6 +20,7 @@ from abonent.operators.templates import (
 from abonent.web import workspace_pages
 from abonent.web.deps import MAX_ID, CurrentUser, IdPath, RuntimeDep, Signed
 from abonent.web.errors import ApiError
+from abonent.web.fields import ApiModel
 
 router = APIRouter(prefix="/api/workspace/v1/templates", tags=["workspace"])
 
@@ -26,7 +28,7 @@ router = APIRouter(prefix="/api/workspace/v1/templates", tags=["workspace"])
 _LONG = 20_000
 
 
-class TemplateIn(BaseModel):
+class TemplateIn(ApiModel):
     code: str = Field(max_length=200)
     title: str = Field(max_length=2_000)
     text: str = Field(max_length=_LONG)
@@ -34,7 +36,7 @@ class TemplateIn(BaseModel):
     shared: bool = False
 
 
-class TemplatePatch(BaseModel):
+class TemplatePatch(ApiModel):
     """Fields to change; absent ones stay; an empty ``category`` clears it."""
 
     code: str | None = Field(default=None, max_length=200)
@@ -90,28 +92,33 @@ async def suggest(
     user: CurrentUser,
     q: Annotated[str, Query(max_length=500)] = "",
     conversation_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    limit: Annotated[int, Query(ge=1, le=20)] = 5,
+    limit: Annotated[int, Query(ge=1, le=service.LIST_ALL)] = 5,
 ) -> dict[str, Any]:
-    """Templates matching what the operator is typing (``/code`` or words), their text
-    filled for ``conversation_id``; unknown values stay as markers like ``[имя]``."""
+    """Templates matching what the operator is typing ("/" for all, ``/code`` or words),
+    their text filled for ``conversation_id``; what is unknown stays a blank like
+    ``[имя]``, listed in ``blanks``, and the workspace will not send it as it is."""
     found = await service.suggest(runtime.db, user.id, q, limit)
     try:
-        values = await service.conversation_values(runtime.db, conversation_id, user.user)
+        values = await service.conversation_values(
+            runtime.db, conversation_id, user.user, values_from_settings(runtime.settings)
+        )
     except TemplateNotFound as exc:
         raise _error(exc) from None
-    return {
-        "suggestions": [
+    suggestions = []
+    for t in found:
+        text = service.fill(t.text, values)
+        suggestions.append(
             {
                 "id": t.id,
                 "code": t.code,
                 "title": t.title,
                 "category": t.category,
-                "text": service.fill(t.text, values),
+                "text": text,
+                "blanks": service.unfilled(text),
                 "shared": t.shared,
             }
-            for t in found
-        ]
-    }
+        )
+    return {"suggestions": suggestions}
 
 
 @router.put("/{template_id}")

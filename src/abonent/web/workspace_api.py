@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import or_, select
 
 from abonent.db.models import Conversation, User
@@ -32,6 +32,7 @@ from abonent.operators.desk import Actor, DeskError
 from abonent.operators.live import Subscriber
 from abonent.web.deps import MAX_ID, CurrentUser, IdPath, RuntimeDep, Signed, Supervisor
 from abonent.web.errors import ApiError
+from abonent.web.fields import ApiModel
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ async def _desk_call(coro: Any) -> Any:
     try:
         return await coro
     except DeskError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from exc
+        raise ApiError(exc.status, exc.code, exc.message, **exc.details) from exc
 
 
 def _secure(request: Request) -> bool:
@@ -75,7 +76,7 @@ def _secure(request: Request) -> bool:
 
 
 # --------------------------------------------------------------------------- sign-in
-class Credentials(BaseModel):
+class Credentials(ApiModel):
     login: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)
 
@@ -123,7 +124,7 @@ async def me(user: CurrentUser) -> dict[str, Any]:
     return {**_user_out(user.user), "csrf_token": user.session.csrf_token}
 
 
-class StatusIn(BaseModel):
+class StatusIn(ApiModel):
     status: Literal["online", "break", "offline"]
 
 
@@ -161,7 +162,7 @@ async def conversations(
 
 @router.get("/conversations/{conv_id}")
 async def conversation(conv_id: IdPath, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
-    view = await views.conversation_view(runtime.db, conv_id)
+    view = await views.conversation_view(runtime.db, conv_id, runtime.stats.title)
     if view is None:
         raise ApiError(404, "not_found", "No such conversation.")
     conv = view["conversation"]
@@ -186,11 +187,21 @@ async def operators(user: Supervisor, runtime: RuntimeDep) -> dict[str, Any]:
 
 @router.get("/colleagues", summary="Who a conversation can be transferred to")
 async def colleagues(user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+    """Everyone else, with ``available``: only a colleague on the line can be given a
+    conversation (the customer is told they joined); groups take it into their queue."""
     team = await views.team_view(runtime.db)
     groups = sorted({g for member in team for g in member["groups"]})
     return {
         "operators": [
-            {"id": m["id"], "name": m["name"], "status": m["status"], "groups": m["groups"]}
+            {
+                "id": m["id"],
+                "name": m["name"],
+                "status": m["status"],
+                "available": m["status"] == "online",
+                "load": m["load"],
+                "max_chats": m["max_chats"],
+                "groups": m["groups"],
+            }
             for m in team
             if m["id"] != user.id
         ],
@@ -242,21 +253,21 @@ async def card(
 
 
 # --------------------------------------------------------------------------- actions
-class TextIn(BaseModel):
+class TextIn(ApiModel):
     text: str = Field(min_length=1, max_length=4000)
 
 
-class TransferIn(BaseModel):
+class TransferIn(ApiModel):
     to_user_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     group: str | None = Field(default=None, max_length=64)
     note: str = Field(min_length=1, max_length=2000)
 
 
-class CloseIn(BaseModel):
+class CloseIn(ApiModel):
     resolution: str = Field(min_length=1, max_length=200)
 
 
-class AssignIn(BaseModel):
+class AssignIn(ApiModel):
     user_id: int = Field(ge=1, le=MAX_ID)
 
 

@@ -1,4 +1,4 @@
-"""The operator workspace pages: sign-in, the desk, the supervisor's view, the reports.
+"""The operator workspace pages: sign-in, the desk, the shift view, the reports.
 
 The pages are thin shells: all data comes from the workspace JSON API and the
 WebSocket, fetched by plain scripts in ``static/``. The server only decides who may
@@ -56,7 +56,12 @@ SECURITY_HEADERS = {
 }
 
 STATUS_LABELS = {"online": "На линии", "break": "Перерыв", "offline": "Не в сети"}
-ROLE_LABELS = {"operator": "оператор", "supervisor": "супервизор", "admin": "администратор"}
+# The role identifiers stay English (config, CLI); people read these, in one word each place.
+ROLE_LABELS = {
+    "operator": "оператор",
+    "supervisor": "старший оператор",
+    "admin": "администратор",
+}
 
 
 def _asset_versions() -> dict[str, str]:
@@ -167,7 +172,7 @@ async def _supervisors_page(request: Request, runtime: Runtime, name: str) -> Re
     user, user_session = found
     context = _user_context(user, user_session, runtime)
     if not context["is_supervisor"]:
-        context["message"] = "Эта страница доступна только супервизорам и администраторам."
+        context["message"] = "Эта страница доступна только старшим операторам и администраторам."
         return _render(request, "operator_base.html", context, status_code=403)
     return _render(request, name, context)
 

@@ -68,8 +68,17 @@
     target: "Выберите оператора или группу.",
     resolution: "Укажите, чем закончился диалог.",
     no_operator: "Такого оператора нет или он отключён.",
+    not_online: "Вы не на линии. Включите статус «На линии», чтобы брать диалоги и отвечать.",
+    operator_unavailable: "Коллега не на линии: выберите того, кто на линии, или передайте диалог группе.",
+    unfilled_placeholder: "Замените в ответе выделенные пропуски шаблона — клиент не должен их увидеть.",
     bad_credentials: "Неверный логин или пароль.",
-    throttled: "Слишком много попыток входа. Подождите и попробуйте снова."
+    throttled: "Слишком много попыток входа. Подождите и попробуйте снова.",
+    file_too_large: "Файл слишком большой для отправки.",
+    unsupported_type: "Такой файл не отправить: только фото (JPEG, PNG, WebP, HEIC) или PDF.",
+    empty_file: "Файл пустой.",
+    image_too_large: "У фото слишком большое разрешение — уменьшите его.",
+    file_unavailable: "Файл не удалось получить из мессенджера.",
+    not_fetched_yet: "Файл ещё загружается из мессенджера — попробуйте через минуту."
   };
 
   function ApiError(status, code, message, details) {
@@ -274,6 +283,187 @@
     return pct + "%";
   }
 
+  /** What the bot made of a message, in words: «тема: Оплата, 93%», «не распознано». */
+  function intentText(author, meta) {
+    var title = String(meta.intent_title || meta.intent);
+    if (meta.intent === "fallback" || meta.recognised === false) return "не распознано";
+    if (author !== "customer") return "тема: " + title;
+    var conf = confidenceText(meta.confidence);
+    return "тема: " + title + (conf ? ", " + conf : "");
+  }
+
+  // Blanks a template leaves where a value is unknown (operators/templates.py makes and
+  // refuses the same ones): «[имя]», «[нет в настройках: links.payment]», a raw {name}.
+  var BLANK_RE = /\[имя\]|\[лицевой сч[её]т\]|\[оператор\]|\[нет в настройках: [a-z_.]+\]|\{(?:name|account|operator|(?:company|links|readings)\.[a-z_]+)\}/g;
+
+  function findBlanks(text) {
+    var found = [];
+    var m;
+    BLANK_RE.lastIndex = 0;
+    while ((m = BLANK_RE.exec(String(text || ""))) !== null) {
+      found.push({ start: m.index, end: m.index + m[0].length, text: m[0] });
+    }
+    return found;
+  }
+
+  /** Russian dates as they are said: «3 декабря 2026». */
+  var MONTHS = ["января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября", "октября", "ноября", "декабря"];
+
+  function formatDay(isoDate) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(isoDate || ""));
+    if (!m) return isoDate || "";
+    return Number(m[3]) + " " + MONTHS[Number(m[2]) - 1] + " " + m[1];
+  }
+
+  /**
+   * An in-page confirmation (the browser's confirm() is modal for the whole tab, looks
+   * foreign and cannot be styled): resolves true when the person confirms.
+   */
+  function confirmInPage(options) {
+    var o = options || {};
+    return new Promise(function (resolve) {
+      var dialog = el("dialog", { className: "confirm-dialog", attrs: { "aria-labelledby": "confirm-title" } });
+      var ok = el("button", {
+        className: "primary" + (o.danger ? " danger" : ""),
+        text: o.ok || "Да",
+        attrs: { type: "button", "data-confirm": "ok" }
+      });
+      var cancel = el("button", { text: o.cancel || "Отмена", attrs: { type: "button", "data-confirm": "cancel" } });
+      dialog.appendChild(el("h2", { text: o.title || "Подтвердите действие", attrs: { id: "confirm-title" } }));
+      if (o.text) dialog.appendChild(el("p", { text: o.text }));
+      dialog.appendChild(el("div", { className: "row" }, [ok, cancel]));
+      var answered = false;
+      function done(value) {
+        if (answered) return;
+        answered = true;
+        if (dialog.open) dialog.close();
+        dialog.remove();
+        resolve(value);
+      }
+      ok.addEventListener("click", function () {
+        done(true);
+      });
+      cancel.addEventListener("click", function () {
+        done(false);
+      });
+      dialog.addEventListener("close", function () {
+        done(false);
+      });
+      document.body.appendChild(dialog);
+      dialog.showModal();
+      ok.focus();
+    });
+  }
+
+  // ------------------------------------------------------------------ files
+
+  function humanSize(bytes) {
+    if (typeof bytes !== "number" || bytes <= 0) return "";
+    if (bytes >= 1024 * 1024) return (bytes / (1024 * 1024)).toFixed(1).replace(".", ",") + " МБ";
+    return Math.max(1, Math.round(bytes / 1024)) + " КБ";
+  }
+
+  /** Stored photos as thumbnails that open full size, PDFs as a link with name and size.
+   *  Every opening goes through the audited route of the workspace API. */
+  function renderFiles(list) {
+    if (!Array.isArray(list) || !list.length) return null;
+    var box = el("div", { className: "msg-files", attrs: { "aria-label": "Файлы" } });
+    list.forEach(function (f) {
+      if (!f || f.id === undefined || f.id === null) return;
+      var url = API + "/attachments/" + encodeURIComponent(String(f.id));
+      var name = String(f.name || "");
+      if (f.kind === "image") {
+        var img = el("img", { className: "msg-thumb", attrs: { src: url, alt: name || "Фото", loading: "lazy" } });
+        box.appendChild(
+          el("a", {
+            className: "msg-thumb-link",
+            title: "Открыть фото целиком: " + name,
+            attrs: { href: url, target: "_blank", rel: "noopener" }
+          }, [img])
+        );
+      } else {
+        box.appendChild(
+          el("a", {
+            className: "msg-doc",
+            attrs: { href: url, download: name || "document.pdf" }
+          }, [el("span", { className: "msg-doc-name", text: name }), el("span", { className: "msg-doc-size muted", text: humanSize(f.size) })])
+        );
+      }
+    });
+    return box;
+  }
+
+  /** The attach button of the reply box: the file goes to the customer at once, with the
+   *  reply box's text as its caption (the blanks of a template must be filled first). */
+  function bindAttach(desk) {
+    var bar = document.querySelector("#composer-form .composer-bar");
+    var send = $("btn-send");
+    if (!bar || !send) return;
+    var input = el("input", {
+      className: "visually-hidden",
+      attrs: {
+        type: "file",
+        id: "attach-input",
+        accept: "image/jpeg,image/png,image/webp,image/heic,image/heif,.heic,application/pdf",
+        tabindex: "-1",
+        "aria-hidden": "true"
+      }
+    });
+    var button = el("button", {
+      className: "attach",
+      text: "Прикрепить файл",
+      title: "Отправить клиенту фото или PDF",
+      attrs: { type: "button", id: "btn-attach" }
+    });
+    button.addEventListener("click", function () {
+      input.click();
+    });
+    input.addEventListener("change", async function () {
+      var file = input.files && input.files[0];
+      input.value = "";
+      var id = desk.currentId;
+      var box = $("composer");
+      if (!file || !id || box.disabled) return;
+      if (desk.updateBlanks().length) {
+        setError($("composer-error"), ERROR_TEXTS.unfilled_placeholder);
+        return;
+      }
+      var text = box.value.trim();
+      var form = new FormData();
+      form.append("file", file, file.name);
+      if (text) form.append("text", text);
+      button.disabled = true;
+      setError($("composer-error"), null);
+      try {
+        var resp = await fetch(API + "/conversations/" + id + "/attachments", {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "X-CSRF-Token": csrfToken, Accept: "application/json" },
+          body: form
+        });
+        var data = null;
+        try {
+          data = await resp.json();
+        } catch (e) {
+          data = null;
+        }
+        if (!resp.ok) {
+          var e2 = (data && data.error) || {};
+          throw ApiError(resp.status, e2.code || "http_" + resp.status, e2.message || resp.statusText, e2.details);
+        }
+        if (desk.currentId === id && box.value.trim() === text) box.value = "";
+        desk.refreshConversation();
+      } catch (e) {
+        setError($("composer-error"), "Файл не отправлен: " + errorText(e));
+      } finally {
+        button.disabled = false;
+        desk.updateBlanks();
+      }
+    });
+    bar.insertBefore(input, send);
+    bar.insertBefore(button, send);
+  }
+
   // ------------------------------------------------------------------ messages
 
   function authorLabel(m) {
@@ -302,12 +492,11 @@
       el("span", { className: "msg-author", text: authorLabel(m) })
     ]);
     if ((author === "bot" || author === "customer") && meta.intent) {
-      var conf = confidenceText(meta.confidence);
       head.appendChild(
         el("span", {
           className: "msg-intent",
-          text: (author === "customer" ? "→ " : "") + String(meta.intent) + (conf ? " · " + conf : ""),
-          title: "Что распознал бот"
+          text: intentText(author, meta),
+          title: author === "customer" ? "Как бот понял сообщение" : "Тема ответа бота"
         })
       );
     }
@@ -345,6 +534,13 @@
     }
 
     var attachments = Array.isArray(meta.attachments) ? meta.attachments : [];
+    if (Array.isArray(m.attachments) && m.attachments.length) {
+      // Photos and documents that were stored are shown below as files, not as labels.
+      attachments = attachments.filter(function (a) {
+        var k = typeof a === "string" ? a : a && a.kind;
+        return k !== "photo" && k !== "file";
+      });
+    }
     if (attachments.length) {
       var list = el("ul", { className: "msg-attachments", attrs: { "aria-label": "Вложения" } });
       attachments.forEach(function (a) {
@@ -366,6 +562,8 @@
       });
       node.appendChild(list);
     }
+    var files = renderFiles(m.attachments);
+    if (files) node.appendChild(files);
 
     if (m.delivery === "failed") {
       node.classList.add("msg-failed");
@@ -683,6 +881,9 @@
     this.channelTypes = {};
     this.log = new MessageLog($("log"));
     this.suggest = { items: [], index: -1, mode: null, seq: 0, open: false, pickedValue: null };
+    // The conversation being handed on (transfer, return to the bot): its own events are
+    // not followed, the pane will not read a conversation that is no longer ours.
+    this.leavingId = null;
   }
 
   Desk.prototype.mineContains = function (id) {
@@ -705,6 +906,7 @@
     setupStatusSwitch();
     self.bindChat();
     self.bindComposer();
+    bindAttach(self);
     self.bindDialogs();
 
     api("GET", "/me")
@@ -752,6 +954,11 @@
       }
       return;
     }
+    if (convId !== null && convId === this.leavingId) {
+      this.refreshLater();
+      return;
+    }
+    if (convId !== null && convId === this.currentId && this.movedAway(type, data)) return;
     var written = type === "message.received" || type === "message.sent" || type === "note.added";
     if (written || type === "message.delivered" || type === "message.failed") {
       if (convId !== null && convId === this.currentId) this.refreshConversationLater();
@@ -767,6 +974,80 @@
       this.refreshLater();
       if (convId !== null && convId === this.currentId) this.refreshConversationLater();
     }
+  };
+
+  /**
+   * Somebody else moved the open conversation where this operator may not read it (a
+   * supervisor reassigned it, a colleague took it from the queue, the customer left the
+   * queue): say so and clear the pane instead of asking for it and being refused.
+   */
+  Desk.prototype.movedAway = function (type, data) {
+    if ((RANK[ME_ROLE] || 0) >= RANK.supervisor) return false;
+    var me = this.me.id;
+    var text = null;
+    if ((type === "conversation.assigned" || type === "conversation.transferred") && data.assignee_id !== me) {
+      if (data.assignee_id === null || data.assignee_id === undefined) {
+        text = data.group ? "Диалог передан группе «" + data.group + "»." : "Диалог передан в очередь.";
+      } else {
+        text = data.how === "assign" ? "Диалог передан другому оператору." : "Диалог взял другой оператор.";
+      }
+    } else if (type === "conversation.returned_to_bot") {
+      text = "Диалог возвращён боту.";
+    } else if (type === "conversation.left_queue") {
+      text = "Клиент вышел из очереди: диалог снова ведёт бот.";
+    } else if (type === "conversation.closed" && !this.isMine(this.conversation)) {
+      text = "Диалог закрыт.";
+    }
+    if (!text) return false;
+    this.leave(text);
+    this.refreshLater();
+    return true;
+  };
+
+  /** Clear the pane after the conversation has gone elsewhere, with a neutral word why. */
+  Desk.prototype.leave = function (text) {
+    this.currentId = null;
+    this.conversation = null;
+    this.leavingId = null;
+    this.openSeq += 1; // a load still on its way lands nowhere
+    this.cardContactId = null;
+    this.log.reset();
+    this.closeSuggest();
+    var box = $("composer");
+    box.value = "";
+    this.updateBlanks();
+    setError($("composer-error"), null);
+    show($("chat-body"), false);
+    var placeholder = $("chat-placeholder");
+    placeholder.textContent = text + " Выберите следующий диалог в списке.";
+    placeholder.setAttribute("data-state", "left");
+    show(placeholder, true);
+    var card = $("card-body");
+    clear(card);
+    card.className = "muted";
+    card.textContent = "Откройте диалог, чтобы увидеть карточку.";
+    if (history.replaceState) history.replaceState(null, "", location.pathname + location.search);
+    Array.prototype.forEach.call(document.querySelectorAll(".conv-item[aria-current]"), function (li) {
+      li.removeAttribute("aria-current");
+    });
+  };
+
+  /** Hand the open conversation on (``action`` does the request), then clear the pane. */
+  Desk.prototype.handOn = async function (action, text) {
+    var id = this.currentId;
+    if (!id) return false;
+    this.leavingId = id;
+    try {
+      await action(id);
+    } catch (e) {
+      this.leavingId = null;
+      throw e;
+    }
+    if (this.currentId === id) this.leave(text);
+    else this.leavingId = null;
+    setBanner("");
+    this.refreshLists();
+    return true;
   };
 
   // ---------------------------------------------------------------- lists
@@ -902,6 +1183,7 @@
     this.log.reset();
     this.closeSuggest();
     setError($("composer-error"), null);
+    $("chat-placeholder").removeAttribute("data-state");
     show($("chat-placeholder"), false);
     show($("chat-body"), true);
     $("chat-title").textContent = "Загрузка…";
@@ -918,6 +1200,11 @@
       data = await api("GET", "/conversations/" + id);
     } catch (e) {
       if (seq !== this.openSeq || id !== this.currentId) return;
+      if (e.status === 403 || e.status === 404) {
+        // Moved on while this page was not listening (a reconnect): not an error of ours.
+        this.leave(e.status === 404 ? "Диалог не найден." : "Диалог ведёт другой оператор или он закрыт.");
+        return;
+      }
       $("chat-title").textContent = "Диалог недоступен";
       $("chat-sub").textContent = errorText(e);
       this.setActions(null);
@@ -960,7 +1247,7 @@
     var form = $("composer-form");
     form.hidden = !mine;
     $("composer").disabled = !mine;
-    $("btn-send").disabled = !mine;
+    this.updateBlanks();
     show($("readonly-note"), !!conv && !mine);
   };
 
@@ -971,12 +1258,16 @@
     });
     $("btn-return").addEventListener("click", async function () {
       if (!self.currentId) return;
-      if (!window.confirm("Вернуть диалог боту?")) return;
+      var sure = await confirmInPage({
+        title: "Вернуть диалог боту?",
+        text: "Клиент снова увидит меню бота, диалог уйдёт из ваших.",
+        ok: "Вернуть боту"
+      });
+      if (!sure || !self.currentId) return;
       try {
-        await api("POST", "/conversations/" + self.currentId + "/return", {});
-        setBanner("");
-        self.refreshLists();
-        self.refreshConversation();
+        await self.handOn(function (id) {
+          return api("POST", "/conversations/" + id + "/return", {});
+        }, "Диалог возвращён боту.");
       } catch (e) {
         setBanner(errorText(e), "error");
       }
@@ -1035,8 +1326,8 @@
       [
         cardRow("Владелец", a.holder),
         cardRow("Адрес", a.address),
-        cardRow("Тариф", a.plan),
-        cardRow("Баланс", a.balance !== null && a.balance !== undefined ? a.balance + " ₽" : null),
+        cardRow("Тариф", a.plan_title || a.plan),
+        cardRow("Баланс", a.balance_text || null),
         a.source === "crm" ? cardRow("Источник", "CRM") : null
       ].forEach(function (r) {
         if (r) box.appendChild(r);
@@ -1045,9 +1336,10 @@
       if (r && r.zones) {
         var titles = r.titles || {};
         var zones = Object.keys(r.zones).map(function (k) {
-          return (titles[k] || k) + ": " + r.zones[k];
+          return (titles[k] || k) + ": " + String(r.zones[k]).replace(".", ",") + " кВт·ч";
         });
-        box.appendChild(cardRow("Показания" + (r.date ? " от " + r.date : ""), zones.join(", ")));
+        box.appendChild(cardRow("Показания", zones.join(", ")));
+        if (r.date) box.appendChild(cardRow("Переданы", r.date_text || formatDay(r.date)));
       } else if (a.status === "ok") {
         box.appendChild(cardRow("Показания", "не передавались"));
       }
@@ -1116,7 +1408,11 @@
     box.addEventListener("input", function () {
       self.suggest.pickedValue = null;
       setError($("composer-error"), null);
+      self.updateBlanks();
       runSuggest();
+    });
+    box.addEventListener("scroll", function () {
+      $("composer-mirror").scrollTop = box.scrollTop;
     });
     box.addEventListener("keydown", function (ev) {
       if (ev.isComposing) return; // Enter ends an input method's composition
@@ -1193,15 +1489,17 @@
     var s = this.suggest;
     var seq = ++s.seq;
     if ($("composer").value === s.pickedValue) return; // just filled from a template
-    if (!q || (q.mode === "slash" && q.q.length < 2) || !this.currentId) {
+    if (!q || !this.currentId) {
       this.closeSuggest();
       return;
     }
     var data;
     try {
+      // "/" alone lists every template (the list scrolls); words get the best few.
+      var limit = q.mode === "slash" ? 50 : 8;
       data = await api(
         "GET",
-        "/templates/suggest?q=" + encodeURIComponent(q.q) + "&conversation_id=" + this.currentId
+        "/templates/suggest?q=" + encodeURIComponent(q.q) + "&conversation_id=" + this.currentId + "&limit=" + limit
       );
     } catch (e) {
       if (seq === s.seq) this.closeSuggest();
@@ -1295,11 +1593,55 @@
     var text = String(t.text || "");
     var value = box.value;
     box.value = value.slice(0, q.start) + text + value.slice(q.end);
-    var caret = q.start + text.length;
-    box.setSelectionRange(caret, caret);
     s.pickedValue = box.value;
     this.closeSuggest();
     box.focus();
+    // A blank the template could not fill is selected: typing replaces it.
+    var blank = findBlanks(text)[0];
+    if (blank) box.setSelectionRange(q.start + blank.start, q.start + blank.end);
+    else box.setSelectionRange(q.start + text.length, q.start + text.length);
+    this.updateBlanks();
+  };
+
+  /**
+   * Marks a template's unfilled blanks in the reply box (a mirror behind the transparent
+   * textarea holds the same text with the blanks in <mark>), lists them under it and
+   * keeps «Отправить» disabled while any is left; the server refuses them too.
+   */
+  Desk.prototype.updateBlanks = function () {
+    var box = $("composer");
+    var mirror = $("composer-mirror");
+    var note = $("composer-blanks");
+    var value = box.value;
+    var blanks = findBlanks(value);
+    clear(mirror);
+    var at = 0;
+    blanks.forEach(function (b) {
+      mirror.appendChild(document.createTextNode(value.slice(at, b.start)));
+      mirror.appendChild(el("mark", { text: b.text }));
+      at = b.end;
+    });
+    // A trailing newline would collapse in the mirror and shift the last line.
+    mirror.appendChild(document.createTextNode(value.slice(at) + "\u200b"));
+    mirror.scrollTop = box.scrollTop;
+    var names = blanks.map(function (b) {
+      return b.text;
+    });
+    var unique = names.filter(function (n, i) {
+      return names.indexOf(n) === i;
+    });
+    if (unique.length) {
+      note.textContent = "Замените выделенное перед отправкой: " + unique.join(", ");
+      box.setAttribute("aria-invalid", "true");
+      box.setAttribute("aria-describedby", "composer-blanks");
+    } else {
+      note.textContent = "";
+      box.removeAttribute("aria-invalid");
+      box.removeAttribute("aria-describedby");
+    }
+    note.hidden = !unique.length;
+    $("btn-send").disabled = !this.isMine(this.conversation) || unique.length > 0;
+    return unique;
   };
 
   Desk.prototype.send = async function () {
@@ -1307,6 +1649,13 @@
     var text = box.value.trim();
     var id = this.currentId;
     if (!text || !id || box.disabled) return;
+    if (this.updateBlanks().length) {
+      setError($("composer-error"), ERROR_TEXTS.unfilled_placeholder);
+      var first = findBlanks(box.value)[0];
+      box.focus();
+      if (first) box.setSelectionRange(first.start, first.end);
+      return;
+    }
     this.closeSuggest();
     var button = $("btn-send");
     button.disabled = true;
@@ -1318,7 +1667,7 @@
     } catch (e) {
       setError($("composer-error"), "Не отправлено: " + errorText(e));
     } finally {
-      button.disabled = !this.isMine(this.conversation);
+      this.updateBlanks();
       box.focus();
     }
   };
@@ -1346,11 +1695,23 @@
         var others = (c.operators || []).slice().sort(byStatusThenName);
         var groups = c.groups || [];
         clear(userSelect);
-        if (!others.length) userSelect.appendChild(el("option", { text: "Нет коллег", attrs: { value: "" } }));
+        // Only a colleague on the line can be given the chat (the customer is told they
+        // joined); the others are listed, greyed out, so nobody wonders where they went.
+        var available = others.filter(function (p) {
+          return p.available;
+        });
+        if (!available.length) {
+          userSelect.appendChild(el("option", { text: "Сейчас на линии никого — передайте группе", attrs: { value: "" } }));
+        }
         others.forEach(function (p) {
           var label = p.name + " — " + (STATUS_LABELS[p.status] || p.status || "");
-          userSelect.appendChild(el("option", { text: label, attrs: { value: p.id, "data-name": p.name } }));
+          if (p.available && typeof p.load === "number") label += " (" + p.load + " из " + p.max_chats + ")";
+          if (!p.available) label += ", передать нельзя";
+          userSelect.appendChild(
+            el("option", { text: label, attrs: { value: p.id, "data-name": p.name, disabled: !p.available } })
+          );
         });
+        if (!available.length && groups.length) transfer.querySelector('input[value="group"]').checked = true;
         if (!groups.length) groupSelect.appendChild(el("option", { text: "Групп нет", attrs: { value: "" } }));
         groups.forEach(function (g) {
           groupSelect.appendChild(el("option", { text: g, attrs: { value: g } }));
@@ -1375,14 +1736,19 @@
       var note = $("transfer-note").value.trim();
       var target = transfer.querySelector('input[name="target"]:checked').value;
       var body = { note: note };
+      var told;
       if (target === "group") {
         var group = $("transfer-group").value;
         if (!group) return setError($("transfer-error"), "Выберите группу.");
         body.group = group;
+        told = "Диалог передан группе «" + group + "».";
       } else {
-        var userId = Number($("transfer-user").value);
-        if (!userId) return setError($("transfer-error"), "Выберите оператора.");
+        var userSelect = $("transfer-user");
+        var userId = Number(userSelect.value);
+        if (!userId) return setError($("transfer-error"), "Выберите оператора на линии.");
         body.to_user_id = userId;
+        var option = userSelect.options[userSelect.selectedIndex];
+        told = "Диалог передан: " + ((option && option.getAttribute("data-name")) || "коллеге") + ".";
       }
       if (!note) {
         setError($("transfer-error"), ERROR_TEXTS.note);
@@ -1392,11 +1758,10 @@
       var submit = $("transfer-submit");
       submit.disabled = true;
       try {
-        await api("POST", "/conversations/" + self.currentId + "/transfer", body);
+        await self.handOn(function (id) {
+          return api("POST", "/conversations/" + id + "/transfer", body);
+        }, told);
         transfer.close();
-        setBanner("");
-        self.refreshLists();
-        self.refreshConversation();
       } catch (e) {
         setError($("transfer-error"), errorText(e));
       } finally {
@@ -1454,6 +1819,8 @@
     serial: serial,
     byStatusThenName: byStatusThenName,
     templateOption: templateOption,
+    confirmInPage: confirmInPage,
+    formatDay: formatDay,
     MessageLog: MessageLog,
     LiveSocket: LiveSocket,
     onConnectionState: onConnectionState,

@@ -132,6 +132,7 @@
     main.appendChild(el("div", "muted small template-text", t.text));
     tr.appendChild(main);
     var kind = el("td");
+    kind.setAttribute("data-label", "Вид");
     kind.appendChild(el("span", t.shared ? "st" : "st st-online", t.shared ? "общий" : "личный"));
     tr.appendChild(kind);
     var actions = el("td");
@@ -187,7 +188,17 @@
   }
 
   function remove(t) {
-    if (!window.confirm("Удалить шаблон /" + t.code + " «" + t.title + "»?")) return;
+    D.confirmInPage({
+      title: "Удалить шаблон /" + t.code + "?",
+      text: "«" + t.title + "» пропадёт из подсказок у всех, кто его видит.",
+      ok: "Удалить",
+      danger: true
+    }).then(function (sure) {
+      if (sure) removeNow(t);
+    });
+  }
+
+  function removeNow(t) {
     request("DELETE", "/" + encodeURIComponent(t.id)).then(function () {
       if (editing && editing.id === t.id) resetForm();
       formOk.textContent = "Шаблон /" + t.code + " удалён.";

@@ -53,7 +53,7 @@
     "conversation.returned_to_bot": "Вернул диалог боту",
     "conversation.closed": "Закрыл диалог"
   };
-  var HOW_LABELS = { auto: "автоматически", take: "взял сам", assign: "назначил супервизор" };
+  var HOW_LABELS = { auto: "автоматически", take: "взял сам", assign: "назначил старший оператор" };
   var FLOW_LABELS = {
     readings: "Сценарий «Показания»",
     balance: "Сценарий «Баланс»",

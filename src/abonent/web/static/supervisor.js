@@ -71,10 +71,10 @@
       body.appendChild(
         el("tr", { attrs: { "data-user-id": u.id, "data-status": u.status } }, [
           el("td", null, [el("span", { text: u.name }), el("span", { className: "muted small", text: " " + (u.login || "") })]),
-          el("td", null, [statusBadge(u.status)]),
-          el("td", { text: sinceText(u.status_since) }),
-          el("td", { text: (u.load || 0) + " / " + (u.max_chats || 0) }),
-          el("td", { text: (u.groups || []).join(", ") })
+          el("td", { attrs: { "data-label": "Статус" } }, [statusBadge(u.status)]),
+          el("td", { text: sinceText(u.status_since), attrs: { "data-label": "В статусе с" } }),
+          el("td", { text: (u.load || 0) + " / " + (u.max_chats || 0), attrs: { "data-label": "Нагрузка" } }),
+          el("td", { text: (u.groups || []).join(", ") || "—", attrs: { "data-label": "Группы" } })
         ])
       );
     });
@@ -88,7 +88,7 @@
       openBtn.addEventListener("click", function () {
         select(c.conversation_id);
       });
-      var wait = el("td", { className: "conv-wait", attrs: { "data-wait": c.waiting_seconds || 0 } });
+      var wait = el("td", { className: "conv-wait", attrs: { "data-wait": c.waiting_seconds || 0, "data-label": "Ждёт" } });
       if (!c.waiting_seconds) wait.setAttribute("data-static", "1");
       cbody.appendChild(
         el(
@@ -101,11 +101,14 @@
           },
           [
             el("td", { text: name }),
-            el("td", { text: D.channelLabel(c.channel_type, c.channel_id) }),
-            el("td", { text: (D.CONV_STATUS_LABELS[c.status] || c.status) + (c.group ? " · " + c.group : "") }),
-            el("td", { text: c.assignee_name || (c.assignee_id ? "#" + c.assignee_id : "—") }),
+            el("td", { text: D.channelLabel(c.channel_type, c.channel_id), attrs: { "data-label": "Канал" } }),
+            el("td", {
+              text: (D.CONV_STATUS_LABELS[c.status] || c.status) + (c.group ? " · " + c.group : ""),
+              attrs: { "data-label": "Состояние" }
+            }),
+            el("td", { text: c.assignee_name || (c.assignee_id ? "#" + c.assignee_id : "—"), attrs: { "data-label": "Оператор" } }),
             wait,
-            el("td", { className: "clip", text: last.text || "—", title: last.text || "" }),
+            el("td", { className: "clip", text: last.text || "—", title: last.text || "", attrs: { "data-label": "Последнее" } }),
             el("td", null, [openBtn])
           ]
         )
@@ -135,11 +138,17 @@
     var sel = $("sv-assignee");
     var keep = sel.value;
     D.clear(sel);
+    // As for a transfer: only somebody on the line can be given a chat (the customer is
+    // told they joined), so the others are shown but cannot be picked.
     team.forEach(function (u) {
       var label = u.name + " — " + (D.STATUS_LABELS[u.status] || u.status) + " (" + (u.load || 0) + "/" + (u.max_chats || 0) + ")";
-      sel.appendChild(el("option", { text: label, attrs: { value: u.id } }));
+      var online = u.status === "online";
+      sel.appendChild(el("option", { text: online ? label : label + ", назначить нельзя", attrs: { value: u.id, disabled: !online } }));
     });
-    if (keep) sel.value = keep;
+    var keptOnline = team.some(function (u) {
+      return String(u.id) === keep && u.status === "online";
+    });
+    if (keptOnline) sel.value = keep;
   }
 
   async function select(id) {
