@@ -24,9 +24,39 @@ fi
 PG_URL=${ABONENT_TEST_DATABASE_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/test}
 REDIS_URL=${ABONENT_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}
 
-echo "=== test suite on SQLite (in-process bus) ==="
+# The two passes run side by side (much of a pass is waiting on servers, browsers and
+# platform retry delays, so two fit on two cores); ABONENT_TEST_SERIAL=1 runs them one
+# after the other. Each pass's output is printed whole when both are done.
 # Tests marked `services` need PostgreSQL and Redis together; they run in the second pass.
-env -u ABONENT_TEST_DATABASE_URL -u ABONENT_TEST_REDIS_URL .venv/bin/python -m pytest -q -m "not services" "$@"
+sqlite_pass() {
+  env -u ABONENT_TEST_DATABASE_URL -u ABONENT_TEST_REDIS_URL \
+    .venv/bin/python -m pytest -q -p no:cacheprovider -m "not services" "$@"
+}
+services_pass() {
+  ABONENT_TEST_DATABASE_URL=$PG_URL ABONENT_TEST_REDIS_URL=$REDIS_URL \
+    .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+}
 
+if [[ ${ABONENT_TEST_SERIAL:-} == 1 ]]; then
+  echo "=== test suite on SQLite (in-process bus) ==="
+  sqlite_pass "$@"
+  echo "=== test suite on PostgreSQL + Redis ==="
+  services_pass "$@"
+  exit 0
+fi
+
+LOGS=$(mktemp -d)
+trap 'rm -rf "$LOGS"' EXIT
+echo "=== test suite on SQLite (in-process bus) and on PostgreSQL + Redis, side by side ==="
+sqlite_pass "$@" >"$LOGS/sqlite.log" 2>&1 &
+SQLITE_PID=$!
+services_pass "$@" >"$LOGS/services.log" 2>&1 &
+SERVICES_PID=$!
+status=0
+wait "$SQLITE_PID" || status=1
+echo "=== test suite on SQLite (in-process bus) ==="
+cat "$LOGS/sqlite.log"
+wait "$SERVICES_PID" || status=1
 echo "=== test suite on PostgreSQL + Redis ==="
-ABONENT_TEST_DATABASE_URL=$PG_URL ABONENT_TEST_REDIS_URL=$REDIS_URL .venv/bin/python -m pytest -q "$@"
+cat "$LOGS/services.log"
+exit "$status"
