@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,10 +20,14 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import uvicorn
+from PIL import Image
+from sqlalchemy import select
 
 from abonent.app import Runtime, Understanding, create_app, load_understanding
 from abonent.config import Settings
+from abonent.db.models import Account, Conversation, ReadingsRecord
 from abonent.db.session import Database
+from abonent.operators.users import add_user
 
 # The second pass of the suite (scripts/test.sh) points these at PostgreSQL and Redis.
 PG_URL = os.environ.get("ABONENT_TEST_DATABASE_URL", "")
@@ -50,6 +57,8 @@ TEST_COMPANY: dict[str, Any] = {
         {"type": "vk", "title": "ВКонтакте", "url": "https://vk.me/energo_test"},
     ],
 }
+# Open round the clock: a test that asks for an operator is queued, never told to wait.
+ALWAYS_OPEN: dict[str, Any] = {**TEST_COMPANY, "working_hours": {"mon-sun": "00:00-24:00"}}
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
@@ -187,6 +196,37 @@ def seed_demo(database_url: str) -> dict[str, str]:
     return asyncio.run(_seed_demo(database_url))
 
 
+def seed_users(database_url: str, users: dict[str, dict[str, Any]]) -> None:
+    """Workspace users, each with ``PASSWORD``: login → ``add_user``'s keywords (name,
+    role, groups, max_chats), added before the server starts."""
+
+    async def seed() -> None:
+        db = Database(database_url)
+        for login, details in users.items():
+            await add_user(db, login, PASSWORD, **details)
+        await db.dispose()
+
+    asyncio.run(seed())
+
+
+async def account_history(database_url: str, number: str) -> tuple[Account, list[ReadingsRecord]]:
+    """The account as stored now and its readings, oldest first (on a connection of its own,
+    so it sees what the server committed)."""
+    db = Database(database_url)
+    async with db.session() as session:
+        account = await session.get(Account, number)
+        history = list(
+            await session.scalars(
+                select(ReadingsRecord)
+                .where(ReadingsRecord.account_number == number)
+                .order_by(ReadingsRecord.id)
+            )
+        )
+    await db.dispose()
+    assert account is not None
+    return account, history
+
+
 class Customer:
     """A web-chat customer speaking the client API, as the widget or an app would."""
 
@@ -237,6 +277,33 @@ class Customer:
         if messages:
             self.last_id = messages[-1]["id"]
         return [m for m in messages if m["author"] != "customer"]
+
+
+@contextlib.asynccontextmanager
+async def web_chat(server: LiveServer) -> AsyncIterator[Customer]:
+    """A new web-chat customer, greeted, on a client of its own for the block."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        me = Customer(server, http)
+        await me.start()
+        yield me
+
+
+async def to_values(me: Customer, number: str) -> list[dict[str, Any]]:
+    """Readings for ``number`` up to the values step, the account confirmed: its prompt."""
+    await me.press("readings")
+    await me.say(number)
+    return await me.press("yes")
+
+
+# The smallest PDF the store takes for one (it checks content, not names).
+PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+
+
+def picture(size: tuple[int, int], color: tuple[int, int, int], kind: str = "JPEG") -> bytes:
+    """A real image (Pillow opens it), so the store accepts it as one."""
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, kind)
+    return out.getvalue()
 
 
 def texts(replies: list[dict[str, Any]]) -> str:
@@ -354,3 +421,15 @@ class Operator:
         # (serialised with the background one) makes the outcome certain before asserting.
         await on_server(self.server, self.server.runtime.desk.assign_waiting())
         await self.server.settle()
+
+
+async def conversation(server: LiveServer, conv_id: int) -> Conversation:
+    """The conversation as the server stored it."""
+
+    async def load() -> Conversation | None:
+        async with server.runtime.db.session() as session:
+            return await session.get(Conversation, conv_id)
+
+    conv = await on_server(server, load())
+    assert conv is not None
+    return conv

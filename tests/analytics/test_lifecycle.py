@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import select
 
 from abonent import clock
-from abonent.db.models import Conversation, EventRecord
+from abonent.db.models import EventRecord
 from abonent.db.session import Database
 from abonent.operators.users import add_user
 from analytics.test_scenario import _channels, _settle, _telegram
@@ -23,6 +23,7 @@ from support import (
     Customer,
     LiveServer,
     Operator,
+    conversation,
     make_settings,
     moscow,
     on_server,
@@ -152,10 +153,10 @@ async def test_a_quiet_chat_with_the_bot_is_closed_and_the_next_visit_is_a_new_c
             first = me.conversation_id
             now.advance(23 * 3600)
             await on_server(server, _close_idle(server))
-            assert (await _conversation(server, first)).status == "bot"  # not yet a day
+            assert (await conversation(server, first)).status == "bot"  # not yet a day
             now.advance(2 * 3600)
             await on_server(server, _close_idle(server))
-            conv = await _conversation(server, first)
+            conv = await conversation(server, first)
             assert conv.status == "closed" and conv.resolution == "bot"
             [closed] = await _events(server, "conversation.closed")
             assert closed.conversation_id == first and closed.data["idle"] is True
@@ -184,13 +185,3 @@ async def _close_idle(server: LiveServer) -> int:
     runtime = server.runtime
     limit = clock.utcnow() - timedelta(hours=24)
     return await close_idle(runtime.db, runtime.bus, limit)
-
-
-async def _conversation(server: LiveServer, conv_id: int) -> Conversation:
-    async def load() -> Conversation | None:
-        async with server.runtime.db.session() as session:
-            return await session.get(Conversation, conv_id)
-
-    conv = await on_server(server, load())
-    assert conv is not None
-    return conv

@@ -7,20 +7,25 @@ a two-zone and a single-zone account → balance → asking for an operator; the
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from abonent import clock
-from abonent.billing.csv_import import import_accounts
-from abonent.db.models import Account, Conversation, ReadingsRecord
+from abonent.db.models import Conversation
 from abonent.db.session import Database
-from support import Customer, LiveServer, make_settings, moscow, payloads, texts
+from bot.conftest import StartBot
+from support import (
+    Customer,
+    LiveServer,
+    account_history,
+    make_settings,
+    moscow,
+    payloads,
+    texts,
+    web_chat,
+)
 
 # ruff: noqa: E501  (the CSV rows are kept whole, as a billing export writes them)
 
@@ -36,38 +41,8 @@ def plain(text: str) -> str:
 
 
 @pytest.fixture
-def server(fresh_database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    csv = tmp_path / "accounts.csv"
-    csv.write_text(ACCOUNTS_CSV, encoding="utf-8")
-
-    async def seed() -> None:
-        db = Database(fresh_database_url)
-        report = await import_accounts(db, csv)
-        assert report.loaded == 3 and not report.errors
-        await db.dispose()
-
-    asyncio.run(seed())
-    # Monday 23 November 2026, noon in Moscow: inside working hours.
-    clock.set_clock(lambda: moscow(2026, 11, 23, 12, 0))
-    srv = LiveServer(make_settings(fresh_database_url)).start()
-    yield srv
-    srv.stop()
-
-
-async def _account(db_url: str, number: str) -> tuple[Account, list[ReadingsRecord]]:
-    db = Database(db_url)
-    async with db.session() as session:
-        account = await session.get(Account, number)
-        history = list(
-            await session.scalars(
-                select(ReadingsRecord)
-                .where(ReadingsRecord.account_number == number)
-                .order_by(ReadingsRecord.id)
-            )
-        )
-    await db.dispose()
-    assert account is not None
-    return account, history
+def server(accounts_server: StartBot) -> LiveServer:
+    return accounts_server(ACCOUNTS_CSV)
 
 
 async def test_new_customer_full_journey(server: LiveServer) -> None:
@@ -117,7 +92,7 @@ async def test_new_customer_full_journey(server: LiveServer) -> None:
         )
         assert "Итого расход 245,5 кВт·ч на сумму 1 483,80 ₽" in done
 
-        account, history = await _account(server.settings.database_url, "1000000001")
+        account, history = await account_history(server.settings.database_url, "1000000001")
         assert (account.t1, account.t2) == (Decimal("12500"), Decimal("5300.5"))
         assert (
             account.readings_date is not None and account.readings_date.isoformat() == "2026-11-23"
@@ -139,7 +114,7 @@ async def test_new_customer_full_journey(server: LiveServer) -> None:
             "Показание: 8 650,7 кВт·ч, расход 150,2 кВт·ч с 25.10.2026; 150,2 × 6,43 ₽ = 965,79 ₽"
             in done
         )
-        account, history = await _account(server.settings.database_url, "1000000002")
+        account, history = await account_history(server.settings.database_url, "1000000002")
         assert account.t1 == Decimal("8650.7") and history[-1].cost == Decimal("965.79")
 
         # --- balance: a debt with the payment link, then an overpayment
@@ -172,9 +147,7 @@ async def test_new_customer_full_journey(server: LiveServer) -> None:
 
 
 async def test_implausible_jump_is_confirmed_before_saving(server: LiveServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await me.start()
+    async with web_chat(server) as me:
         await me.press("readings")
         await me.say("1000000003")
         prompt = await me.press("yes")
@@ -182,7 +155,7 @@ async def test_implausible_jump_is_confirmed_before_saving(server: LiveServer) -
         jump = plain(texts(await me.say("9000 6100 5100")))
         # 5000 + 100 + 100 kWh in 29 days, above 60 kWh a day
         assert "расход 5 200 кВт·ч за 29 дней" in jump
-        account, _ = await _account(server.settings.database_url, "1000000003")
+        account, _ = await account_history(server.settings.database_url, "1000000003")
         assert account.t1 == Decimal("4000")  # nothing saved yet
         again = await me.press("no")
         assert "«пик», «полупик», «ночь»" in texts(again)
@@ -193,9 +166,7 @@ async def test_implausible_jump_is_confirmed_before_saving(server: LiveServer) -
 
 
 async def test_menu_back_and_cancel_work_at_any_step(server: LiveServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await me.start()
+    async with web_chat(server) as me:
         await me.press("readings")
         await me.say("1000000001")
         back = await me.say("назад")
@@ -217,9 +188,7 @@ async def test_menu_back_and_cancel_work_at_any_step(server: LiveServer) -> None
 
 
 async def test_three_wrong_accounts_offer_an_operator(server: LiveServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await me.start()
+    async with web_chat(server) as me:
         await me.press("balance")
         await me.say("1")
         await me.say("10000000ab")  # an attempt with letters (words alone are a question)
@@ -235,9 +204,7 @@ async def test_outside_working_hours_the_customer_is_told_where_to_go(
     clock.set_clock(lambda: moscow(2026, 11, 22, 23, 30))  # Sunday night
     srv = LiveServer(make_settings(fresh_database_url)).start()
     try:
-        async with httpx.AsyncClient(timeout=30) as http:
-            me = Customer(srv, http)
-            await me.start()
+        async with web_chat(srv) as me:
             reply = texts(await me.say("позовите оператора"))
             assert "Сейчас операторы не работают" in reply
             assert "8 800 222-22-22" in reply
@@ -248,9 +215,7 @@ async def test_outside_working_hours_the_customer_is_told_where_to_go(
 
 
 async def test_a_queued_customer_can_leave_the_queue(server: LiveServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await me.start()
+    async with web_chat(server) as me:
         assert "1-й в очереди" in texts(await me.say("соедините с оператором"))
         assert await me.say("жду") == []
         back = await me.say("меню")
@@ -272,9 +237,7 @@ async def test_readings_outside_the_window_are_not_taken(fresh_database_url: str
     )
     srv = LiveServer(settings).start()
     try:
-        async with httpx.AsyncClient(timeout=30) as http:
-            me = Customer(srv, http)
-            await me.start()
+        async with web_chat(srv) as me:
             reply = await me.press("readings")
             assert "Показания принимаются с 15 по 25 число каждого месяца" in texts(reply)
             assert "Сегодня 27.11.2026" in texts(reply)

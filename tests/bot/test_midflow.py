@@ -7,20 +7,15 @@ Everything here goes through the real server and the client API, as the widget d
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 
-from abonent import clock
-from abonent.billing.csv_import import import_accounts
 from abonent.db.models import Appeal, Conversation, Message
 from abonent.db.session import Database
-from support import TEST_COMPANY, Customer, LiveServer, make_settings, moscow, payloads, texts
+from bot.conftest import StartBot
+from support import ALWAYS_OPEN, LiveServer, payloads, texts, to_values, web_chat
 
 ACCOUNTS_CSV = (
     "account,holder,address,plan,t1,t2,t3,readings_date,balance,phone\n"
@@ -35,24 +30,8 @@ RESUME_ACCOUNT = "Чтобы продолжить передачу показа�
 
 
 @pytest.fixture
-def server(fresh_database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    csv = tmp_path / "accounts.csv"
-    csv.write_text(ACCOUNTS_CSV, encoding="utf-8")
-
-    async def seed() -> None:
-        db = Database(fresh_database_url)
-        report = await import_accounts(db, csv)
-        assert report.loaded == 2 and not report.errors
-        await db.dispose()
-
-    asyncio.run(seed())
-    clock.set_clock(lambda: moscow(2026, 11, 23, 12, 0))
-    company = {**TEST_COMPANY, "working_hours": {"mon-sun": "00:00-24:00"}}
-    srv = LiveServer(make_settings(fresh_database_url, company=company))
-    srv.settings.public_url = srv.url
-    srv.start()
-    yield srv
-    srv.stop()
+def server(accounts_server: StartBot) -> LiveServer:
+    return accounts_server(ACCOUNTS_CSV, company=ALWAYS_OPEN, own_public_url=True)
 
 
 async def _customer_messages(url: str, conversation_id: int) -> list[Message]:
@@ -78,9 +57,7 @@ def _unique(reply: list[dict[str, Any]]) -> None:
 async def test_questions_at_the_account_and_readings_steps_are_answered_then_the_flow_goes_on(
     server: LiveServer,
 ) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await me.start()
+    async with web_chat(server) as me:
         await me.press("readings")
 
         card = await me.say("а как оплатить картой?")
@@ -134,9 +111,7 @@ async def test_questions_at_the_account_and_readings_steps_are_answered_then_the
 
 
 async def test_the_three_strikes_come_after_three_real_attempts_only(server: LiveServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await me.start()
+    async with web_chat(server) as me:
         await me.press("balance")
         seen: list[str] = []
         for text in (
@@ -160,9 +135,7 @@ async def test_the_three_strikes_come_after_three_real_attempts_only(server: Liv
 
 
 async def test_another_task_or_a_human_asked_mid_flow_is_honoured(server: LiveServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await me.start()
+    async with web_chat(server) as me:
         await me.press("balance")
         switched = await me.say("хочу передать показания")
         assert "Введите номер лицевого счёта — 10 цифр" in texts(switched)
@@ -182,12 +155,8 @@ async def test_another_task_or_a_human_asked_mid_flow_is_honoured(server: LiveSe
 
 
 async def test_a_miss_mid_flow_offers_real_topics_and_the_step(server: LiveServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await me.start()
-        await me.press("readings")
-        await me.say("1000000002")
-        await me.press("yes")
+    async with web_chat(server) as me:
+        await to_values(me, "1000000002")
         miss = await me.say("фывапролдж")
         assert "Переформулируйте" in texts(miss)
         assert not {"intent:greeting", "intent:thanks_bye"} & set(payloads(miss))
@@ -204,9 +173,7 @@ async def test_a_miss_mid_flow_offers_real_topics_and_the_step(server: LiveServe
 async def test_the_appeal_takes_its_answers_and_answers_questions_aside(
     server: LiveServer,
 ) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await me.start()
+    async with web_chat(server) as me:
         await me.press("appeal")
         aside = await me.say("а как оплатить картой?")
         assert "Оплатить электроэнергию можно" in texts(aside)

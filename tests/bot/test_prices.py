@@ -3,24 +3,18 @@ estimated billing and recalculation; no price is ever stated that was not config
 
 from __future__ import annotations
 
-import asyncio
 import tomllib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from abonent import clock
-from abonent.billing.csv_import import import_accounts
 from abonent.bot import answers
 from abonent.bot.dialog import Dialog, Services
 from abonent.bot.engine import Bot
 from abonent.core.pipeline import Turn
-from abonent.db.session import Database
 from abonent.demo import DEMO_ACCOUNTS_CSV
-from support import Customer, LiveServer, make_settings, moscow, on_server, texts
+from bot.conftest import StartBot
+from support import LiveServer, on_server, texts, to_values, web_chat
 
 DEMO_TOML = DEMO_ACCOUNTS_CSV.with_name("demo.toml")
 DEMO_TARIFFS: dict[str, Any] = tomllib.loads(DEMO_TOML.read_text(encoding="utf-8"))["tariffs"]
@@ -35,38 +29,18 @@ def plain(text: str) -> str:
     return text.replace("\u00a0", " ")
 
 
-def _server(url: str, tmp_path: Path, tariffs: dict[str, Any]) -> LiveServer:
-    csv = tmp_path / "accounts.csv"
-    csv.write_text(ACCOUNTS_CSV, encoding="utf-8")
-
-    async def seed() -> None:
-        db = Database(url)
-        assert (await import_accounts(db, csv)).loaded == 2
-        await db.dispose()
-
-    asyncio.run(seed())
-    clock.set_clock(lambda: moscow(2026, 11, 23, 12, 0))
-    return LiveServer(make_settings(url, tariffs=tariffs)).start()
+@pytest.fixture
+def demo_priced(accounts_server: StartBot) -> LiveServer:
+    return accounts_server(ACCOUNTS_CSV, tariffs=DEMO_TARIFFS)
 
 
 @pytest.fixture
-def demo_priced(fresh_database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    server = _server(fresh_database_url, tmp_path, DEMO_TARIFFS)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def unpriced(fresh_database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    server = _server(fresh_database_url, tmp_path, {})
-    yield server
-    server.stop()
+def unpriced(accounts_server: StartBot) -> LiveServer:
+    return accounts_server(ACCOUNTS_CSV, tariffs={})
 
 
 async def _ask(server: LiveServer, question: str) -> str:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await me.start()
+    async with web_chat(server) as me:
         return plain(texts(await me.say(question)))
 
 
@@ -88,12 +62,8 @@ async def test_without_configured_prices_the_general_text_and_no_costs(
     answer = await _ask(unpriced, "сколько стоит киловатт")
     assert "указана в квитанции" in answer
     assert "₽" not in answer
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(unpriced, http)
-        await me.start()
-        await me.press("readings")
-        await me.say(SINGLE)
-        await me.press("yes")
+    async with web_chat(unpriced) as me:
+        await to_values(me, SINGLE)
         done = plain(texts(await me.say("8650")))
     assert "Показание: 8 650 кВт·ч, расход 150 кВт·ч с 25.10.2026" in done
     assert "Итого расход 150 кВт·ч." in done
@@ -101,10 +71,8 @@ async def test_without_configured_prices_the_general_text_and_no_costs(
 
 
 @pytest.fixture
-def single_priced(fresh_database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    server = _server(fresh_database_url, tmp_path, {"single": "5.12"})
-    yield server
-    server.stop()
+def single_priced(accounts_server: StartBot) -> LiveServer:
+    return accounts_server(ACCOUNTS_CSV, tariffs={"single": "5.12"})
 
 
 async def test_only_the_configured_plans_are_priced(single_priced: LiveServer) -> None:
@@ -155,12 +123,8 @@ async def test_the_customers_own_plan_comes_first(demo_priced: LiveServer) -> No
 async def test_asked_in_the_middle_of_readings_the_answer_leads_with_their_plan(
     demo_priced: LiveServer,
 ) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(demo_priced, http)
-        await me.start()
-        await me.press("readings")
-        await me.say(TWO)
-        await me.press("yes")
+    async with web_chat(demo_priced) as me:
+        await to_values(me, TWO)
         answer = plain(texts(await me.say("сколько стоит киловатт")))
         assert "Ваш тариф — двухзонный:\n• день (07:00–23:00) — 7,36 ₽/кВт·ч" in answer
         assert "Не вижу в сообщении показаний" not in answer

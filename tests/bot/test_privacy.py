@@ -8,30 +8,22 @@ visitor show only that visitor's conversations and accounts.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from abonent import clock
-from abonent.billing.csv_import import import_accounts
 from abonent.core.contacts import ContactDirectory
 from abonent.db.models import Contact, ContactAccount, Conversation
-from abonent.db.session import Database
-from abonent.operators.users import add_user
+from bot.conftest import StartBot
 from support import (
-    PASSWORD,
-    TEST_COMPANY,
+    ALWAYS_OPEN,
     Customer,
     LiveServer,
     Operator,
-    make_settings,
-    moscow,
     on_server,
+    seed_users,
     texts,
 )
 
@@ -46,23 +38,9 @@ SHARED, OWN = "1000000001", "1000000002"
 
 
 @pytest.fixture
-def server(fresh_database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    csv = tmp_path / "accounts.csv"
-    csv.write_text(ACCOUNTS_CSV, encoding="utf-8")
-
-    async def seed() -> None:
-        db = Database(fresh_database_url)
-        report = await import_accounts(db, csv)
-        assert report.loaded == 2 and not report.errors
-        await add_user(db, "sveta", PASSWORD, name="Светлана", role="supervisor")
-        await db.dispose()
-
-    asyncio.run(seed())
-    clock.set_clock(lambda: moscow(2026, 11, 23, 12, 0))
-    company = {**TEST_COMPANY, "working_hours": {"mon-sun": "00:00-24:00"}}
-    srv = LiveServer(make_settings(fresh_database_url, company=company)).start()
-    yield srv
-    srv.stop()
+def server(accounts_server: StartBot, fresh_database_url: str) -> LiveServer:
+    seed_users(fresh_database_url, {"sveta": {"name": "Светлана", "role": "supervisor"}})
+    return accounts_server(ACCOUNTS_CSV, company=ALWAYS_OPEN)
 
 
 async def _confirm(me: Customer, number: str) -> None:

@@ -6,20 +6,14 @@ refusals allow; a too-low reading is one bubble that names the zone and the prev
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from abonent import clock
-from abonent.billing.csv_import import import_accounts
-from abonent.db.session import Database
-from support import Customer, LiveServer, make_settings, moscow, texts
+from bot.conftest import StartBot
+from support import LiveServer, texts, to_values, web_chat
 
 # ruff: noqa: E501  (the CSV rows are kept whole, as a billing export writes them)
 
@@ -44,29 +38,8 @@ def example_in(replies: list[dict[str, Any]]) -> str:
 
 
 @pytest.fixture
-def server(fresh_database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    csv = tmp_path / "accounts.csv"
-    csv.write_text(ACCOUNTS_CSV, encoding="utf-8")
-
-    async def seed() -> None:
-        db = Database(fresh_database_url)
-        report = await import_accounts(db, csv)
-        assert report.loaded == 4 and not report.errors
-        await db.dispose()
-
-    asyncio.run(seed())
-    # Monday 23 November 2026, noon in Moscow: 29 days after the last readings.
-    clock.set_clock(lambda: moscow(2026, 11, 23, 12, 0))
-    srv = LiveServer(make_settings(fresh_database_url)).start()
-    yield srv
-    srv.stop()
-
-
-async def _to_values(me: Customer, number: str) -> list[dict[str, Any]]:
-    await me.start()
-    await me.press("readings")
-    await me.say(number)
-    return await me.press("yes")
+def server(accounts_server: StartBot) -> LiveServer:
+    return accounts_server(ACCOUNTS_CSV)
 
 
 @pytest.mark.parametrize(
@@ -81,9 +54,8 @@ async def _to_values(me: Customer, number: str) -> list[dict[str, Any]]:
 async def test_the_prompts_example_is_accepted_typed_back(
     server: LiveServer, number: str, previous: list[Decimal] | None
 ) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        prompt = await _to_values(me, number)
+    async with web_chat(server) as me:
+        prompt = await to_values(me, number)
         example = example_in(prompt)
         values = [Decimal(v) for v in example.split()]
         if previous is not None:
@@ -95,9 +67,8 @@ async def test_the_prompts_example_is_accepted_typed_back(
 
 
 async def test_the_next_zone_prompts_example_is_accepted(server: LiveServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await _to_values(me, TWO)
+    async with web_chat(server) as me:
+        await to_values(me, TWO)
         night = await me.say("12400")
         assert "«ночь»" in texts(night)
         example = example_in(night)
@@ -106,9 +77,8 @@ async def test_the_next_zone_prompts_example_is_accepted(server: LiveServer) -> 
 
 
 async def test_one_too_low_zone_is_one_bubble_naming_it(server: LiveServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await _to_values(me, TWO)
+    async with web_chat(server) as me:
+        await to_values(me, TWO)
         refused = await me.say("12400 5100")
         assert len(refused) == 1, texts(refused)
         text = plain(refused[0]["text"])
@@ -120,9 +90,8 @@ async def test_one_too_low_zone_is_one_bubble_naming_it(server: LiveServer) -> N
 
 
 async def test_both_zones_too_low_are_named_in_one_bubble(server: LiveServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await _to_values(me, TWO)
+    async with web_chat(server) as me:
+        await to_values(me, TWO)
         refused = await me.say("12000 5000")
         assert len(refused) == 1
         text = plain(refused[0]["text"])
@@ -131,9 +100,8 @@ async def test_both_zones_too_low_are_named_in_one_bubble(server: LiveServer) ->
 
 
 async def test_prompts_and_refusals_agree_with_what_is_accepted(server: LiveServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        prompt = texts(await _to_values(me, SINGLE))
+    async with web_chat(server) as me:
+        prompt = texts(await to_values(me, SINGLE))
         assert "через запятую (не больше двух)" in prompt
         low = texts(await me.say("8400"))
         # The refusal must not forbid what the prompt allows (and the validator accepts).
@@ -148,17 +116,15 @@ async def test_prompts_and_refusals_agree_with_what_is_accepted(server: LiveServ
 
 
 async def test_unreadable_text_gets_an_example_that_works(server: LiveServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await _to_values(me, THREE)
+    async with web_chat(server) as me:
+        await to_values(me, THREE)
         unreadable = await me.say("12.500")
         assert "Не вижу в сообщении показаний" in texts(unreadable)
         assert "Показания приняты" in texts(await me.say(example_in(unreadable)))
 
 
 async def test_the_jump_question_counts_the_days(server: LiveServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await _to_values(me, SINGLE)
+    async with web_chat(server) as me:
+        await to_values(me, SINGLE)
         jump = plain(texts(await me.say("12000")))
         assert "расход 3 499,5 кВт·ч за 29 дней" in jump

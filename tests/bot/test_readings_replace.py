@@ -6,21 +6,24 @@ replaces them; the consumption is counted from last month's readings, with the r
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
-from abonent import clock
-from abonent.billing.csv_import import import_accounts
-from abonent.db.models import Account, ReadingsRecord
-from abonent.db.session import Database
-from support import Clock, Customer, LiveServer, make_settings, moscow, payloads, texts
+from bot.conftest import StartBot
+from support import (
+    Clock,
+    Customer,
+    LiveServer,
+    account_history,
+    moscow,
+    payloads,
+    texts,
+    to_values,
+    web_chat,
+)
 
 # ruff: noqa: E501  (the CSV rows are kept whole, as a billing export writes them)
 
@@ -42,59 +45,24 @@ def now() -> Clock:
 
 
 @pytest.fixture
-def server(fresh_database_url: str, tmp_path: Path, now: Clock) -> Iterator[LiveServer]:
-    csv = tmp_path / "accounts.csv"
-    csv.write_text(ACCOUNTS_CSV, encoding="utf-8")
-
-    async def seed() -> None:
-        db = Database(fresh_database_url)
-        report = await import_accounts(db, csv)
-        assert report.loaded == 2 and not report.errors
-        await db.dispose()
-
-    asyncio.run(seed())
-    clock.set_clock(now)
-    srv = LiveServer(make_settings(fresh_database_url)).start()
-    yield srv
-    srv.stop()
-
-
-async def _stored(url: str, number: str) -> tuple[Account, list[ReadingsRecord]]:
-    db = Database(url)
-    async with db.session() as session:
-        account = await session.get(Account, number)
-        history = list(
-            await session.scalars(
-                select(ReadingsRecord)
-                .where(ReadingsRecord.account_number == number)
-                .order_by(ReadingsRecord.id)
-            )
-        )
-    await db.dispose()
-    assert account is not None
-    return account, history
+def server(accounts_server: StartBot, now: Clock) -> LiveServer:
+    return accounts_server(ACCOUNTS_CSV, now=now)
 
 
 async def _submit(me: Customer, number: str, values: str) -> list[dict[str, Any]]:
-    await me.press("readings")
-    await me.say(number)
-    await me.press("yes")
+    await to_values(me, number)
     return await me.say(values)
 
 
 async def test_second_submission_asks_to_replace_and_replaces(
     server: LiveServer, now: Clock
 ) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await me.start()
+    async with web_chat(server) as me:
         first = plain(texts(await _submit(me, TWO, "12800 5300")))
         assert "Показания приняты" in first
 
         now.advance(5 * 60)  # minutes later, a typo noticed: 12800 should be 12480
-        await me.press("readings")
-        await me.say(TWO)
-        asked = await me.press("yes")
+        asked = await to_values(me, TWO)
         assert len(asked) == 1
         assert plain(asked[0]["text"]) == (
             "Показания за этот период уже были переданы 23.11.2026: "
@@ -114,7 +82,7 @@ async def test_second_submission_asks_to_replace_and_replaces(
         assert "День: 12 480 кВт·ч, расход 135 кВт·ч с 25.10.2026; 135 × 7,36 ₽ = 993,60 ₽" in done
         assert "Итого расход 225 кВт·ч на сумму 1 334,70 ₽" in done
 
-    account, history = await _stored(server.settings.database_url, TWO)
+    account, history = await account_history(server.settings.database_url, TWO)
     assert (account.t1, account.t2) == (Decimal("12480"), Decimal("5300"))
     assert [(r.source, r.t1, r.consumption) for r in history] == [
         ("import", Decimal("12345"), None),
@@ -124,32 +92,24 @@ async def test_second_submission_asks_to_replace_and_replaces(
 
 
 async def test_keeping_the_earlier_readings_writes_nothing(server: LiveServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await me.start()
+    async with web_chat(server) as me:
         await _submit(me, TWO, "12400 5250")
-        await me.press("readings")
-        await me.say(TWO)
-        await me.press("yes")
+        await to_values(me, TWO)
         kept = plain(texts(await me.press("no")))
         assert kept == (
             "Хорошо, оставляем показания, переданные 23.11.2026: день 12 400, ночь 5 250 кВт·ч."
         )
-    _, history = await _stored(server.settings.database_url, TWO)
+    _, history = await account_history(server.settings.database_url, TWO)
     assert len(history) == 2
 
 
 async def test_typing_new_readings_at_the_question_replaces(server: LiveServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await me.start()
+    async with web_chat(server) as me:
         await _submit(me, TWO, "12400 5250")
-        await me.press("readings")
-        await me.say(TWO)
-        await me.press("yes")
+        await to_values(me, TWO)
         done = plain(texts(await me.say("12390 5250")))
         assert done.startswith("Показания заменены")
-    account, _ = await _stored(server.settings.database_url, TWO)
+    account, _ = await account_history(server.settings.database_url, TWO)
     assert account.t1 == Decimal("12390")
 
 
@@ -157,13 +117,9 @@ async def test_a_too_high_replacement_counts_the_days_since_last_month(
     server: LiveServer,
 ) -> None:
     """The issue's case: a second submission said "200 кВт·ч за 1 дн." — it was 0 days."""
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await me.start()
+    async with web_chat(server) as me:
         await _submit(me, TWO, "12400 5250")
-        await me.press("readings")
-        await me.say(TWO)
-        await me.press("yes")
+        await to_values(me, TWO)
         await me.press("yes")
         jump = plain(texts(await me.say("14600 5250")))
         assert "расход 2 295 кВт·ч за 29 дней" in jump
@@ -172,9 +128,7 @@ async def test_a_too_high_replacement_counts_the_days_since_last_month(
 
 async def test_readings_taken_today_give_no_per_day_figure(server: LiveServer) -> None:
     """Readings accepted today (a controller's, from the company's export): 0 days."""
-    async with httpx.AsyncClient(timeout=30) as http:
-        me = Customer(server, http)
-        await me.start()
+    async with web_chat(server) as me:
         jump = plain(texts(await _submit(me, CONTROLLED_TODAY, "8700")))
         assert "расход 200 кВт·ч по сравнению с показаниями, принятыми сегодня" in jump
         assert "дн." not in jump and "за 0" not in jump and "за 1 " not in jump
@@ -192,9 +146,7 @@ async def test_the_same_period_from_another_conversation_is_asked_about(
         wife, husband = Customer(server, http), Customer(server, http)
         await wife.start()
         await husband.start()
-        await husband.press("readings")
-        await husband.say(TWO)
-        await husband.press("yes")  # at the values step, nothing sent yet
+        await to_values(husband, TWO)  # at the values step, nothing sent yet
         assert "Показания приняты" in texts(await _submit(wife, TWO, "12400 5250"))
         # Lower than hers, above last month's: asked about, not refused as too low.
         asked = plain(texts(await husband.say("12390 5240")))
@@ -203,6 +155,6 @@ async def test_the_same_period_from_another_conversation_is_asked_about(
         assert "меньше" not in asked
         done = plain(texts(await husband.press("yes")))
         assert done.startswith("Показания заменены")
-    account, history = await _stored(server.settings.database_url, TWO)
+    account, history = await account_history(server.settings.database_url, TWO)
     assert (account.t1, account.t2) == (Decimal("12390"), Decimal("5240"))
     assert len(history) == 3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +19,15 @@ from abonent.channels.max import MaxChannel
 from abonent.channels.registry import build_channel
 from abonent.config import ChannelSettings
 from abonent.core.types import Button
-from channels.conftest import StartServer, contacts, delivered, messages, settle
+from channels.conftest import (
+    StartServer,
+    contacts,
+    delivered,
+    max_config,
+    messages,
+    platform_fixture,
+    settle,
+)
 from fakes.base import Reply
 from fakes.max import BOT_USERNAME, SECRET, TOKEN, FakeMax
 
@@ -28,26 +35,8 @@ USER = 123456789
 MENU = ["readings", "balance", "operator"]
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeMax]:
-    platform = FakeMax()
-    platform.start()
-    try:
-        yield platform
-    finally:
-        platform.stop()
-
-
-def config(fake: FakeMax, **overrides: Any) -> dict[str, Any]:
-    return {
-        "id": "max",
-        "type": "max",
-        "token": TOKEN,
-        "secret": SECRET,
-        "username": BOT_USERNAME,
-        "api_base": fake.url,
-        **overrides,
-    }
+fake = platform_fixture(FakeMax)
+config = max_config
 
 
 def hook(server: Any) -> str:

@@ -4,71 +4,41 @@ message, and a file MAX is still processing is sent again after a pause."""
 
 from __future__ import annotations
 
-import asyncio
-import io
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
-from sqlalchemy import select
 
-from abonent.db.models import Attachment
-from abonent.db.session import Database
-from abonent.operators.users import add_user
-from channels.conftest import StartServer, eventually, messages, settle
-from fakes.max import BOT_USERNAME, SECRET, TOKEN, FakeMax
-from support import PASSWORD, LiveServer, Operator
+from channels.conftest import (
+    StartFiles,
+    all_stored,
+    eventually,
+    max_config,
+    messages,
+    operator_chat,
+    platform_fixture,
+    send_file,
+    settle,
+)
+from fakes.max import FakeMax
+from support import PDF, LiveServer, picture
 
-PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 USER = 123456789
 
 
 def jpeg() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (16, 16), (90, 0, 90)).save(out, "JPEG")
-    return out.getvalue()
+    return picture((16, 16), (90, 0, 90))
+
+
+fake = platform_fixture(FakeMax)
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeMax]:
-    with FakeMax() as platform:
-        yield platform  # type: ignore[misc]
-
-
-@pytest.fixture
-def server(
-    channel_server: StartServer, fake: FakeMax, fresh_database_url: str, tmp_path: Path
-) -> LiveServer:
-    async def seed() -> None:
-        db = Database(fresh_database_url)
-        await add_user(db, "anna", PASSWORD, name="Анна")
-        await db.dispose()
-
-    asyncio.run(seed())
-    channel = {
-        "id": "max",
-        "type": "max",
-        "token": TOKEN,
-        "secret": SECRET,
-        "username": BOT_USERNAME,
-        "api_base": fake.url,
-    }
-    return channel_server([channel], attachments={"dir": str(tmp_path / "files")})
+def server(files_server: StartFiles, fake: FakeMax) -> LiveServer:
+    return files_server(max_config(fake))
 
 
 def hook(server: LiveServer) -> str:
     return f"{server.url}/webhooks/max"
-
-
-def stored(server: LiveServer) -> list[Attachment]:
-    async def load() -> list[Attachment]:
-        async with server.runtime.db.session() as session:
-            return list((await session.scalars(select(Attachment).order_by(Attachment.id))).all())
-
-    result: list[Attachment] = server.call(load())
-    return result
 
 
 def test_a_customers_photo_and_pdf_are_fetched(server: LiveServer, fake: FakeMax) -> None:
@@ -80,10 +50,7 @@ def test_a_customers_photo_and_pdf_are_fetched(server: LiveServer, fake: FakeMax
     )
     assert fake.deliver_update(hook(server), update).status_code == 200
     settle(server)
-    eventually(
-        lambda: len(stored(server)) == 2 and all(r.status == "stored" for r in stored(server))
-    )
-    image, doc = stored(server)
+    image, doc = all_stored(server, 2)
     assert (image.kind, image.mime) == ("image", "image/jpeg")
     assert server.runtime.files.path(image.storage_key or "").read_bytes() == photo
     assert (doc.kind, doc.filename, doc.size) == ("document", "Квитанция.pdf", len(PDF))
@@ -94,10 +61,7 @@ def test_a_customers_photo_and_pdf_are_fetched(server: LiveServer, fake: FakeMax
 async def test_operators_files_are_uploaded_and_attached(server: LiveServer, fake: FakeMax) -> None:
     fake.deliver_update(hook(server), fake.message_update(USER, "Позовите оператора"))
     await server.settle()
-    anna = Operator(server, "anna")
-    await anna.login()
-    await anna.online()
-    conv_id = next(m.conversation_id for m in messages(server, "max"))
+    anna, conv_id = await operator_chat(server, "max")
 
     def files_sent() -> list[Any]:
         """Messages with a file: the «operator joined» notice may come in between."""
@@ -109,14 +73,9 @@ async def test_operators_files_are_uploaded_and_attached(server: LiveServer, fak
 
     fake.not_ready = 1  # MAX is still processing the first upload when it is attached
     photo = jpeg()
-    r = await anna.http.post(
-        f"/api/workspace/v1/conversations/{conv_id}/attachments",
-        headers={"X-CSRF-Token": anna.csrf},
-        files={"file": ("снимок.jpg", photo, "image/jpeg")},
-        data={"text": "Так выглядит правильный снимок"},
+    await send_file(
+        anna, conv_id, "снимок.jpg", photo, "Так выглядит правильный снимок", mime="image/jpeg"
     )
-    assert r.status_code == 201, r.text
-    await server.settle()
     eventually(lambda: len(files_sent()) == 1, timeout=15)
     sent = files_sent()[-1]
     assert sent.user_id == str(USER) and sent.text == "Так выглядит правильный снимок"
@@ -126,13 +85,7 @@ async def test_operators_files_are_uploaded_and_attached(server: LiveServer, fak
     assert (upload["data"], upload["name"]) == (photo, "снимок.jpg")
     assert fake.not_ready == 0  # the refused attempt happened, then the send went through
 
-    r = await anna.http.post(
-        f"/api/workspace/v1/conversations/{conv_id}/attachments",
-        headers={"X-CSRF-Token": anna.csrf},
-        files={"file": ("Акт.pdf", PDF, "application/pdf")},
-    )
-    assert r.status_code == 201, r.text
-    await server.settle()
+    await send_file(anna, conv_id, "Акт.pdf", PDF, mime="application/pdf")
     eventually(lambda: len(files_sent()) == 2)
     [doc] = files_sent()[-1].body["attachments"]
     assert doc["type"] == "file"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,7 +17,15 @@ from abonent.channels.telegram import TelegramChannel, render
 from abonent.config import ChannelSettings
 from abonent.core.types import Attachment, Button, InboundMessage
 from abonent.db.models import EventRecord, Message
-from channels.conftest import StartServer, contacts, delivered, messages, settle
+from channels.conftest import (
+    StartServer,
+    contacts,
+    delivered,
+    messages,
+    platform_fixture,
+    settle,
+    telegram_config,
+)
 from fakes.base import Reply
 from fakes.telegram import SECRET, TOKEN, USER_ID, FakeTelegram, error
 from support import LiveServer, free_port
@@ -30,25 +37,8 @@ MENU_ROWS = [
 ]
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeTelegram]:
-    platform = FakeTelegram()
-    platform.start()
-    yield platform
-    platform.stop()
-
-
-def config(fake: FakeTelegram, **overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "id": "tg",
-        "type": "telegram",
-        "token": TOKEN,
-        "secret": SECRET,
-        "username": "@energo_test_bot",
-        "api_base": fake.url,
-    }
-    values.update(overrides)
-    return values
+fake = platform_fixture(FakeTelegram)
+config = telegram_config
 
 
 @pytest.fixture

@@ -4,71 +4,48 @@ outbox, retried without being sent twice."""
 
 from __future__ import annotations
 
-import asyncio
-import io
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import pytest
-from PIL import Image
 from sqlalchemy import select
 
-from abonent.db.models import Attachment, EventRecord, Message
-from abonent.db.session import Database
-from abonent.operators.users import add_user
-from channels.conftest import StartServer, eventually, messages, settle
-from fakes.telegram import SECRET, TOKEN, USER_ID, FakeTelegram, error
-from support import PASSWORD, LiveServer, Operator, on_server
-
-PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+from abonent.db.models import Attachment, EventRecord
+from channels.conftest import (
+    StartFiles,
+    eventually,
+    messages,
+    operator_chat,
+    operator_deliveries,
+    platform_fixture,
+    send_file,
+    settle,
+    stored,
+    telegram_config,
+)
+from fakes.telegram import TOKEN, USER_ID, FakeTelegram, error
+from support import PDF, LiveServer, Operator, picture
 
 
 def jpeg(color: tuple[int, int, int] = (10, 120, 30)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (40, 30), color).save(out, "JPEG")
-    return out.getvalue()
+    return picture((40, 30), color)
+
+
+fake = platform_fixture(FakeTelegram)
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeTelegram]:
-    platform = FakeTelegram()
-    platform.start()
-    yield platform
-    platform.stop()
-
-
-@pytest.fixture
-def server(
-    channel_server: StartServer, fake: FakeTelegram, fresh_database_url: str, tmp_path: Path
-) -> LiveServer:
-    async def seed() -> None:
-        db = Database(fresh_database_url)
-        await add_user(db, "anna", PASSWORD, name="Анна")
-        await db.dispose()
-
-    asyncio.run(seed())
-    channel = {
-        "id": "tg",
-        "type": "telegram",
-        "token": TOKEN,
-        "secret": SECRET,
-        "api_base": fake.url,
-    }
-    return channel_server([channel], attachments={"dir": str(tmp_path / "files")})
+def server(files_server: StartFiles, fake: FakeTelegram) -> LiveServer:
+    return files_server(telegram_config(fake))
 
 
 def hook(server: LiveServer) -> str:
     return f"{server.url}/webhooks/tg"
 
 
-def stored(server: LiveServer) -> list[Attachment]:
-    async def load() -> list[Attachment]:
-        async with server.runtime.db.session() as session:
-            return list((await session.scalars(select(Attachment).order_by(Attachment.id))).all())
-
-    result: list[Attachment] = server.call(load())
-    return result
+async def _with_operator(server: LiveServer, fake: FakeTelegram) -> tuple[Operator, int]:
+    """The customer asks for an operator; Анна comes on the line and gets the chat."""
+    fake.deliver_update(hook(server), fake.text_update("/start"))
+    fake.deliver_update(hook(server), fake.button_update("operator"))
+    await server.settle()
+    return await operator_chat(server, "tg")
 
 
 def fetched(server: LiveServer, count: int) -> list[Attachment]:
@@ -139,29 +116,12 @@ def test_a_failed_download_is_retried_and_a_waiting_operator_fetches_at_once(
 async def test_operators_files_go_out_as_sendphoto_and_senddocument(
     server: LiveServer, fake: FakeTelegram
 ) -> None:
-    fake.deliver_update(hook(server), fake.text_update("/start"))
-    fake.deliver_update(hook(server), fake.button_update("operator"))
-    await server.settle()
-    anna = Operator(server, "anna")
-    await anna.login()
-    await anna.online()
-    conv_id = next(m.conversation_id for m in messages(server, "tg"))
-
-    async def send(name: str, data: bytes, text: str = "") -> Any:
-        r = await anna.http.post(
-            f"/api/workspace/v1/conversations/{conv_id}/attachments",
-            headers={"X-CSRF-Token": anna.csrf},
-            files={"file": (name, data, "application/octet-stream")},
-            data={"text": text},
-        )
-        assert r.status_code == 201, r.text
-        await server.settle()
-        return r.json()
+    anna, conv_id = await _with_operator(server, fake)
 
     photo = jpeg()
     # The first attempt meets a Telegram hiccup: the outbox retries, the customer gets one.
     fake.fail_next("/sendPhoto", error(429, "Too Many Requests: retry after 0", retry_after=0))
-    await send("образец.jpg", photo, "Вот так должен выглядеть снимок счётчика")
+    await send_file(anna, conv_id, "образец.jpg", photo, "Вот так должен выглядеть снимок счётчика")
     eventually(lambda: len(fake.files_sent) == 1)
     [sent] = fake.files_sent
     assert sent.kind == "photo" and sent.chat_id == str(USER_ID)
@@ -169,31 +129,20 @@ async def test_operators_files_go_out_as_sendphoto_and_senddocument(
     assert sent.caption == "Вот так должен выглядеть снимок счётчика"
     assert len(fake.calls("/sendPhoto")) == 2  # the refused try and the delivered one
 
-    await send("Акт.pdf", PDF)
+    await send_file(anna, conv_id, "Акт.pdf", PDF)
     eventually(lambda: len(fake.files_sent) == 2)
     doc = fake.files_sent[1]
     assert (doc.kind, doc.data, doc.filename, doc.caption) == ("document", PDF, "Акт.pdf", None)
     fake.assert_no_more("/sendDocument", 1, wait=0.5)
 
-    async def delivery() -> list[str | None]:
-        async with server.runtime.db.session() as session:
-            rows = await session.scalars(select(Message).where(Message.author == "operator"))
-            return [m.delivery for m in rows]
-
-    assert await on_server(server, delivery()) == ["sent", "sent"]
+    assert await operator_deliveries(server) == ["sent", "sent"]
 
 
 async def test_after_the_close_and_the_rating_the_keyboard_is_the_menu(
     server: LiveServer, fake: FakeTelegram
 ) -> None:
     """The same end of a chat as in the widget, in Telegram's inline keyboards."""
-    fake.deliver_update(hook(server), fake.text_update("/start"))
-    fake.deliver_update(hook(server), fake.button_update("operator"))
-    await server.settle()
-    anna = Operator(server, "anna")
-    await anna.login()
-    await anna.online()
-    conv_id = next(m.conversation_id for m in messages(server, "tg"))
+    anna, conv_id = await _with_operator(server, fake)
     r = await anna.post(f"/conversations/{conv_id}/close", {"resolution": "Решено"})
     assert r.status_code == 200, r.text
     await server.settle()

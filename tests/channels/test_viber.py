@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,28 +19,22 @@ from fakes.base import Reply
 from fakes.viber import FakeViber
 from support import LiveServer
 
-from .conftest import StartServer, contacts, eventually, messages, settle
+from .conftest import (
+    StartServer,
+    contacts,
+    eventually,
+    messages,
+    platform_fixture,
+    settle,
+    viber_config,
+)
 
 USER = "01234567890A="
 PUBLIC = "https://cc.example.ru"
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeViber]:
-    with FakeViber() as platform:
-        yield platform  # type: ignore[misc]
-
-
-def config(fake: FakeViber, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": "viber",
-        "type": "viber",
-        "token": fake.token,
-        "name": "ЭнергоСбыт",
-        "uri": "energosbyt_test",
-        "api_base": f"{fake.url}/pa",
-        **extra,
-    }
+fake = platform_fixture(FakeViber)
+config = viber_config
 
 
 def hook(server: LiveServer) -> str:

@@ -4,76 +4,48 @@ operator's file is sent as a URL Viber downloads itself (``/files/<token>``): a 
 
 from __future__ import annotations
 
-import asyncio
-import io
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from abonent.clock import utcnow
 from abonent.db.models import Attachment
-from abonent.db.session import Database
-from abonent.operators.users import add_user
-from channels.conftest import StartServer, eventually, messages, settle
+from channels.conftest import (
+    StartFiles,
+    all_stored,
+    eventually,
+    messages,
+    operator_chat,
+    platform_fixture,
+    send_file,
+    settle,
+    viber_config,
+)
 from fakes.viber import FakeViber
-from support import PASSWORD, LiveServer, Operator, on_server
+from support import PDF, LiveServer, on_server, picture
 
 PUBLIC = "https://cc.example.ru"
-PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 USER = "01234567890A="
 
 
 def png() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (30, 30), (0, 160, 80)).save(out, "PNG")
-    return out.getvalue()
+    return picture((30, 30), (0, 160, 80), "PNG")
+
+
+fake = platform_fixture(FakeViber)
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeViber]:
-    with FakeViber() as platform:
-        yield platform  # type: ignore[misc]
-
-
-@pytest.fixture
-def server(
-    channel_server: StartServer, fake: FakeViber, fresh_database_url: str, tmp_path: Path
-) -> LiveServer:
-    async def seed() -> None:
-        db = Database(fresh_database_url)
-        await add_user(db, "anna", PASSWORD, name="Анна")
-        await db.dispose()
-
-    asyncio.run(seed())
-    channel = {
-        "id": "viber",
-        "type": "viber",
-        "token": fake.token,
-        "name": "ЭнергоСбыт",
-        "uri": "energosbyt_test",
-        "api_base": f"{fake.url}/pa",
-    }
-    srv = channel_server([channel], attachments={"dir": str(tmp_path / "files")})
+def server(files_server: StartFiles, fake: FakeViber) -> LiveServer:
+    srv = files_server(viber_config(fake))
     fake.routes[PUBLIC] = srv.url  # the product's public address, as Viber reaches it
     return srv
 
 
 def hook(server: LiveServer) -> str:
     return f"{server.url}/webhooks/viber"
-
-
-def stored(server: LiveServer) -> list[Attachment]:
-    async def load() -> list[Attachment]:
-        async with server.runtime.db.session() as session:
-            return list((await session.scalars(select(Attachment).order_by(Attachment.id))).all())
-
-    result: list[Attachment] = server.call(load())
-    return result
 
 
 def test_a_customers_picture_and_pdf_are_fetched(server: LiveServer, fake: FakeViber) -> None:
@@ -83,10 +55,7 @@ def test_a_customers_picture_and_pdf_are_fetched(server: LiveServer, fake: FakeV
     # A spreadsheet is kept as a note for the operator, not fetched.
     assert fake.deliver_event(hook(server), fake.file_update(USER, b"PK..", "расчёт.xlsx"))
     settle(server)
-    eventually(
-        lambda: len(stored(server)) == 2 and all(r.status == "stored" for r in stored(server))
-    )
-    image, doc = stored(server)
+    image, doc = all_stored(server, 2)
     assert (image.kind, image.mime) == ("image", "image/png")
     assert image.filename.endswith(".png")  # Viber called it .jpg; the content decides
     assert server.runtime.files.path(image.storage_key or "").read_bytes() == photo
@@ -100,24 +69,11 @@ async def test_operators_files_go_by_url_and_the_link_expires(
 ) -> None:
     fake.deliver_event(hook(server), fake.text_update(USER, "Позовите оператора"))
     await server.settle()
-    anna = Operator(server, "anna")
-    await anna.login()
-    await anna.online()
-    conv_id = next(m.conversation_id for m in messages(server, "viber"))
-
-    async def send(name: str, data: bytes, text: str = "") -> None:
-        r = await anna.http.post(
-            f"/api/workspace/v1/conversations/{conv_id}/attachments",
-            headers={"X-CSRF-Token": anna.csrf},
-            files={"file": (name, data, "application/octet-stream")},
-            data={"text": text},
-        )
-        assert r.status_code == 201, r.text
-        await server.settle()
+    anna, conv_id = await operator_chat(server, "viber")
 
     photo = png()
-    await send("образец.png", photo, "Пример снимка")
-    await send("Акт.pdf", PDF)
+    await send_file(anna, conv_id, "образец.png", photo, "Пример снимка")
+    await send_file(anna, conv_id, "Акт.pdf", PDF)
     eventually(lambda: sum(b["type"] in ("picture", "file") for b in fake.sent) == 2)
     text, picture, file = [
         b for b in fake.sent if b["type"] != "text" or b["text"] == "Пример снимка"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,34 +13,25 @@ from abonent.channels.base import MessengerChannel, OutgoingMessage, WebhookRequ
 from abonent.channels.registry import build_channel
 from abonent.config import ChannelSettings
 from abonent.core.types import Attachment, Button
-from channels.conftest import StartServer, contacts, eventually, messages, settle
+from channels.conftest import (
+    StartServer,
+    contacts,
+    eventually,
+    messages,
+    platform_fixture,
+    settle,
+    vk_config,
+)
 from fakes.base import Reply
-from fakes.vk import CONFIRMATION, GROUP_ID, SECRET, TOKEN, FakeVk, vk_error
+from fakes.vk import CONFIRMATION, GROUP_ID, TOKEN, FakeVk, vk_error
 from support import LiveServer
 
 PEER = 510000001
 MENU_TITLES = [b.title for b in t.MENU_BUTTONS]
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeVk]:
-    platform = FakeVk()
-    platform.start()
-    yield platform
-    platform.stop()
-
-
-def config(fake: FakeVk, **overrides: Any) -> dict[str, Any]:
-    return {
-        "id": "vk",
-        "type": "vk",
-        "token": TOKEN,
-        "secret": SECRET,
-        "confirmation": CONFIRMATION,
-        "group_id": GROUP_ID,
-        "api_base": fake.url,
-        **overrides,
-    }
+fake = platform_fixture(FakeVk)
+config = vk_config
 
 
 def hook(server: LiveServer) -> str:

@@ -4,7 +4,6 @@ with the app secret as Meta delivers them."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,7 +16,14 @@ from abonent.channels.registry import build_channel
 from abonent.channels.whatsapp import WhatsAppChannel, render
 from abonent.config import ChannelSettings
 from abonent.core.types import Attachment, Button
-from channels.conftest import StartServer, contacts, messages, settle
+from channels.conftest import (
+    StartServer,
+    contacts,
+    messages,
+    platform_fixture,
+    settle,
+    whatsapp_config,
+)
 from fakes.base import Reply
 from fakes.whatsapp import (
     APP_SECRET,
@@ -40,24 +46,8 @@ MENU = [
 MESSAGES_PATH = f"/v25.0/{PHONE_NUMBER_ID}/messages"
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeWhatsApp]:
-    with FakeWhatsApp() as platform:
-        yield platform  # type: ignore[misc]
-
-
-def config(fake: FakeWhatsApp, **overrides: Any) -> dict[str, Any]:
-    return {
-        "id": "wa",
-        "type": "whatsapp",
-        "token": TOKEN,
-        "secret": APP_SECRET,
-        "verify_token": VERIFY_TOKEN,
-        "phone_number_id": PHONE_NUMBER_ID,
-        "phone": "+7 800 123-45-67",
-        "api_base": fake.url,
-        **overrides,
-    }
+fake = platform_fixture(FakeWhatsApp)
+config = whatsapp_config
 
 
 def hook(server: Any, channel_id: str = "wa") -> str:

@@ -4,79 +4,41 @@ to ``/media`` and sent as an image or a document by that media id."""
 
 from __future__ import annotations
 
-import asyncio
-import io
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
-from sqlalchemy import select
 
-from abonent.db.models import Attachment, Message
-from abonent.db.session import Database
-from abonent.operators.users import add_user
-from channels.conftest import StartServer, eventually, messages, settle
-from fakes.whatsapp import (
-    APP_SECRET,
-    CUSTOMER,
-    PHONE_NUMBER_ID,
-    TOKEN,
-    VERIFY_TOKEN,
-    FakeWhatsApp,
-    graph_error,
+from channels.conftest import (
+    StartFiles,
+    all_stored,
+    eventually,
+    messages,
+    operator_chat,
+    operator_deliveries,
+    platform_fixture,
+    send_file,
+    settle,
+    stored,
+    whatsapp_config,
 )
-from support import PASSWORD, LiveServer, Operator, on_server
-
-PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+from fakes.whatsapp import CUSTOMER, TOKEN, FakeWhatsApp, graph_error
+from support import PDF, LiveServer, picture
 
 
 def image(kind: str = "JPEG") -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (50, 20), (250, 200, 0)).save(out, kind)
-    return out.getvalue()
+    return picture((50, 20), (250, 200, 0), kind)
+
+
+fake = platform_fixture(FakeWhatsApp)
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeWhatsApp]:
-    with FakeWhatsApp() as platform:
-        yield platform  # type: ignore[misc]
-
-
-@pytest.fixture
-def server(
-    channel_server: StartServer, fake: FakeWhatsApp, fresh_database_url: str, tmp_path: Path
-) -> LiveServer:
-    async def seed() -> None:
-        db = Database(fresh_database_url)
-        await add_user(db, "anna", PASSWORD, name="Анна")
-        await db.dispose()
-
-    asyncio.run(seed())
-    channel = {
-        "id": "wa",
-        "type": "whatsapp",
-        "token": TOKEN,
-        "secret": APP_SECRET,
-        "verify_token": VERIFY_TOKEN,
-        "phone_number_id": PHONE_NUMBER_ID,
-        "api_base": fake.url,
-    }
-    return channel_server([channel], attachments={"dir": str(tmp_path / "files")})
+def server(files_server: StartFiles, fake: FakeWhatsApp) -> LiveServer:
+    return files_server(whatsapp_config(fake))
 
 
 def hook(server: LiveServer) -> str:
     return f"{server.url}/webhooks/wa"
-
-
-def stored(server: LiveServer) -> list[Attachment]:
-    async def load() -> list[Attachment]:
-        async with server.runtime.db.session() as session:
-            return list((await session.scalars(select(Attachment).order_by(Attachment.id))).all())
-
-    result: list[Attachment] = server.call(load())
-    return result
 
 
 def test_a_customers_image_and_pdf_are_fetched_by_media_id(
@@ -87,10 +49,7 @@ def test_a_customers_image_and_pdf_are_fetched_by_media_id(
     receipt = fake.media_event(PDF, "application/pdf", filename="Квитанция.pdf")
     assert fake.post_event(hook(server), receipt).status_code == 200
     settle(server)
-    eventually(
-        lambda: len(stored(server)) == 2 and all(r.status == "stored" for r in stored(server))
-    )
-    first, second = stored(server)
+    first, second = all_stored(server, 2)
     assert (first.kind, first.mime, first.size) == ("image", "image/jpeg", len(photo))
     assert (second.kind, second.filename) == ("document", "Квитанция.pdf")
     assert server.runtime.files.path(first.storage_key or "").read_bytes() == photo
@@ -119,20 +78,7 @@ async def test_operators_files_are_uploaded_and_sent_by_media_id(
     fake.post_event(hook(server), fake.text_event("Позовите оператора"))
     fake.post_event(hook(server), fake.button_reply_event("operator", "Оператор"))
     await server.settle()
-    anna = Operator(server, "anna")
-    await anna.login()
-    await anna.online()
-    conv_id = next(m.conversation_id for m in messages(server, "wa"))
-
-    async def send(name: str, data: bytes, text: str = "") -> None:
-        r = await anna.http.post(
-            f"/api/workspace/v1/conversations/{conv_id}/attachments",
-            headers={"X-CSRF-Token": anna.csrf},
-            files={"file": (name, data, "application/octet-stream")},
-            data={"text": text},
-        )
-        assert r.status_code == 201, r.text
-        await server.settle()
+    anna, conv_id = await operator_chat(server, "wa")
 
     def files_sent() -> list[Any]:
         """Media messages only: the «operator joined» notice may still be on its way."""
@@ -140,7 +86,7 @@ async def test_operators_files_are_uploaded_and_sent_by_media_id(
 
     photo = image("PNG")
     fake.fail_next("/media", graph_error(500, 131000, "(#131000) Something went wrong"))
-    await send("пример.png", photo, "Снимите так, чтобы цифры были видны")
+    await send_file(anna, conv_id, "пример.png", photo, "Снимите так, чтобы цифры были видны")
     eventually(lambda: len(files_sent()) == 1, timeout=15)
     sent = files_sent()[-1]
     assert sent.type == "image" and sent.to == CUSTOMER
@@ -153,20 +99,15 @@ async def test_operators_files_are_uploaded_and_sent_by_media_id(
         "пример.png",
     )
 
-    await send("Акт.pdf", PDF, "")
+    await send_file(anna, conv_id, "Акт.pdf", PDF, "")
     eventually(lambda: len(files_sent()) == 2)
     doc = files_sent()[-1]
     assert doc.type == "document" and doc.body["document"]["filename"] == "Акт.pdf"
     assert fake.media[doc.body["document"]["id"]] == ("application/pdf", PDF)
     # WebP is a sticker on WhatsApp: an operator's WebP goes as a document.
     webp = image("WEBP")
-    await send("фото.webp", webp)
+    await send_file(anna, conv_id, "фото.webp", webp)
     eventually(lambda: len(files_sent()) == 3)
     assert files_sent()[-1].type == "document"
 
-    async def delivery() -> list[Any]:
-        async with server.runtime.db.session() as session:
-            rows = await session.scalars(select(Message).where(Message.author == "operator"))
-            return [m.delivery for m in rows]
-
-    assert await on_server(server, delivery()) == ["sent", "sent", "sent"]
+    assert await operator_deliveries(server) == ["sent", "sent", "sent"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -16,31 +15,15 @@ from sqlalchemy import select, update
 
 from abonent.clock import utcnow
 from abonent.db.models import AuditRecord, Conversation, EventRecord, Message, User
-from abonent.db.session import Database
 from abonent.operators.desk import Actor
 from abonent.operators.users import add_user, set_active
-from support import PASSWORD, Customer, LiveServer, Operator, make_settings, on_server, texts
+from operators.conftest import StartDesk
+from support import PASSWORD, Customer, LiveServer, Operator, conversation, on_server, texts
 
 
 @pytest.fixture
-def server(fresh_database_url: str) -> Iterator[LiveServer]:
-    async def seed() -> None:
-        db = Database(fresh_database_url)
-        await add_user(db, "anna", PASSWORD, name="Анна", max_chats=1)
-        await add_user(db, "boris", PASSWORD, name="Борис", groups=["billing"])
-        await add_user(db, "sveta", PASSWORD, name="Светлана", role="supervisor")
-        await db.dispose()
-
-    asyncio.run(seed())
-    srv = LiveServer(make_settings(fresh_database_url)).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
+def server(desk_team: StartDesk) -> LiveServer:
+    return desk_team(anna_chats=1)
 
 
 async def _queued_customer(server: LiveServer, http: httpx.AsyncClient) -> Customer:
@@ -48,16 +31,6 @@ async def _queued_customer(server: LiveServer, http: httpx.AsyncClient) -> Custo
     await me.start()
     await me.press("operator")
     return me
-
-
-async def _conversation(server: LiveServer, conv_id: int) -> Conversation:
-    async def load() -> Conversation | None:
-        async with server.runtime.db.session() as session:
-            return await session.get(Conversation, conv_id)
-
-    conv = await on_server(server, load())
-    assert conv is not None
-    return conv
 
 
 async def _wait(predicate: Any, within: float = 5.0) -> None:
@@ -111,7 +84,7 @@ async def test_a_queued_chat_goes_to_an_online_operator_who_answers_it(
         queue["length"] == 1 and queue["conversations"][0]["conversation_id"] == me.conversation_id
     )
     await anna.online()
-    conv = await _conversation(server, me.conversation_id)
+    conv = await conversation(server, me.conversation_id)
     assert conv.status == "assigned" and conv.assignee_id == anna.id
     assert "К диалогу подключился оператор Анна" in texts(await me.replies())
 
@@ -121,7 +94,7 @@ async def test_a_queued_chat_goes_to_an_online_operator_who_answers_it(
     assert sent.status_code == 201
     got = await me.replies()
     assert [(m["author"], m["text"]) for m in got] == [("operator", "Добрый день! Чем помочь?")]
-    conv = await _conversation(server, me.conversation_id)
+    conv = await conversation(server, me.conversation_id)
     assert conv.first_reply_at is not None and conv.waiting_since is None
 
     # the customer answers; the operator reads the whole history, bot part included
@@ -140,8 +113,8 @@ async def test_assignment_respects_the_limit_and_gives_the_next_chat_when_one_cl
     anna = Operator(server, "anna")  # max_chats = 1
     await anna.login()
     await anna.online()
-    assert (await _conversation(server, first.conversation_id)).assignee_id == anna.id
-    assert (await _conversation(server, second.conversation_id)).status == "queued"
+    assert (await conversation(server, first.conversation_id)).assignee_id == anna.id
+    assert (await conversation(server, second.conversation_id)).status == "queued"
 
     bad = await anna.post(f"/conversations/{first.conversation_id}/close", {"resolution": " "})
     assert bad.status_code == 422
@@ -152,7 +125,7 @@ async def test_assignment_respects_the_limit_and_gives_the_next_chat_when_one_cl
     assert "Диалог завершён" in texts(await first.replies())
 
     async def second_assigned() -> bool:
-        return (await _conversation(server, second.conversation_id)).assignee_id == anna.id
+        return (await conversation(server, second.conversation_id)).assignee_id == anna.id
 
     await _wait(second_assigned)
     # a closed conversation cannot be taken again
@@ -168,7 +141,7 @@ async def test_transfer_to_a_colleague_carries_a_note_the_customer_never_sees(
     await anna.login()
     await boris.login()
     await anna.online()  # the only one on the line: the chat is hers
-    assert (await _conversation(server, me.conversation_id)).assignee_id == anna.id
+    assert (await conversation(server, me.conversation_id)).assignee_id == anna.id
     await boris.online()
     assert (await boris.get(f"/conversations/{me.conversation_id}")).status_code == 403
     note = "Клиент спрашивает о перерасчёте за март, счёт уже проверила"
@@ -194,18 +167,18 @@ async def test_transfer_to_a_group_queues_it_for_that_group_only(
     anna, boris = Operator(server, "anna"), Operator(server, "boris")
     await anna.login()
     await anna.online()
-    assert (await _conversation(server, me.conversation_id)).assignee_id == anna.id
+    assert (await conversation(server, me.conversation_id)).assignee_id == anna.id
     await anna.post(
         f"/conversations/{me.conversation_id}/transfer",
         {"group": "billing", "note": "Нужен специалист по начислениям"},
     )
     await server.settle()
-    conv = await _conversation(server, me.conversation_id)
+    conv = await conversation(server, me.conversation_id)
     # Anna is online with room but not in «billing»: it waits for Boris.
     assert conv.status == "queued" and conv.group == "billing"
     await boris.login()
     await boris.online()
-    assert (await _conversation(server, me.conversation_id)).assignee_id == boris.id
+    assert (await conversation(server, me.conversation_id)).assignee_id == boris.id
 
 
 async def test_return_to_bot_gives_the_customer_the_menu_again(
@@ -215,13 +188,13 @@ async def test_return_to_bot_gives_the_customer_the_menu_again(
     boris = Operator(server, "boris")
     await boris.login()
     await boris.online()
-    assert (await _conversation(server, me.conversation_id)).assignee_id == boris.id
+    assert (await conversation(server, me.conversation_id)).assignee_id == boris.id
     await me.replies()
     assert (await boris.post(f"/conversations/{me.conversation_id}/return")).status_code == 200
     back = await me.replies()
     assert "я снова на связи" in texts(back)
     assert [b["payload"] for b in back[-1]["buttons"]] == ["readings", "balance", "operator"]
-    conv = await _conversation(server, me.conversation_id)
+    conv = await conversation(server, me.conversation_id)
     assert conv.status == "bot" and conv.assignee_id is None
     # and the bot answers again
     assert (await me.press("balance")) != []
@@ -234,7 +207,7 @@ async def test_a_closed_page_takes_the_operator_offline_and_requeues_their_chats
     anna = Operator(server, "anna")
     await anna.login()
     await anna.online()
-    assert (await _conversation(server, me.conversation_id)).assignee_id == anna.id
+    assert (await conversation(server, me.conversation_id)).assignee_id == anna.id
 
     async def page_closed_long_ago() -> None:
         async with server.runtime.db.write() as conn:
@@ -247,7 +220,7 @@ async def test_a_closed_page_takes_the_operator_offline_and_requeues_their_chats
 
     await on_server(server, page_closed_long_ago())
     assert (await anna.get("/me")).json()["status"] == "offline"
-    conv = await _conversation(server, me.conversation_id)
+    conv = await conversation(server, me.conversation_id)
     assert conv.status == "queued" and conv.assignee_id is None
 
     async def log() -> list[EventRecord]:
@@ -380,7 +353,7 @@ async def test_operators_read_and_annotate_only_waiting_and_their_own_chats(
     # waiting: any operator may look at the customer before taking the chat
     assert (await boris.get(f"/contacts/{contact}/card")).status_code == 200
     await anna.online()  # she gets the first waiting chat (her limit is one)
-    assert (await _conversation(server, me.conversation_id)).assignee_id == anna.id
+    assert (await conversation(server, me.conversation_id)).assignee_id == anna.id
     card = f"/contacts/{contact}/card"
     assert (await boris.get(card)).status_code == 403
     assert (await boris.get(f"{card}?conversation_id={me.conversation_id}")).status_code == 403
@@ -432,7 +405,7 @@ async def test_an_action_checked_against_one_assignee_does_not_land_after_a_reas
     finally:
         del desk._own
     assert late.status_code == 409
-    conv = await _conversation(server, me.conversation_id)
+    conv = await conversation(server, me.conversation_id)
     assert conv.status == "assigned" and conv.assignee_id == boris.id
 
 
@@ -461,5 +434,5 @@ async def test_a_disabled_operator_gives_the_chats_back_and_loses_the_socket(
             while True:
                 await asyncio.wait_for(ws.recv(), 5)
         assert ws.close_code == 4401
-    conv = await _conversation(server, me.conversation_id)
+    conv = await conversation(server, me.conversation_id)
     assert conv.status == "queued" and conv.assignee_id is None

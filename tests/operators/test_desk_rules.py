@@ -8,41 +8,21 @@ API's error format, and nothing changes behind it.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from decimal import Decimal
 
 import httpx
 import pytest
 
-from abonent.db.models import Conversation
-from abonent.db.session import Database
 from abonent.operators import formats
 from abonent.operators.desk import TRANSFERRED_TO_GROUP
-from abonent.operators.users import add_user
-from support import PASSWORD, Customer, LiveServer, Operator, make_settings, on_server, texts
+from operators.conftest import StartDesk
+from support import Customer, LiveServer, Operator, conversation, texts
 
 
 @pytest.fixture
-def server(fresh_database_url: str) -> Iterator[LiveServer]:
-    async def seed() -> None:
-        db = Database(fresh_database_url)
-        await add_user(db, "anna", PASSWORD, name="Анна", max_chats=3)
-        await add_user(db, "boris", PASSWORD, name="Борис", groups=["billing"])
-        await add_user(db, "sveta", PASSWORD, name="Светлана", role="supervisor")
-        await db.dispose()
-
-    asyncio.run(seed())
-    srv = LiveServer(make_settings(fresh_database_url)).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
+def server(desk_team: StartDesk) -> LiveServer:
+    return desk_team(anna_chats=3)
 
 
 async def _signed_in(server: LiveServer, *logins: str) -> list[Operator]:
@@ -58,16 +38,6 @@ async def _queued(server: LiveServer, http: httpx.AsyncClient) -> Customer:
     await me.press("operator")
     await me.replies()
     return me
-
-
-async def _conversation(server: LiveServer, conv_id: int) -> Conversation:
-    async def load() -> Conversation | None:
-        async with server.runtime.db.session() as session:
-            return await session.get(Conversation, conv_id)
-
-    conv = await on_server(server, load())
-    assert conv is not None
-    return conv
 
 
 async def _status(person: Operator, status: str) -> None:
@@ -93,12 +63,12 @@ async def test_taking_a_chat_needs_the_operator_on_the_line(
         # a supervisor takes any open chat, but on the line too
         await _status(sveta, status)
         _error(await sveta.post(f"/conversations/{me.conversation_id}/take"), 409, "not_online")
-    conv = await _conversation(server, me.conversation_id)
+    conv = await conversation(server, me.conversation_id)
     assert conv.status == "queued" and conv.assignee_id is None
     assert "подключился" not in texts(await me.replies())
 
     await boris.online()  # the desk hands it over at once
-    conv = await _conversation(server, me.conversation_id)
+    conv = await conversation(server, me.conversation_id)
     assert conv.status == "assigned" and conv.assignee_id == boris.id
     assert "К диалогу подключился оператор Борис." in texts(await me.replies())
 
@@ -109,7 +79,7 @@ async def test_a_transfer_goes_only_to_a_colleague_on_the_line(
     me = await _queued(server, http)
     anna, boris = await _signed_in(server, "anna", "boris")
     await anna.online()
-    assert (await _conversation(server, me.conversation_id)).assignee_id == anna.id
+    assert (await conversation(server, me.conversation_id)).assignee_id == anna.id
     await me.replies()
     path = f"/conversations/{me.conversation_id}/transfer"
     listed = {c["id"]: c for c in (await anna.get("/colleagues")).json()["operators"]}
@@ -121,7 +91,7 @@ async def test_a_transfer_goes_only_to_a_colleague_on_the_line(
         error = _error(refused, 409, "operator_unavailable")
         assert error["details"] == {"operator_status": status}
     # nothing moved, nothing was said to the customer, no note was left
-    conv = await _conversation(server, me.conversation_id)
+    conv = await conversation(server, me.conversation_id)
     assert conv.status == "assigned" and conv.assignee_id == anna.id
     assert await me.replies() == []
     view = (await anna.get(f"/conversations/{me.conversation_id}")).json()
@@ -133,7 +103,7 @@ async def test_a_transfer_goes_only_to_a_colleague_on_the_line(
     assert listed[boris.id]["available"] is True and listed[boris.id]["load"] == 0
     moved = await anna.post(path, {"to_user_id": boris.id, "note": "Про начисления"})
     assert moved.status_code == 200, moved.text
-    assert (await _conversation(server, me.conversation_id)).assignee_id == boris.id
+    assert (await conversation(server, me.conversation_id)).assignee_id == boris.id
     assert texts(await me.replies()) == "К диалогу подключился оператор Борис."
 
 
@@ -151,7 +121,7 @@ async def test_a_group_transfer_tells_the_customer_to_wait_not_that_someone_join
     assert moved.status_code == 200, moved.text
     told = await me.replies()
     assert [(m["author"], m["text"]) for m in told] == [("system", TRANSFERRED_TO_GROUP)]
-    conv = await _conversation(server, me.conversation_id)
+    conv = await conversation(server, me.conversation_id)
     assert conv.status == "queued" and conv.group == "billing"
 
 
@@ -164,7 +134,7 @@ async def test_a_supervisor_reassigns_only_to_somebody_on_the_line(
     await me.replies()
     path = f"/conversations/{me.conversation_id}/assign"
     _error(await sveta.post(path, {"user_id": boris.id}), 409, "operator_unavailable")
-    assert (await _conversation(server, me.conversation_id)).assignee_id == anna.id
+    assert (await conversation(server, me.conversation_id)).assignee_id == anna.id
     assert await me.replies() == []
     _error(await sveta.post(path, {"user_id": 10**9}), 404, "no_operator")
     await _status(boris, "online")

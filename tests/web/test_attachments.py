@@ -3,9 +3,8 @@ kept, who may have it back, and that operators' views are audited."""
 
 from __future__ import annotations
 
-import asyncio
 import io
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,29 +14,29 @@ from PIL import Image
 from sqlalchemy import select
 
 from abonent.db.models import Attachment, AuditRecord, EventRecord, Message
-from abonent.db.session import Database
-from abonent.operators.users import add_user
-from support import PASSWORD, Customer, LiveServer, Operator, make_settings, on_server
+from support import (
+    PDF,
+    Customer,
+    LiveServer,
+    Operator,
+    make_settings,
+    on_server,
+    picture,
+    seed_users,
+)
 
 
 def jpeg(width: int = 64, height: int = 48) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 30, 30)).save(out, "JPEG")
-    return out.getvalue()
+    return picture((width, height), (200, 30, 30))
 
 
 def png() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (10, 10), (0, 0, 255)).save(out, "PNG")
-    return out.getvalue()
+    return picture((10, 10), (0, 0, 255), "PNG")
 
 
 def files_in(folder: Path) -> list[Path]:
     """Every file under ``folder`` (none when it was never created)."""
     return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
-
-
-PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 
 
 @pytest.fixture
@@ -47,24 +46,12 @@ def files_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(fresh_database_url: str, files_dir: Path) -> Iterator[LiveServer]:
-    async def seed() -> None:
-        db = Database(fresh_database_url)
-        await add_user(db, "anna", PASSWORD, name="Анна")
-        await add_user(db, "boris", PASSWORD, name="Борис")
-        await db.dispose()
-
-    asyncio.run(seed())
+    seed_users(fresh_database_url, {"anna": {"name": "Анна"}, "boris": {"name": "Борис"}})
     srv = LiveServer(
         make_settings(fresh_database_url, attachments={"max_mb": 0.5, "dir": str(files_dir)})
     ).start()
     yield srv
     srv.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
 
 
 async def upload(

@@ -22,7 +22,6 @@ operator who opens a file that is not fetched yet has it fetched at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import io
 import logging
@@ -46,6 +45,7 @@ from abonent.core import eventlog, events
 from abonent.core.bus import LocalBus
 from abonent.core.events import Event
 from abonent.core.types import RemoteFile
+from abonent.core.worker import Worker
 from abonent.db.models import Attachment
 from abonent.db.session import Database
 
@@ -459,7 +459,7 @@ class FetchError(Exception):
         self.permanent = permanent
 
 
-class Fetcher:
+class Fetcher(Worker):
     """Downloads messengers' files into the store: a loop woken by new messages, shared
     by processes the way the outbox is (a claimed row is leased)."""
 
@@ -472,43 +472,27 @@ class Fetcher:
         *,
         poll: float = 5.0,
     ) -> None:
+        super().__init__(
+            bus,
+            {events.MESSAGE_RECEIVED},
+            name="attachment-fetcher",
+            poll=poll,
+            logger=log,
+            failure="attachment fetch pass failed",
+            eager=True,
+        )
         self.db = db
         self.bus = bus
         self.store = store
         self.channels = channels
-        self.poll = poll
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._unsubscribe = bus.subscribe(self._on_event, {events.MESSAGE_RECEIVED})
         self._locks: dict[int, asyncio.Lock] = {}
 
     def _on_event(self, event: Event) -> None:
         if event.data.get("attachments"):
-            self._wake.set()
+            self.wake()
 
-    async def start(self) -> None:
-        self._wake.set()
-        self._task = asyncio.create_task(self._run(), name="attachment-fetcher")
-
-    async def stop(self) -> None:
-        self._unsubscribe()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll)
-            self._wake.clear()
-            try:
-                while await self.run_once():
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("attachment fetch pass failed")
+    async def _step(self) -> bool:
+        return await self.run_once()
 
     async def run_once(self) -> bool:
         """Fetch what is due; True when there was something."""

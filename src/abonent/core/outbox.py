@@ -11,7 +11,6 @@ operators to see.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -27,6 +26,7 @@ from abonent.core.attachments import Store
 from abonent.core.bus import LocalBus
 from abonent.core.events import Event
 from abonent.core.types import Button
+from abonent.core.worker import Worker
 from abonent.db.models import Attachment, ChannelIdentity, Message, OutboxItem
 from abonent.db.session import Database
 
@@ -60,7 +60,7 @@ class _Outcome:
     held_by: int | None = None
 
 
-class OutboxSender:
+class OutboxSender(Worker):
     def __init__(
         self,
         db: Database,
@@ -72,48 +72,28 @@ class OutboxSender:
         public_url: str = "",
         link_valid: timedelta = timedelta(hours=72),
     ) -> None:
+        super().__init__(
+            bus,
+            {events.OUTBOX_ENQUEUED},
+            name="outbox-sender",
+            poll=poll,
+            logger=log,
+            failure="outbox pass failed",
+            eager=True,
+        )
         self.db = db
         self.bus = bus
         self.channels = channels
-        self.poll = poll
         # Operators' files go out with their messages (core.attachments).
         self.files = files
         self.public_url = public_url.rstrip("/")
         self.link_valid = link_valid
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._unsubscribe = bus.subscribe(lambda _e: self._wake.set(), {events.OUTBOX_ENQUEUED})
         self._passes = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-sender")
-
-    async def stop(self) -> None:
-        self._unsubscribe()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                busy = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox pass failed")
-                busy = False
-            if busy:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
-            self._wake.clear()
+    async def _step(self) -> bool:
+        return await self.run_once()
 
     async def run_once(self) -> bool:
         """One pass: claim, send, record. True when it found work (there may be more)."""

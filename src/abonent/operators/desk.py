@@ -26,7 +26,6 @@ to the queue with the rest of theirs).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from abonent.core.events import Event
 from abonent.core.pipeline import Pipeline
 from abonent.core.serialize import row_event_data
 from abonent.core.types import SURVEY_PREFIX, Button, Reply
+from abonent.core.worker import Worker
 from abonent.db.models import Conversation, Message, User
 from abonent.db.session import Database
 from abonent.operators.templates import unfilled
@@ -176,7 +176,7 @@ class Actor:
         return self.role in ("supervisor", "admin")
 
 
-class Desk:
+class Desk(Worker):
     def __init__(
         self,
         db: Database,
@@ -186,6 +186,16 @@ class Desk:
         survey: bool = True,
         idle_close: timedelta | None = timedelta(hours=24),
     ) -> None:
+        # Eager: chats queued while nobody ran the desk are assigned on start.
+        super().__init__(
+            bus,
+            _TRIGGERS,
+            name="operator-desk",
+            poll=SWEEP_EVERY,
+            logger=log,
+            failure="operator desk pass failed",
+            eager=True,
+        )
         self.db = db
         self.bus = bus
         self.pipeline = pipeline
@@ -194,38 +204,16 @@ class Desk:
         # Close conversations with the bot that have been silent this long.
         self.idle_close = idle_close
         self._last_idle_sweep = 0.0
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._unsubscribe = bus.subscribe(lambda _e: self._wake.set(), _TRIGGERS)
 
     # ------------------------------------------------------------------ life cycle
-    async def start(self) -> None:
-        self._wake.set()  # chats queued while nobody ran the desk
-        self._task = asyncio.create_task(self._run(), name="operator-desk")
-
-    async def stop(self) -> None:
-        self._unsubscribe()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), SWEEP_EVERY)
-            self._wake.clear()
-            try:
-                await self.sweep()
-                await self.assign_waiting()
-                if self.idle_close and loop.time() - self._last_idle_sweep > IDLE_SWEEP_EVERY:
-                    self._last_idle_sweep = loop.time()
-                    await close_idle(self.db, self.bus, utcnow() - self.idle_close)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("operator desk pass failed")
+    async def _step(self) -> bool:
+        await self.sweep()
+        await self.assign_waiting()
+        now = asyncio.get_running_loop().time()
+        if self.idle_close and now - self._last_idle_sweep > IDLE_SWEEP_EVERY:
+            self._last_idle_sweep = now
+            await close_idle(self.db, self.bus, utcnow() - self.idle_close)
+        return False
 
     # ------------------------------------------------------------------ statuses
     async def set_status(

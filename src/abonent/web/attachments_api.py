@@ -30,7 +30,7 @@ from abonent.core.types import InboundMessage
 from abonent.db.models import Attachment, ChannelIdentity, Conversation, Message
 from abonent.operators.card import audit
 from abonent.operators.desk import Actor, DeskError
-from abonent.web.client_api import MAX_TEXT, _identity_for
+from abonent.web.client_api import MAX_TEXT, FileOut, bearer_identity
 from abonent.web.deps import BearerDep, CurrentUser, IdPath, RuntimeDep
 from abonent.web.errors import ApiError
 
@@ -45,19 +45,9 @@ AUDIT_ACTION = "attachment.view"
 _ENVELOPE = 64 * 1024
 
 
-class AttachmentOut(BaseModel):
-    id: int
-    kind: str
-    mime: str
-    size: int
-    name: str
-    width: int | None = None
-    height: int | None = None
-
-
 class Uploaded(BaseModel):
     id: int
-    attachment: AttachmentOut
+    attachment: FileOut
 
 
 def _rejected(exc: AttachmentRejected) -> ApiError:
@@ -101,6 +91,46 @@ async def _read_upload(request: Request, runtime: Runtime) -> tuple[bytes, str |
         await form.close()
 
 
+async def _store_upload(
+    request: Request,
+    runtime: Runtime,
+    *,
+    identity_id: int,
+    conversation_id: int | None,
+    author: str,
+    user_id: int | None = None,
+) -> tuple[Attachment, str]:
+    """The uploaded file, checked by its content and stored (not yet on a message), and
+    the text sent with it: the customer's and the operator's uploads are refused alike."""
+    data, filename, text = await _read_upload(request, runtime)
+    try:
+        checked = attachments.check(data, runtime.settings.attachments.max_bytes)
+    except AttachmentRejected as exc:
+        raise _rejected(exc) from exc
+    async with runtime.db.write() as conn:
+        row = await attachments.create(
+            conn,
+            runtime.files,
+            checked,
+            filename=filename,
+            identity_id=identity_id,
+            conversation_id=conversation_id,
+            author=author,
+            user_id=user_id,
+        )
+    return row, text
+
+
+async def _discard_unsent(runtime: Runtime, attachment_id: int) -> None:
+    """A stored file that no message took: nobody will ever ask for it."""
+    async with runtime.db.write() as conn:
+        await conn.execute(
+            delete(Attachment).where(
+                Attachment.id == attachment_id, Attachment.message_id.is_(None)
+            )
+        )
+
+
 def _file_response(row: Attachment, data: bytes) -> Response:
     """The file with headers that keep a browser from running anything in it: its
     real type only (no sniffing), no scripts, PDFs downloaded rather than shown."""
@@ -140,27 +170,15 @@ async def upload(
     """A photo (JPEG, PNG, WebP, HEIC) or a PDF from the customer, as multipart/form-data:
     ``file`` and an optional ``text``. It becomes a customer message, like ``POST
     /messages``; the answer is that message's id and the stored file."""
-    identity_id = await _identity_for(request, credentials.credentials if credentials else None)
+    identity_id = await bearer_identity(request, credentials)
     external_id = f"{identity_id}:{idempotency_key}" if idempotency_key else None
     if external_id is not None:
         earlier = await _uploaded_before(runtime, external_id)
         if earlier is not None:  # a retry of an upload that went through: nothing new
             return JSONResponse(earlier, status_code=202)
-    data, filename, text = await _read_upload(request, runtime)
-    try:
-        checked = attachments.check(data, runtime.settings.attachments.max_bytes)
-    except AttachmentRejected as exc:
-        raise _rejected(exc) from exc
-    async with runtime.db.write() as conn:
-        row = await attachments.create(
-            conn,
-            runtime.files,
-            checked,
-            filename=filename,
-            identity_id=identity_id,
-            conversation_id=None,
-            author="customer",
-        )
+    row, text = await _store_upload(
+        request, runtime, identity_id=identity_id, conversation_id=None, author="customer"
+    )
     received = await runtime.pipeline.accept(
         InboundMessage(
             channel_id=WEBCHAT_ID,
@@ -175,10 +193,7 @@ async def upload(
     )
     if received.duplicate and external_id is not None:
         # Two copies of one upload raced: the first one's message and file stand.
-        async with runtime.db.write() as conn:
-            await conn.execute(
-                delete(Attachment).where(Attachment.id == row.id, Attachment.message_id.is_(None))
-            )
+        await _discard_unsent(runtime, row.id)
         earlier = await _uploaded_before(runtime, external_id)
         if earlier is not None:
             return JSONResponse(earlier, status_code=202)
@@ -206,7 +221,7 @@ async def download(
     attachment_id: IdPath, request: Request, runtime: RuntimeDep, credentials: BearerDep
 ) -> Response:
     """A file of the customer's own chat (sent by them or to them)."""
-    identity_id = await _identity_for(request, credentials.credentials if credentials else None)
+    identity_id = await bearer_identity(request, credentials)
     row = await attachments.get(runtime.db, attachment_id)
     if row is None or row.identity_id != identity_id or row.message_id is None:
         raise ApiError(404, "not_found", "No such file.")
@@ -298,29 +313,18 @@ async def operator_upload(
         raise ApiError(404, "not_found", "No such conversation.")
     if conv.status != "assigned" or (conv.assignee_id != user.id and not user.can("supervisor")):
         raise ApiError(409, "not_yours", "The conversation is not assigned to you.")
-    data, filename, text = await _read_upload(request, runtime)
-    try:
-        checked = attachments.check(data, runtime.settings.attachments.max_bytes)
-    except AttachmentRejected as exc:
-        raise _rejected(exc) from exc
-    async with runtime.db.write() as conn:
-        row = await attachments.create(
-            conn,
-            runtime.files,
-            checked,
-            filename=filename,
-            identity_id=conv.identity_id,
-            conversation_id=conv.id,
-            author="operator",
-            user_id=user.id,
-        )
+    row, text = await _store_upload(
+        request,
+        runtime,
+        identity_id=conv.identity_id,
+        conversation_id=conv.id,
+        author="operator",
+        user_id=user.id,
+    )
     actor = Actor(user.user.id, user.user.name, user.user.role)
     try:
         written = await runtime.desk.send(actor, conv_id, text, (row.id,))
     except DeskError as exc:
-        async with runtime.db.write() as conn:  # never sent: nobody will ask for it
-            await conn.execute(
-                delete(Attachment).where(Attachment.id == row.id, Attachment.message_id.is_(None))
-            )
+        await _discard_unsent(runtime, row.id)  # never sent
         raise ApiError(exc.status, exc.code, exc.message) from exc
     return {"id": written["id"], "attachment": attachments.describe(row)}

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -147,6 +148,14 @@ async def _identity_for(request: Request | WebSocket, token: str | None) -> int:
     return int(found)
 
 
+async def bearer_identity(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> int:
+    """The identity an HTTP endpoint's bearer token names; called in the endpoint, not as
+    a dependency, so a malformed body is still reported before a missing token."""
+    return await _identity_for(request, credentials.credentials if credentials else None)
+
+
 class NewConversation(ApiModel):
     name: str | None = Field(default=None, max_length=200)
 
@@ -267,7 +276,7 @@ async def post_message(
     body: NewMessage,
     idempotency_key: Annotated[str | None, Header(max_length=64)] = None,
 ) -> JSONResponse:
-    identity_id = await _identity_for(request, credentials.credentials if credentials else None)
+    identity_id = await bearer_identity(request, credentials)
     text = (body.text or "").strip()
     payload = (body.payload or "").strip() or None
     if not text and not payload:
@@ -342,7 +351,7 @@ async def get_messages(
     after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0,
 ) -> dict[str, Any]:
-    identity_id = await _identity_for(request, credentials.credentials if credentials else None)
+    identity_id = await bearer_identity(request, credentials)
     if wait <= 0:
         return {"messages": await _messages_after(runtime, identity_id, after)}
     with _listeners(request).listen(identity_id) as queue:
