@@ -334,3 +334,22 @@ async def test_a_retried_upload_with_the_same_key_is_stored_once(
     assert len(await rows(server, Attachment)) == 1
     customer = [m for m in await rows(server, Message) if m.author == "customer"]
     assert len(customer) == 1
+
+
+async def test_a_caption_with_a_nul_is_refused(server: LiveServer, http: httpx.AsyncClient) -> None:
+    """The caption is refused like any client-API text, on SQLite and PostgreSQL alike,
+    and nothing is stored. (A lone surrogate cannot travel in multipart: invalid UTF-8
+    there is read as Latin-1, storable text.)"""
+    me = Customer(server, http)
+    await me.start()
+    r = await me.client.post(
+        f"{server.url}/api/client/v1/attachments",
+        headers=me.headers,
+        files={
+            "file": ("meter.jpg", jpeg(), "application/octet-stream"),
+            "text": (None, "счётчик\x00".encode()),
+        },
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "invalid_text"
+    assert await rows(server, Attachment) == []

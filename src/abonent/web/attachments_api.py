@@ -25,6 +25,7 @@ from abonent.channels.webchat import WEBCHAT_ID
 from abonent.clock import utcnow
 from abonent.core import attachments
 from abonent.core.attachments import AttachmentRejected, too_large
+from abonent.core.text import problem
 from abonent.core.types import Attachment as Kind
 from abonent.core.types import InboundMessage
 from abonent.db.models import Attachment, ChannelIdentity, Conversation, Message
@@ -80,8 +81,9 @@ async def _read_upload(request: Request, runtime: Runtime) -> tuple[bytes, str |
             raise _rejected(too_large(upload.size or len(data), limit))
         text = form.get("text")
         text = text.strip() if isinstance(text, str) else ""
-        if "\x00" in text:
-            raise ApiError(422, "invalid_text", "The text contains a NUL character.")
+        wrong = problem(text)
+        if wrong is not None:
+            raise ApiError(422, "invalid_text", f"The text {wrong}.", field="text")
         if len(text) > MAX_TEXT:
             raise ApiError(
                 422, "message_too_long", f"A message may have at most {MAX_TEXT} characters."
