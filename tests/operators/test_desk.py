@@ -61,6 +61,18 @@ async def test_sign_in_sets_a_safe_cookie_and_wrong_passwords_are_throttled(
     assert me.json()["login"] == "boris" and me.json()["csrf_token"] == boris.csrf
 
 
+async def test_wrong_passwords_sent_at_once_get_no_more_checks_than_the_limit(
+    server: LiveServer,
+) -> None:
+    """Twenty guesses in parallel: at most five passwords are checked (401), the rest are
+    refused unchecked (429), on SQLite and on PostgreSQL alike."""
+    guessers = [Operator(server, "anna") for _ in range(20)]
+    answers = await asyncio.gather(*(g.login("wrong password") for g in guessers))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [401] * 5 + [429] * 15, statuses
+    assert (await Operator(server, "anna").login()).status_code == 429  # still throttled
+
+
 async def test_state_changes_need_the_csrf_token_and_the_role(server: LiveServer) -> None:
     boris = Operator(server, "boris")
     await boris.login()

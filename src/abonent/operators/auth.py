@@ -16,7 +16,8 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from abonent.clock import utcnow
 from abonent.core import eventlog, events
@@ -76,26 +77,31 @@ async def authenticate(db: Database, login: str, password: str, ip: str | None) 
 
     Raises ``LoginThrottled`` before checking anything when this login or this address
     failed too often lately, so guessing is slow even with the right password.
+
+    Each attempt is counted as a failure *before* the password is checked, in one
+    transaction with the count (serialised per login and address), and forgotten only
+    when it succeeds: twenty wrong passwords sent at once get at most ``MAX_FAILURES``
+    checks, not twenty (counting after the check let them all through the gate).
     """
-    login = login.strip().lower()
+    login = login.strip().lower()[:64]
     now = utcnow()
     since = now - FAILURE_WINDOW
-    async with db.session() as session:
+    async with db.transaction() as session:
+        await _serialise(session, login, ip)
         recent = select(func.count()).select_from(LoginFailure).where(LoginFailure.at >= since)
         by_login = await session.scalar(recent.where(LoginFailure.login == login)) or 0
         by_ip = await session.scalar(recent.where(LoginFailure.ip == ip)) if ip else 0
         if by_login >= MAX_FAILURES or (by_ip or 0) >= MAX_FAILURES * 4:
             raise LoginThrottled(int(FAILURE_WINDOW.total_seconds()))
+        session.add(LoginFailure(login=login, ip=ip, at=now))
         user = await session.scalar(select(User).where(User.login == login))
     if user is None or not user.active:
         verify_password(_DUMMY_HASH, password)
-        ok = False
-    else:
-        ok = verify_password(user.password_hash, password)
+        return None  # the attempt stays counted
+    if not verify_password(user.password_hash, password):
+        return None
     async with db.transaction() as session:
-        if not ok or user is None:
-            session.add(LoginFailure(login=login[:64], ip=ip, at=now))
-            return None
+        # This attempt and the login's earlier failures (the address keeps others').
         await session.execute(delete(LoginFailure).where(LoginFailure.login == login))
         await session.execute(delete(UserSession).where(UserSession.expires_at < now))
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
@@ -113,6 +119,19 @@ async def authenticate(db: Database, login: str, password: str, ip: str | None) 
             session, [Event(events.OPERATOR_SIGNED_IN, {"user_id": user.id})], now
         )
     return SignedIn(user, token, csrf, tuple(recorded))
+
+
+async def _serialise(session: AsyncSession, login: str, ip: str | None) -> None:
+    """On PostgreSQL, one attempt at a time per login and per address (transaction-level
+    advisory locks, taken in a fixed order so two attempts never wait on each other);
+    SQLite writes one transaction at a time anyway."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({f"login:{login}", *([f"ip:{ip}"] if ip else [])})
+    for key in keys:
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key}
+        )
 
 
 async def session_user(db: Database, token: str) -> tuple[User, UserSession] | None:
