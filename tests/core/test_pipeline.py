@@ -143,3 +143,31 @@ async def test_a_closed_conversation_is_followed_by_a_new_one(db: Database) -> N
     convs = await _rows(db, Conversation)
     assert [c.status for c in convs] == ["closed", "bot"]
     assert convs[1].identity_id == identity_id and convs[1].contact_id == convs[0].contact_id
+
+
+class SlowEcho(Echo):
+    """A turn that takes long enough for another process's turn to overlap it."""
+
+    async def handle(self, turn: Turn) -> TurnOutcome:
+        await asyncio.sleep(0.3)
+        return await super().handle(turn)
+
+
+async def test_two_processes_answer_one_chat_in_order_from_the_latest_state(
+    db: Database,
+) -> None:
+    """A load balancer gives a chat's first message to one process and its second to
+    another while the first is still being answered: the second process answers the
+    first message's successor only after it, from the state the first turn left (two
+    pipelines on one database are two processes: their queues are their own)."""
+    one, two = Pipeline(db, LocalBus(), SlowEcho()), Pipeline(db, LocalBus(), SlowEcho())
+    await one.accept(_msg("первое", "u-1"))
+    await asyncio.sleep(0.05)  # the first turn is under way in process one
+    await two.accept(_msg("второе", "u-2"))
+    await asyncio.gather(one.drain_all(), two.drain_all())
+    messages = await _rows(db, Message)
+    bot = [m.text for m in messages if m.author == "bot"]
+    assert bot == ["эхо 1: первое", "эхо 2: второе"]
+    async with db.session() as session:
+        conv = await session.scalar(select(Conversation))
+    assert conv is not None and conv.bot_state == {"count": 2}

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, false, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from abonent.clock import utcnow
@@ -83,7 +83,7 @@ class ConversationHandler(Protocol):
 _UNHANDLED = and_(
     Message.conversation_id == Conversation.id,
     Message.author == "customer",
-    Message.handled.is_(False),
+    Message.handled == false(),  # '=' (not IS): the index can seek on it
 )
 _CONVERSATION_WITH = select(
     Conversation.id,
@@ -109,7 +109,7 @@ _WITH_OLDEST_UNHANDLED = _CONVERSATION_WITH.outerjoin(
         .where(
             Message.conversation_id == bindparam("conv_id"),
             Message.author == "customer",
-            Message.handled.is_(False),
+            Message.handled == false(),  # '=' (not IS): the index can seek on it
         )
         .scalar_subquery(),
     ),
@@ -261,11 +261,14 @@ class Pipeline:
                 try:
                     if item == _START:
                         await self._greet(conversation_id)
-                    elif item == _LOOK_UP:
+                    else:
+                        # Whatever message woke us, the oldest unhandled one goes first:
+                        # another process may hold the conversation's earlier message
+                        # (a load balancer spreads one chat's webhooks), and answering
+                        # ours meanwhile would answer out of order from a stale state.
+                        # Two turns on one message are settled by the claim.
                         while await self._handle(conversation_id, None):
                             pass
-                    else:
-                        await self._handle(conversation_id, item)
                 except Exception:
                     log.exception("turn failed in conversation %s", conversation_id)
                     await self._fail_safe(conversation_id)

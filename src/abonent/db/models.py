@@ -134,6 +134,9 @@ class Message(Base):
         UniqueConstraint("channel_id", "external_id", name="uq_messages_channel_external"),
         Index("ix_messages_conversation_id", "conversation_id", "id"),
         Index("ix_messages_identity_id", "identity_id", "id"),
+        # The oldest customer message still to answer (core.pipeline) in one step,
+        # however long the conversation has grown.
+        Index("ix_messages_unhandled", "conversation_id", "handled", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
