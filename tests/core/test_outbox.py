@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import select, text, update
 
 from abonent import clock
 from abonent.channels.base import Channel, OutgoingMessage, SendError, SendResult, send_parts
@@ -16,6 +17,7 @@ from abonent.core.pipeline import Pipeline, Turn, TurnOutcome
 from abonent.core.types import Reply
 from abonent.db.models import Message, OutboxItem
 from abonent.db.session import Database
+from conftest import require_postgres
 
 
 class Scripted(Channel):
@@ -145,6 +147,35 @@ async def test_a_send_left_half_done_by_a_crash_is_taken_over(db: Database) -> N
     now.now += timedelta(minutes=3)
     assert await sender.run_once()
     assert channel.sent == ["Текст"]
+
+
+@pytest.mark.services
+async def test_a_reply_waits_while_another_process_claims_the_one_before_it(
+    db: Database,
+) -> None:
+    """Another process is claiming the conversation's first reply (its row is locked and
+    still pending): this process must not send the second one meanwhile, or the
+    platform could show them the wrong way round."""
+    require_postgres()
+    channel = Scripted([])
+    pipeline, sender, _, conv_id = await _setup(db, channel)
+    await pipeline.post(conv_id, [Reply("Первый")])
+    await pipeline.post(conv_id, [Reply("Второй")])
+    first = (await _items(db))[0].id
+    other = Database(db.url)  # the other process's connection
+    try:
+        async with other.engine.connect() as conn:
+            tx = await conn.begin()
+            await conn.execute(
+                text("SELECT id FROM outbox WHERE id = :id FOR UPDATE"), {"id": first}
+            )
+            await sender.run_once()
+            assert channel.sent == []  # the second waits for the first
+            await tx.rollback()  # the other process gave up its claim
+        assert await sender.run_once()
+        assert channel.sent == ["Первый", "Второй"]
+    finally:
+        await other.dispose()
 
 
 async def test_the_outbox_survives_a_restart(db: Database) -> None:

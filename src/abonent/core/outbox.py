@@ -16,7 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from abonent.channels.base import Channel, OutgoingFile, OutgoingMessage, SendError, SendResult
@@ -153,6 +154,8 @@ class OutboxSender(Worker):
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             ids = list(await session.scalars(query))
+            if ids and not self.db.is_sqlite:
+                ids = await _in_turn(session, ids)
             if not ids:
                 return []
             await session.execute(
@@ -333,6 +336,36 @@ class OutboxSender(Worker):
                 )
             recorded = await eventlog.record(session, published, now)
         await self.bus.publish_many(recorded)
+
+
+async def _in_turn(session: AsyncSession, ids: list[int]) -> list[int]:
+    """Of the rows just locked, those whose conversation has nothing unsent before them
+    outside this claim.
+
+    ``SKIP LOCKED`` passes over a row another process is claiming at this moment, while
+    it still looks pending; taking the same conversation's next row meanwhile would send
+    the second reply beside the first, and the platform may show it first."""
+    convs = dict(
+        (
+            await session.execute(
+                select(OutboxItem.id, OutboxItem.conversation_id).where(OutboxItem.id.in_(ids))
+            )
+        ).all()
+    )
+    first_unsent = dict(
+        (
+            await session.execute(
+                select(OutboxItem.conversation_id, func.min(OutboxItem.id))
+                .where(
+                    OutboxItem.conversation_id.in_(set(convs.values())),
+                    OutboxItem.status.in_(("pending", "sending")),
+                    OutboxItem.id.not_in(ids),
+                )
+                .group_by(OutboxItem.conversation_id)
+            )
+        ).all()
+    )
+    return [i for i in ids if i < first_unsent.get(convs[i], i + 1)]
 
 
 def _delivered(message: Message, now: datetime) -> Event:
