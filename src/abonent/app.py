@@ -33,7 +33,7 @@ from abonent.core.contacts import ContactDirectory
 from abonent.core.eventlog import EventConsumers
 from abonent.core.metrics import Metrics
 from abonent.core.outbox import OutboxSender
-from abonent.core.pipeline import Pipeline
+from abonent.core.pipeline import Pipeline, StrandedSweeper
 from abonent.crm import Crm, build_crm
 from abonent.db.migrate import upgrade
 from abonent.db.session import Database
@@ -55,6 +55,8 @@ class Runtime:
     billing: Billing
     understander: Understander
     pipeline: Pipeline
+    # Answers what a process that died left unanswered.
+    sweeper: StrandedSweeper
     sender: OutboxSender
     metrics: Metrics
     desk: Desk
@@ -182,6 +184,7 @@ def build_runtime(
         billing=billing,
         understander=understander,
         pipeline=pipeline,
+        sweeper=StrandedSweeper(pipeline),
         sender=sender,
         metrics=Metrics(bus),
     )
@@ -219,12 +222,14 @@ def create_app(
         recovered = await runtime.pipeline.recover()
         if recovered:
             log.info("resuming %d conversations with unanswered messages", recovered)
+        await runtime.sweeper.start()
         log.info(
             "Abonent %s ready on %s", __version__, "SQLite" if settings.is_sqlite else "PostgreSQL"
         )
         try:
             yield
         finally:
+            await runtime.sweeper.stop()
             await runtime.pipeline.drain_all()
             stop_watching = getattr(runtime.understander, "stop_watching", None) or getattr(
                 runtime.understander, "stop", None

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import func, select
 
+from abonent import clock
 from abonent.core.bus import LocalBus
+from abonent.core.contacts import ContactDirectory
 from abonent.core.events import Event
 from abonent.core.inbox import start_webchat
-from abonent.core.pipeline import Pipeline, Turn, TurnOutcome
+from abonent.core.pipeline import Pipeline, StrandedSweeper, Turn, TurnOutcome
 from abonent.core.types import InboundMessage, Reply
-from abonent.db.models import Contact, Conversation, EventRecord, Message, OutboxItem
+from abonent.db.models import (
+    Appeal,
+    Contact,
+    ContactAccount,
+    Conversation,
+    EventRecord,
+    Message,
+    OutboxItem,
+)
 from abonent.db.session import Database
+from conftest import require_postgres
+from support import Clock
 
 
 class Echo:
@@ -171,3 +185,113 @@ async def test_two_processes_answer_one_chat_in_order_from_the_latest_state(
     async with db.session() as session:
         conv = await session.scalar(select(Conversation))
     assert conv is not None and conv.bot_state == {"count": 2}
+
+
+class Registrar(Echo):
+    """A dialog with side effects, as the appeal and account flows have: an appeal row
+    and the account on the contact's list, written through the product's own
+    services while the turn runs; ``fail`` makes the turn fail after writing them."""
+
+    def __init__(self, db: Database, *, fail: bool = False, pause: asyncio.Event | None = None):
+        super().__init__()
+        self.db = db
+        self.fail = fail
+        self.pause = pause
+        self.seen_accounts: list[list[str]] = []
+
+    async def handle(self, turn: Turn) -> TurnOutcome:
+        contacts = ContactDirectory(self.db)
+        await contacts.link_account(turn.contact_id, "1234567890")
+        async with self.db.transaction() as session:
+            session.add(Appeal(name="Анна", contact="a@example.ru", text=turn.text))
+        # The turn reads what it has just written (the flows rely on it).
+        self.seen_accounts.append(await contacts.known_accounts(turn.contact_id))
+        if self.pause is not None:
+            await self.pause.wait()  # the process dies here, or works slowly
+        if self.fail:
+            raise RuntimeError("a bug after the side effects")
+        return await super().handle(turn)
+
+
+async def test_a_failed_turn_leaves_none_of_its_side_effects(db: Database) -> None:
+    bot = Registrar(db, fail=True)
+    pipeline = Pipeline(db, LocalBus(), bot)
+    await pipeline.accept(_msg("прошу перезвонить", "e1"))
+    await pipeline.drain_all()
+    assert bot.seen_accounts == [["1234567890"]]
+    assert await _rows(db, Appeal) == []
+    assert await _rows(db, ContactAccount) == []
+    messages = await _rows(db, Message)
+    assert "техническая ошибка" in messages[-1].text and all(m.handled for m in messages)
+
+
+async def test_a_turn_cut_off_midway_is_redone_once_after_a_restart(db: Database) -> None:
+    """The process dies after the dialog wrote its appeal but before the answer was
+    committed: nothing of the turn remains, and the recovered turn writes it once."""
+    stuck = asyncio.Event()
+    dying = Pipeline(db, LocalBus(), Registrar(db, pause=stuck))
+    await dying.accept(_msg("прошу перезвонить", "e1"))
+    for _ in range(100):
+        if dying._tasks:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # the turn is waiting after its side effects
+    for task in list(dying._tasks):
+        task.cancel()
+    await asyncio.gather(*dying._tasks, return_exceptions=True)
+    assert await _rows(db, Appeal) == []
+    assert [m.handled for m in await _rows(db, Message)] == [False]
+
+    restarted = Pipeline(db, LocalBus(), Registrar(db))
+    assert await restarted.recover() == 1
+    await restarted.drain_all()
+    assert len(await _rows(db, Appeal)) == 1
+    assert [a.account_number for a in await _rows(db, ContactAccount)] == ["1234567890"]
+    assert [m.text for m in await _rows(db, Message)] == [
+        "прошу перезвонить",
+        "эхо 1: прошу перезвонить",
+    ]
+
+
+@pytest.mark.services
+async def test_two_processes_never_run_the_dialog_twice_for_one_message(db: Database) -> None:
+    """Two processes woken for one chat at once (a load balancer): the second waits for
+    the first's turn instead of answering the same message from the same state, so the
+    dialog runs once per message and its side effects happen once."""
+    require_postgres()
+    gate = asyncio.Event()
+    first_bot, second_bot = Registrar(db, pause=gate), Registrar(db)
+    one, two = Pipeline(db, LocalBus(), first_bot), Pipeline(db, LocalBus(), second_bot)
+    await one.accept(_msg("первое", "u-1"))
+    await asyncio.sleep(0.2)  # process one is inside the first turn, holding it
+    await two.accept(_msg("второе", "u-2"))
+    await asyncio.sleep(0.3)
+    assert second_bot.turns == []  # waiting for the first turn, not answering «первое»
+    gate.set()
+    await asyncio.gather(one.drain_all(), two.drain_all())
+    answered = [t.text for t in first_bot.turns + second_bot.turns]
+    assert sorted(answered) == ["второе", "первое"]
+    assert len(await _rows(db, Appeal)) == 2
+    bot = [m.text for m in await _rows(db, Message) if m.author == "bot"]
+    assert bot == ["эхо 1: первое", "эхо 2: второе"]
+
+
+async def test_a_message_a_dead_process_left_is_answered_by_another_within_seconds(
+    db: Database,
+) -> None:
+    class Dead(Pipeline):
+        def _enqueue(self, conversation_id: int, item: int) -> None:  # died after the ack
+            return None
+
+    now = Clock(datetime(2026, 12, 3, 12, 0, tzinfo=UTC))
+    clock.set_clock(now)
+    await Dead(db, LocalBus(), Echo()).accept(_msg("ответьте", "e1"))
+    other = Pipeline(db, LocalBus(), Echo())
+    sweeper = StrandedSweeper(other, grace=5)
+    now.advance(seconds=2)
+    assert await sweeper.sweep() == 0  # it may still be on its way in the live process
+    now.advance(seconds=4)
+    assert await sweeper.sweep() == 1
+    await other.drain_all()
+    assert [m.text for m in await _rows(db, Message)] == ["ответьте", "эхо 1: ответьте"]
+    assert await sweeper.sweep() == 0

@@ -19,7 +19,7 @@ import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import and_, bindparam, false, func, insert, select, update
@@ -32,6 +32,7 @@ from abonent.core.events import Event
 from abonent.core.serialize import row_event_data
 from abonent.core.text import clean_inbound
 from abonent.core.types import InboundMessage, Reply
+from abonent.core.worker import Worker
 from abonent.db.models import Conversation, Message, OutboxItem
 from abonent.db.session import Database
 
@@ -164,6 +165,17 @@ _LAST_REPLY = (
     .limit(1)
 )
 _CHOICE = re.compile(r"\d{1,2}")
+# Conversations with a customer message waiting since ``before`` (the partial index on
+# unhandled messages holds only those being answered).
+_STRANDED = (
+    select(Message.conversation_id)
+    .where(
+        Message.handled == false(),
+        Message.author == "customer",
+        Message.created_at < bindparam("before"),
+    )
+    .distinct()
+)
 
 _START = -1  # queue marker: greet, no customer message
 _LOOK_UP = 0  # queue marker: find the unhandled messages in the database
@@ -291,27 +303,48 @@ class Pipeline:
         return conv, _Msg(*row[6:]) if row[6] is not None else None
 
     async def _greet(self, conversation_id: int) -> None:
-        conv, _ = await self._load(conversation_id, -1)
-        if conv is None or conv.status != "bot":
-            return
-        outcome = await self.handler.handle(
-            Turn(conv.id, conv.contact_id, conv.channel_id, dict(conv.bot_state), is_start=True)
-        )
-        await self._commit_turn(conv, None, outcome)
+        async with self.db.turn(conversation_id) as scope:
+            conv, _ = await self._load(conversation_id, -1)
+            if conv is None or conv.status != "bot":
+                return
+            outcome = await self.handler.handle(
+                Turn(conv.id, conv.contact_id, conv.channel_id, dict(conv.bot_state), is_start=True)
+            )
+            written, recorded = await self._write_turn(
+                await scope.connection(), conv, None, outcome
+            )
+        await self._publish(written, recorded)
 
     async def _handle(self, conversation_id: int, message_id: int | None) -> bool:
-        """One turn; False when there was nothing (left) to handle."""
-        conv, message = await self._load(conversation_id, message_id)
-        if conv is None or message is None:
-            return False
+        """One turn; False when there was nothing (left) to handle.
+
+        The turn is one transaction from reading the state to writing the answer, with
+        whatever the dialog wrote on the way (``Database.turn``): on PostgreSQL a
+        second process with a message of the same conversation waits for it, then
+        reads the state this turn left. A turn that fails leaves nothing behind."""
+        try:
+            async with self.db.turn(conversation_id) as scope:
+                conv, message = await self._load(conversation_id, message_id)
+                if conv is None or message is None:
+                    return False
+                outcome = await self._decide(conv, message)
+                written, recorded = await self._write_turn(
+                    await scope.connection(), conv, message, outcome
+                )
+        except _AlreadyHandled:
+            log.info("message %s was answered by another worker", message and message.id)
+            return True
+        await self._publish(written, recorded)
+        return True
+
+    async def _decide(self, conv: _Conv, message: _Msg) -> TurnOutcome:
         if conv.status not in ("bot", "queued", "closed"):
             # An operator has it: the message waits for them; nothing to answer.
-            await self._commit_turn(conv, message, TurnOutcome(state=dict(conv.bot_state)))
-            return True
+            return TurnOutcome(state=dict(conv.bot_state))
         text, payload = message.text, message.payload
         if payload is None and _CHOICE.fullmatch(text.strip()):
             text, payload = await self._numbered_choice(conv.id, text.strip())
-        outcome = await self.handler.handle(
+        return await self.handler.handle(
             Turn(
                 conversation_id=conv.id,
                 contact_id=conv.contact_id,
@@ -327,8 +360,6 @@ class Pipeline:
                 phone_vouched=bool((message.meta or {}).get("phone_vouched")),
             )
         )
-        await self._commit_turn(conv, message, outcome)
-        return True
 
     async def _numbered_choice(self, conversation_id: int, text: str) -> tuple[str, str | None]:
         """«2» after buttons that went out as a numbered menu (the platform could not show
@@ -344,84 +375,86 @@ class Pipeline:
         return str(button["title"]), str(button["payload"])
 
     async def _fail_safe(self, conversation_id: int) -> None:
-        """A bug in a dialog must not leave the customer unanswered nor loop forever."""
-        conv, message = await self._load(conversation_id, None)
-        if conv is None or message is None:
-            return
+        """A bug in a dialog must not leave the customer unanswered nor loop forever.
+        What the failed turn wrote has been rolled back with it."""
         sorry = Reply("Извините, произошла техническая ошибка. Я передаю ваш вопрос оператору.")
+        outcome = TurnOutcome(replies=[sorry], state={}, handoff=True, meta={"error": True})
+        failed: int | None = None
         try:
-            await self._commit_turn(
-                conv,
-                message,
-                TurnOutcome(replies=[sorry], state={}, handoff=True, meta={"error": True}),
-            )
+            async with self.db.turn(conversation_id) as scope:
+                conv, message = await self._load(conversation_id, None)
+                if conv is None or message is None:
+                    return
+                failed = message.id
+                written, recorded = await self._write_turn(
+                    await scope.connection(), conv, message, outcome
+                )
+        except _AlreadyHandled:
+            return
         except Exception:
             log.exception("could not even hand conversation %s over", conversation_id)
-            async with self.db.transaction() as session:
-                await session.execute(
-                    update(Message).where(Message.id == message.id).values(handled=True)
-                )
-
-    async def _commit_turn(self, conv: _Conv, message: _Msg | None, outcome: TurnOutcome) -> None:
-        """Replies, new state, status change, ``handled`` and the events of all of it in
-        one transaction."""
-        try:
-            written, recorded = await self._write_turn(conv, message, outcome)
-        except _AlreadyHandled:
-            log.info("message %s was answered by another worker", message and message.id)
+            if failed is not None:
+                async with self.db.transaction() as session:
+                    await session.execute(
+                        update(Message).where(Message.id == failed).values(handled=True)
+                    )
             return
+        await self._publish(written, recorded)
+
+    async def _publish(self, written: list[dict[str, Any]], recorded: list[Event]) -> None:
         await self.bus.publish_many(recorded + self._outbox_signal(written))
 
     async def _write_turn(
-        self, conv: _Conv, message: _Msg | None, outcome: TurnOutcome
+        self, conn: AsyncConnection, conv: _Conv, message: _Msg | None, outcome: TurnOutcome
     ) -> tuple[list[dict[str, Any]], list[Event]]:
+        """Replies, new state, status change, ``handled`` and the events of all of it, on
+        the turn's connection (committed with the turn)."""
         now = utcnow()
         facts: list[Event] = []
-        async with self.db.write() as conn:
-            if message is not None:
-                claim = await conn.execute(
-                    _CLAIM, {"msg_id": message.id, "meta": _merge(message.meta, outcome.meta)}
-                )
-                if claim.rowcount == 0:
-                    raise _AlreadyHandled  # rolls the transaction back: our replies are dropped
-            written = await self._write_replies(conn, conv, outcome.replies, now)
-            facts += self._reply_facts(written, message.id if message else None)
-            facts += outcome.events
-            if conv.status == "closed":
-                # The rating question has had its answer: later messages open a new one.
-                await conn.execute(_SURVEY_ANSWERED, {"conv_id": conv.id})
-            await conn.execute(
-                _SAVE_STATE,
-                {
-                    "conv_id": conv.id,
-                    "state": outcome.state,
-                    "last": now if written else None,
-                    "now": now,
-                },
+        if message is not None:
+            claim = await conn.execute(
+                _CLAIM, {"msg_id": message.id, "meta": _merge(message.meta, outcome.meta)}
             )
-            if outcome.leave_queue and conv.status == "queued":
-                left = await conn.execute(_LEAVE_QUEUE, {"conv_id": conv.id, "now": now})
-                if left.rowcount:
-                    facts.append(
-                        Event(
-                            events.CONVERSATION_LEFT_QUEUE,
-                            {"conversation_id": conv.id, "channel_id": conv.channel_id},
-                        )
+            if claim.rowcount == 0:
+                raise _AlreadyHandled  # rolls the turn back: our replies are dropped
+        written = await self._write_replies(conn, conv, outcome.replies, now)
+        facts += self._reply_facts(written, message.id if message else None)
+        facts += outcome.events
+        if conv.status == "closed":
+            # The rating question has had its answer: later messages open a new one.
+            await conn.execute(_SURVEY_ANSWERED, {"conv_id": conv.id})
+        await conn.execute(
+            _SAVE_STATE,
+            {
+                "conv_id": conv.id,
+                "state": outcome.state,
+                "last": now if written else None,
+                "now": now,
+            },
+        )
+        if outcome.leave_queue and conv.status == "queued":
+            left = await conn.execute(_LEAVE_QUEUE, {"conv_id": conv.id, "now": now})
+            if left.rowcount:
+                facts.append(
+                    Event(
+                        events.CONVERSATION_LEFT_QUEUE,
+                        {"conversation_id": conv.id, "channel_id": conv.channel_id},
                     )
-            if outcome.handoff:
-                queued = await conn.execute(_TO_QUEUE, {"conv_id": conv.id, "now": now})
-                if queued.rowcount:
-                    facts.append(
-                        Event(
-                            events.CONVERSATION_QUEUED,
-                            {
-                                "conversation_id": conv.id,
-                                "channel_id": conv.channel_id,
-                                "reason": "handoff",
-                            },
-                        )
+                )
+        if outcome.handoff:
+            queued = await conn.execute(_TO_QUEUE, {"conv_id": conv.id, "now": now})
+            if queued.rowcount:
+                facts.append(
+                    Event(
+                        events.CONVERSATION_QUEUED,
+                        {
+                            "conversation_id": conv.id,
+                            "channel_id": conv.channel_id,
+                            "reason": "handoff",
+                        },
                     )
-            recorded = await eventlog.record(conn, facts, now)
+                )
+        recorded = await eventlog.record(conn, facts, now)
         return written, recorded
 
     def _reply_facts(self, written: list[dict[str, Any]], reply_to: int | None) -> list[Event]:
@@ -535,6 +568,43 @@ class Pipeline:
             recorded = await eventlog.record(conn, facts, now)
         await self.bus.publish_many(recorded + self._outbox_signal(written))
         return written
+
+
+class StrandedSweeper(Worker):
+    """Finds customer messages nobody is answering and has the pipeline answer them.
+
+    A process that dies mid-turn leaves its messages unhandled (the turn's transaction is
+    gone with it, and so is its lock); the other processes, or this one after a restart,
+    must not wait for a customer to write again. A message is stranded when it has waited
+    ``grace`` seconds: a live turn takes milliseconds, and scheduling a conversation that
+    is in fact being answered costs one look-up, since its turn waits for the other."""
+
+    def __init__(self, pipeline: Pipeline, *, every: float = 5.0, grace: float = 5.0) -> None:
+        super().__init__(
+            pipeline.bus,
+            set(),
+            name="stranded-sweeper",
+            poll=every,
+            logger=log,
+            failure="sweep for unanswered messages failed",
+        )
+        self.pipeline = pipeline
+        self.grace = timedelta(seconds=grace)
+
+    async def _step(self) -> bool:
+        await self.sweep()
+        return False
+
+    async def sweep(self) -> int:
+        """Schedule the conversations with a stranded message; returns how many."""
+        async with self.pipeline.db.read() as conn:
+            ids = list((await conn.execute(_STRANDED, {"before": utcnow() - self.grace})).scalars())
+        ids = [i for i in ids if i not in self.pipeline._queues]
+        for conv_id in ids:
+            self.pipeline.schedule(conv_id)
+        if ids:
+            log.info("answering %d conversations left unanswered", len(ids))
+        return len(ids)
 
 
 class _AlreadyHandled(Exception):

@@ -44,7 +44,10 @@ class Worker:
         self._eager = eager
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._unsubscribe = bus.subscribe(self._on_event, types)
+        # An empty set of types: nothing on the bus means work, the loop only polls.
+        self._unsubscribe = (
+            bus.subscribe(self._on_event, types) if types is None or types else lambda: None
+        )
 
     def _on_event(self, event: Event) -> None:
         """A subclass narrows this where only some events of its types mean work."""

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    column,
     false,
 )
 from sqlalchemy.engine import Dialect
@@ -135,8 +136,15 @@ class Message(Base):
         Index("ix_messages_conversation_id", "conversation_id", "id"),
         Index("ix_messages_identity_id", "identity_id", "id"),
         # The oldest customer message still to answer (core.pipeline) in one step,
-        # however long the conversation has grown.
-        Index("ix_messages_unhandled", "conversation_id", "handled", "id"),
+        # however long the conversation has grown; partial, so that it holds only the
+        # few messages being answered and the sweep for stranded ones reads it whole.
+        Index(
+            "ix_messages_unhandled",
+            "conversation_id",
+            "id",
+            postgresql_where=column("handled") == false(),
+            sqlite_where=column("handled") == false(),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
