@@ -322,6 +322,12 @@ class Pipeline:
         whatever the dialog wrote on the way (``Database.turn``): on PostgreSQL a
         second process with a message of the same conversation waits for it, then
         reads the state this turn left. A turn that fails leaves nothing behind."""
+        if not self.db.is_sqlite:
+            # A look without the lock first: the turn's transaction and lock cost three
+            # round trips that a conversation with nothing (left) to answer need not pay.
+            _, waiting = await self._load(conversation_id, message_id)
+            if waiting is None:
+                return False
         try:
             async with self.db.turn(conversation_id) as scope:
                 conv, message = await self._load(conversation_id, message_id)
