@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +14,7 @@ from abonent.channels.base import Channel, OutgoingMessage, SendError, SendResul
 from abonent.core.bus import LocalBus
 from abonent.core.events import Event
 from abonent.core.inbox import start_webchat
-from abonent.core.outbox import OutboxSender
+from abonent.core.outbox import LEASE, OutboxSender
 from abonent.core.pipeline import Pipeline, Turn, TurnOutcome
 from abonent.core.types import Reply
 from abonent.db.models import Message, OutboxItem
@@ -32,6 +34,25 @@ class Scripted(Channel):
         failure = self.failures.pop(0) if self.failures else None
         if failure is not None:
             raise failure
+        self.sent.append(message.text)
+        return SendResult(external_id=f"p{message.message_id}")
+
+
+class Gated(Channel):
+    """A channel whose sends to the ``slow`` conversations (all, when None) wait until the
+    test opens the gate: a big upload, or a send a killed process never finished."""
+
+    def __init__(self, slow: set[int] | None = None) -> None:
+        super().__init__("webchat")
+        self.slow = slow
+        self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
+        self.sent: list[str] = []
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        if self.slow is None or message.conversation_id in self.slow:
+            self.entered.set()
+            await self.gate.wait()
         self.sent.append(message.text)
         return SendResult(external_id=f"p{message.message_id}")
 
@@ -62,6 +83,17 @@ async def _setup(db: Database, channel: Channel) -> tuple[Pipeline, OutboxSender
 async def _items(db: Database) -> list[OutboxItem]:
     async with db.session() as session:
         return list(await session.scalars(select(OutboxItem).order_by(OutboxItem.id)))
+
+
+async def _leased_until(db: Database, until: datetime) -> OutboxItem:
+    """The row once its lease reads ``until`` (the sender's heartbeat wrote it); fails if
+    that never happens."""
+    for _ in range(1000):
+        [item] = await _items(db)
+        if item.locked_until == until:
+            return item
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the lease was not renewed to {until}: {item.locked_until}")
 
 
 async def test_a_failed_send_is_retried_after_the_platforms_hint(db: Database) -> None:
@@ -149,6 +181,115 @@ async def test_a_send_left_half_done_by_a_crash_is_taken_over(db: Database) -> N
     assert channel.sent == ["Текст"]
 
 
+async def test_a_killed_processs_row_is_taken_over_once_its_short_lease_runs_out(
+    db: Database,
+) -> None:
+    now = Clock()
+    clock.set_clock(now)
+    pipeline, _, _, conv_id = await _setup(db, Scripted([]))
+    await pipeline.post(conv_id, [Reply("Текст")])
+    stuck = Gated()
+    dead = OutboxSender(db, LocalBus(), {"webchat": stuck})
+    killed = asyncio.create_task(dead.run_once())
+    await asyncio.wait_for(stuck.entered.wait(), 10)
+    killed.cancel()  # killed mid-send: it neither renews its lease nor records anything
+    with contextlib.suppress(asyncio.CancelledError):
+        await killed
+    [item] = await _items(db)
+    assert item.status == "sending" and item.locked_until == now.now + LEASE
+
+    channel = Scripted([])
+    survivor = OutboxSender(db, LocalBus(), {"webchat": channel})
+    killed_at = now.now
+    now.now = killed_at + LEASE - timedelta(seconds=1)
+    assert not await survivor.run_once()  # the lease still holds
+    assert channel.sent == []
+    now.now = killed_at + timedelta(seconds=15)  # the customer waits seconds, not minutes
+    assert await survivor.run_once()
+    assert not await survivor.run_once()
+    assert channel.sent == ["Текст"]  # once
+    assert stuck.sent == []
+    [item] = await _items(db)
+    assert item.status == "sent" and item.attempts == 2 and item.locked_until is None
+
+
+async def test_a_slow_send_keeps_its_lease_while_its_process_lives(db: Database) -> None:
+    now = Clock()
+    clock.set_clock(now)
+    pipeline, _, _, conv_id = await _setup(db, Scripted([]))
+    await pipeline.post(conv_id, [Reply("Большой файл")])
+    slow = Gated()
+    sender = OutboxSender(db, LocalBus(), {"webchat": slow}, renew_every=0.01)
+    sending = asyncio.create_task(sender.run_once())
+    await asyncio.wait_for(slow.entered.wait(), 10)
+    [item] = await _items(db)
+    assert item.status == "sending" and item.locked_until == now.now + LEASE
+
+    other_channel = Scripted([])
+    other = OutboxSender(db, LocalBus(), {"webchat": other_channel})  # another process
+    for _ in range(3):  # well past the first lease, each step inside the renewed one
+        now.now += LEASE - timedelta(seconds=2)
+        item = await _leased_until(db, now.now + LEASE)
+        assert item.status == "sending"
+        assert not await other.run_once()
+    assert other_channel.sent == []
+
+    slow.gate.set()
+    assert await sending
+    assert slow.sent == ["Большой файл"]
+    [item] = await _items(db)
+    assert item.status == "sent" and item.attempts == 1 and item.locked_until is None
+    assert not await other.run_once()
+    assert other_channel.sent == []
+
+
+async def test_each_send_is_recorded_when_it_returns_not_at_the_end_of_the_pass(
+    db: Database,
+) -> None:
+    """A kill while one conversation's send hangs must not repeat what other
+    conversations already got: their outcomes are committed as they return."""
+    slow: set[int] = set()
+    channel = Gated(slow)
+    pipeline, sender, seen, quick = await _setup(db, channel)
+    hanging, _, _ = await start_webchat(db, "webchat")
+    slow.add(hanging)
+    await pipeline.post(quick, [Reply("Быстро"), Reply("Следом")])
+    await pipeline.post(hanging, [Reply("Медленно")])
+    quick_delivered: list[Event] = []
+    both = asyncio.Event()
+
+    def note(event: Event) -> None:
+        if event.data["conversation_id"] == quick:
+            quick_delivered.append(event)
+            if len(quick_delivered) == 2:
+                both.set()
+
+    sender.bus.subscribe(note, {"message.delivered"})
+
+    sending = asyncio.create_task(sender.run_once())
+    await asyncio.wait_for(channel.entered.wait(), 10)
+    # Published after each commit; at the end of the pass instead, this never comes.
+    await asyncio.wait_for(both.wait(), 10)
+    items = await _items(db)
+    by_text: dict[str, Message] = {}
+    async with db.session() as session:
+        for m in await session.scalars(select(Message).order_by(Message.id)):
+            by_text[m.text] = m
+    status = {i.message_id: (i.status, i.locked_until is None) for i in items}
+    assert status[by_text["Быстро"].id] == ("sent", True)
+    assert status[by_text["Следом"].id] == ("sent", True)
+    assert status[by_text["Медленно"].id] == ("sending", False)
+    assert [by_text[t].delivery for t in ("Быстро", "Следом")] == ["sent", "sent"]
+    assert by_text["Быстро"].meta == {"platform_id": f"p{by_text['Быстро'].id}"}
+    assert channel.sent == ["Быстро", "Следом"]
+
+    channel.gate.set()
+    assert await sending
+    assert [i.status for i in await _items(db)] == ["sent", "sent", "sent"]
+    assert channel.sent == ["Быстро", "Следом", "Медленно"]
+    assert [e.type for e in seen].count("message.delivered") == 3
+
+
 @pytest.mark.services
 async def test_a_reply_waits_while_another_process_claims_the_one_before_it(
     db: Database,
@@ -229,3 +370,28 @@ async def test_a_split_text_retried_after_a_failure_does_not_repeat_delivered_pa
     assert item.status == "sent"
     # the customer got each part exactly once
     assert channel.delivered == ["начало", "середина", "конец"]
+
+
+async def test_a_failure_mid_conversation_holds_the_rest_after_the_sent_ones_are_recorded(
+    db: Database,
+) -> None:
+    now = Clock()
+    clock.set_clock(now)
+    channel = Scripted([None, SendError("429 Too Many Requests", retry_after=5)])
+    pipeline, sender, seen, conv_id = await _setup(db, channel)
+    await pipeline.post(conv_id, [Reply("Первое"), Reply("Второе"), Reply("Третье")])
+
+    assert await sender.run_once()
+    items = await _items(db)
+    assert [i.status for i in items] == ["sent", "pending", "pending"]
+    assert [i.attempts for i in items] == [1, 1, 0]  # the third was not tried
+    retry_at = now.now + timedelta(seconds=5)
+    assert [i.next_attempt_at for i in items[1:]] == [retry_at, retry_at]
+    assert [i.locked_until for i in items] == [None, None, None]
+    assert channel.sent == ["Первое"]
+    assert [e.type for e in seen].count("message.delivered") == 1
+
+    now.now = retry_at
+    assert await sender.run_once()
+    assert channel.sent == ["Первое", "Второе", "Третье"]
+    assert [i.status for i in await _items(db)] == ["sent", "sent", "sent"]

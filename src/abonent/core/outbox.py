@@ -6,6 +6,12 @@ due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several processes share t
 work), sends them in order per conversation, and retries with backoff, honouring a
 platform's own retry hint. Permanent errors stop at once and stay on the message for
 operators to see.
+
+A claimed row is leased for a short ``LEASE`` that the claiming process renews every
+``RENEW_EVERY`` seconds while it holds the row, so a process killed mid-send gives its
+rows up within seconds while a slow send of a live one is never taken over. Each send's
+outcome is committed as soon as it returns (outcomes that return meanwhile are written
+together), so after a kill only the sends in flight at that instant go out again.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, func, or_, select, update
@@ -35,7 +41,11 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 12
 CLAIM_BATCH = 200
-LEASE = timedelta(seconds=120)
+# A dead process's rows are taken over once this runs out; a live one renews it.
+LEASE = timedelta(seconds=10)
+# Seconds between renewals: two may fail (or the loop stall this long) before a lease
+# runs out under a live process.
+RENEW_EVERY = 3.0
 
 
 def backoff(attempts: int) -> float:
@@ -61,6 +71,17 @@ class _Outcome:
     held_by: int | None = None
 
 
+@dataclass
+class _InFlight:
+    """One pass's claim while it is being sent."""
+
+    # Claimed rows whose outcome is not committed yet: the heartbeat renews these.
+    held: set[int]
+    # Outcomes returned but not written yet; whoever holds ``lock`` writes them all.
+    unrecorded: list[_Outcome] = field(default_factory=list)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 class OutboxSender(Worker):
     def __init__(
         self,
@@ -72,6 +93,7 @@ class OutboxSender(Worker):
         files: Store | None = None,
         public_url: str = "",
         link_valid: timedelta = timedelta(hours=72),
+        renew_every: float = RENEW_EVERY,
     ) -> None:
         super().__init__(
             bus,
@@ -89,6 +111,8 @@ class OutboxSender(Worker):
         self.files = files
         self.public_url = public_url.rstrip("/")
         self.link_valid = link_valid
+        # Tests shorten it to see renewals without waiting seconds.
+        self.renew_every = renew_every
         self._passes = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -115,15 +139,56 @@ class OutboxSender(Worker):
         claimed = await self._claim()
         if not claimed:
             return False
-        by_conversation: dict[int, list[_Claimed]] = defaultdict(list)
-        for c in claimed:
-            by_conversation[c.message.conversation_id].append(c)
-        results = await asyncio.gather(
-            *(self._send_in_order(cs) for cs in by_conversation.values())
-        )
-        outcomes = [o for group in results for o in group]
-        await self._record(outcomes)
+        flight = _InFlight({c.item_id for c in claimed})
+        stop = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(flight, stop), name="outbox-lease")
+        try:
+            by_conversation: dict[int, list[_Claimed]] = defaultdict(list)
+            for c in claimed:
+                by_conversation[c.message.conversation_id].append(c)
+            await asyncio.gather(
+                *(self._send_in_order(flight, cs) for cs in by_conversation.values())
+            )
+            # What an earlier write could not commit; failing here fails the pass, and
+            # the rows are taken over once their lease runs out.
+            await self._flush(flight)
+        finally:
+            # Let a renewal in progress finish rather than cancel it mid-statement.
+            stop.set()
+            try:
+                await heartbeat
+            except asyncio.CancelledError:
+                heartbeat.cancel()
+                raise
         return True
+
+    async def _heartbeat(self, flight: _InFlight, stop: asyncio.Event) -> None:
+        """Keep the lease of the rows this pass still holds until it ends.
+
+        A failed renewal is only logged: the next one tries again, and should they all
+        fail the rows are taken over, which is what a dead process needs anyway."""
+        while True:
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.renew_every)
+                return
+            except TimeoutError:
+                pass
+            ids = sorted(flight.held)
+            if not ids:
+                continue
+            try:
+                await self._renew(ids)
+            except Exception:
+                log.exception("could not renew the lease of %d outbox rows", len(ids))
+
+    async def _renew(self, ids: list[int]) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(OutboxItem)
+                # A row recorded meanwhile (or retried and claimed by another) is not ours.
+                .where(OutboxItem.id.in_(ids), OutboxItem.status == "sending")
+                .values(locked_until=utcnow() + LEASE)
+            )
 
     async def _claim(self) -> list[_Claimed]:
         now = utcnow()
@@ -180,17 +245,45 @@ class OutboxSender(Worker):
             )
             return [_Claimed(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
-    async def _send_in_order(self, claimed: list[_Claimed]) -> list[_Outcome]:
-        outcomes: list[_Outcome] = []
+    async def _send_in_order(self, flight: _InFlight, claimed: list[_Claimed]) -> None:
         for i, c in enumerate(claimed):
             outcome = await self._send_one(c)
-            outcomes.append(outcome)
-            if outcome.error is not None and not outcome.error.permanent:
-                # Keep the order: later messages of this conversation wait for this one.
-                for rest in claimed[i + 1 :]:
-                    outcomes.append(_Outcome(rest, held_by=c.item_id))
-                break
-        return outcomes
+            outcomes = [outcome]
+            stop = outcome.error is not None and not outcome.error.permanent
+            if stop:
+                # Keep the order: later messages of this conversation wait for this one
+                # (written with it: they take its retry time).
+                outcomes += [_Outcome(rest, held_by=c.item_id) for rest in claimed[i + 1 :]]
+            # The next send waits for this one's commit: after a kill, only the send in
+            # flight can go out again.
+            await self._done(flight, outcomes)
+            if stop:
+                return
+
+    async def _done(self, flight: _InFlight, outcomes: list[_Outcome]) -> None:
+        flight.unrecorded.extend(outcomes)
+        try:
+            await self._flush(flight)
+        except Exception:
+            # Kept for the next write (the rows stay leased); the pass's last one raises.
+            log.exception("could not record outbox outcomes, will try again")
+
+    async def _flush(self, flight: _InFlight) -> None:
+        """Commit every outcome returned so far in one transaction.
+
+        Outcomes that return while a write is running wait for the lock and go into
+        the next write together, so a busy pass costs a few commits, not one per send."""
+        async with flight.lock:
+            batch, flight.unrecorded = flight.unrecorded, []
+            if not batch:
+                return
+            try:
+                recorded = await self._record(batch)
+            except Exception:
+                flight.unrecorded[:0] = batch
+                raise
+            flight.held.difference_update(o.claimed.item_id for o in batch)
+        await self.bus.publish_many(recorded)
 
     async def _send_one(self, c: _Claimed) -> _Outcome:
         channel = self.channels.get(c.message.channel_id)
@@ -250,7 +343,8 @@ class OutboxSender(Worker):
             )
         return tuple(found)
 
-    async def _record(self, outcomes: list[_Outcome]) -> None:
+    async def _record(self, outcomes: list[_Outcome]) -> list[Event]:
+        """Write the outcomes; the events to publish now that they are committed."""
         now = utcnow()
         published: list[Event] = []
         async with self.db.transaction() as session:
@@ -334,8 +428,7 @@ class OutboxSender(Worker):
                         next_attempt_at=retry_at.get(o.held_by, now),
                     )
                 )
-            recorded = await eventlog.record(session, published, now)
-        await self.bus.publish_many(recorded)
+            return await eventlog.record(session, published, now)
 
 
 async def _in_turn(session: AsyncSession, ids: list[int]) -> list[int]:
