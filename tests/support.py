@@ -340,36 +340,42 @@ class ServeProcesses:
     """
 
     def __init__(self, count: int, env: dict[str, str], logs_dir: Any) -> None:
-        import subprocess
-        import sys
-
+        self.env = env
         self.ports = [free_port() for _ in range(count)]
         self.urls = [f"http://127.0.0.1:{p}" for p in self.ports]
         self.logs = [logs_dir / f"server{i}.log" for i in range(count)]
-        self.procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "abonent", "serve", "--port", str(port)],
-                env=env,
-                stdout=log.open("wb"),
-                stderr=subprocess.STDOUT,
-            )
-            for port, log in zip(self.ports, self.logs, strict=True)
-        ]
+        self.procs = [self._spawn(i, "wb") for i in range(count)]
+
+    def _spawn(self, i: int, mode: str) -> Any:
+        import subprocess
+        import sys
+
+        # The pid is the Python server itself (no shell), so a signal reaches it.
+        return subprocess.Popen(
+            [sys.executable, "-m", "abonent", "serve", "--port", str(self.ports[i])],
+            env=self.env,
+            stdout=self.logs[i].open(mode),
+            stderr=subprocess.STDOUT,
+        )
+
+    def _wait(self, i: int, limit: float) -> None:
+        url, proc, log = self.urls[i], self.procs[i], self.logs[i]
+        deadline = time.monotonic() + limit
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {log.read_text()}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server not ready: {log.read_text()}")
+            time.sleep(0.1)
 
     def wait_ready(self, limit: float = 60) -> ServeProcesses:
-        for url, proc, log in zip(self.urls, self.procs, self.logs, strict=True):
-            deadline = time.monotonic() + limit
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited: {log.read_text()}")
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server not ready: {log.read_text()}")
-                time.sleep(0.1)
+        for i in range(len(self.procs)):
+            self._wait(i, limit)
         return self
 
     def stop(self) -> None:
@@ -377,6 +383,26 @@ class ServeProcesses:
             proc.terminate()
         for proc in self.procs:
             proc.wait(timeout=15)
+
+    def kill(self, i: int) -> int:
+        """SIGKILL process ``i``, as a crash or the OOM killer would: no shutdown, no
+        draining, whatever it had in flight is cut off. Returns the pid it had."""
+        import signal
+
+        proc = self.procs[i]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
+        return int(proc.pid)
+
+    def restart(self, i: int, limit: float = 60) -> None:
+        """Start process ``i`` again on its port, its log continued, and wait until it is
+        ready."""
+        if self.procs[i].poll() is None:
+            raise RuntimeError(f"server {i} is still running")
+        with self.logs[i].open("ab") as out:
+            out.write(b"\n--- restarted ---\n")
+        self.procs[i] = self._spawn(i, "ab")
+        self._wait(i, limit)
 
 
 PASSWORD = "correct horse 1"
