@@ -73,7 +73,9 @@ MAX_PIXELS = 60_000_000
 NAME_LIMIT = 120
 _KEY = re.compile(r"^[0-9a-f]{32}$")
 FETCH_ATTEMPTS = 8
-FETCH_LEASE = timedelta(minutes=2)
+# How long a claimed file is another process's: renewed as each fetch starts, so a
+# process that dies leaves its files to the others within this, however many it held.
+FETCH_LEASE = timedelta(seconds=60)
 
 
 class AttachmentRejected(Exception):
@@ -245,6 +247,9 @@ class Store:
 
     async def read(self, key: str) -> bytes:
         return await asyncio.to_thread(self.path(key).read_bytes)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self.path(key).unlink, missing_ok=True)
 
 
 def default_root(database_url: str) -> Path:
@@ -514,8 +519,20 @@ class Fetcher(Worker):
                     .values(next_attempt_at=now + FETCH_LEASE)
                 )
         for att_id in ids:
-            await self.fetch(att_id)
+            if await self._renew(att_id):
+                await self.fetch(att_id)
         return bool(ids)
+
+    async def _renew(self, attachment_id: int) -> bool:
+        """The lease from now for the file about to be fetched; False when it is no longer
+        due (fetched meanwhile on an operator's request, or failed for good)."""
+        async with self.db.write() as conn:
+            renewed = await conn.execute(
+                update(Attachment)
+                .where(Attachment.id == attachment_id, Attachment.status == "pending")
+                .values(next_attempt_at=utcnow() + FETCH_LEASE)
+            )
+        return bool(renewed.rowcount)
 
     async def fetch(self, attachment_id: int) -> Attachment | None:
         """Fetch one file now (an operator is waiting for it, or the loop's turn); the
@@ -606,5 +623,8 @@ class Fetcher(Worker):
                     ],
                     now,
                 )
+        if not recorded:
+            # Another process stored the same file first: this copy belongs to nothing.
+            await self.store.delete(key)
         await self.bus.publish_many(recorded)
         return await get(self.db, attachment_id)
