@@ -395,3 +395,24 @@ async def test_a_failure_mid_conversation_holds_the_rest_after_the_sent_ones_are
     assert await sender.run_once()
     assert channel.sent == ["Первое", "Второе", "Третье"]
     assert [i.status for i in await _items(db)] == ["sent", "sent", "sent"]
+
+
+async def test_a_graceful_stop_finishes_the_send_under_way_and_starts_no_other(
+    db: Database,
+) -> None:
+    """A rolling restart: the reply on the wire is recorded as sent before the process
+    goes, rather than left leased for the next process to wait out and send again."""
+    channel = Gated()
+    pipeline, sender, _, conv_id = await _setup(db, channel)
+    await pipeline.post(conv_id, [Reply("На проводе")])
+    await sender.start()
+    await asyncio.wait_for(channel.entered.wait(), 5)
+    stopping = asyncio.create_task(sender.stop())
+    await asyncio.sleep(0.1)
+    await pipeline.post(conv_id, [Reply("После остановки")])
+    sender.wake()
+    channel.gate.set()
+    await stopping
+    items = await _items(db)
+    assert [(i.status, i.locked_until) for i in items] == [("sent", None), ("pending", None)]
+    assert channel.sent == ["На проводе"]

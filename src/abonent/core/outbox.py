@@ -46,6 +46,9 @@ LEASE = timedelta(seconds=10)
 # Seconds between renewals: two may fail (or the loop stall this long) before a lease
 # runs out under a live process.
 RENEW_EVERY = 3.0
+# On a graceful stop, how long a pass under way may finish: its rows are then recorded,
+# not left leased for the next process to wait out.
+STOP_GRACE = 5.0
 
 
 def backoff(attempts: int) -> float:
@@ -116,9 +119,22 @@ class OutboxSender(Worker):
         self._passes = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._stopping = False
 
     async def _step(self) -> bool:
+        if self._stopping:
+            return False
         return await self.run_once()
+
+    async def stop(self) -> None:
+        """A rolling restart lets the pass under way finish (for ``STOP_GRACE``), and
+        starts no new one: otherwise its replies would wait out their leases."""
+        self._stopping = True
+        try:
+            await asyncio.wait_for(self.idle(), STOP_GRACE)
+        except TimeoutError:
+            log.warning("stopping with sends still in flight: they are retried after the lease")
+        await super().stop()
 
     async def run_once(self) -> bool:
         """One pass: claim, send, record. True when it found work (there may be more)."""

@@ -74,8 +74,11 @@ class Worker:
 
     async def _run(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 a wake-up arriving with the
+            # cancellation of ``stop`` could leave wait_for's inner task pending forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
+                async with asyncio.timeout(self.poll):
+                    await self._wake.wait()
             self._wake.clear()
             if self.gather > 0:
                 await asyncio.sleep(self.gather)
