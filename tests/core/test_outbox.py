@@ -14,7 +14,7 @@ from abonent.channels.base import Channel, OutgoingMessage, SendError, SendResul
 from abonent.core.bus import LocalBus
 from abonent.core.events import Event
 from abonent.core.inbox import start_webchat
-from abonent.core.outbox import LEASE, OutboxSender
+from abonent.core.outbox import IN_FLIGHT, LEASE, OutboxSender
 from abonent.core.pipeline import Pipeline, Turn, TurnOutcome
 from abonent.core.types import Reply
 from abonent.db.models import Message, OutboxItem
@@ -416,3 +416,35 @@ async def test_a_graceful_stop_finishes_the_send_under_way_and_starts_no_other(
     items = await _items(db)
     assert [(i.status, i.locked_until) for i in items] == [("sent", None), ("pending", None)]
     assert channel.sent == ["На проводе"]
+
+
+class Counting(Channel):
+    """Records how many sends are on the wire at once."""
+
+    def __init__(self) -> None:
+        super().__init__("webchat")
+        self.now = 0
+        self.most = 0
+        self.sent: list[str] = []
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        await asyncio.sleep(0.02)
+        self.now -= 1
+        self.sent.append(message.text)
+        return SendResult(external_id=f"p{message.message_id}")
+
+
+async def test_at_most_a_handful_of_sends_are_on_the_wire_at_once(db: Database) -> None:
+    """What a SIGKILL can make the platform receive twice is what was on the wire: the
+    sender keeps that to ``IN_FLIGHT`` per channel, however many chats are due."""
+    channel = Counting()
+    pipeline, sender, _, first = await _setup(db, channel)
+    conversations = [first] + [(await start_webchat(db, "webchat"))[0] for _ in range(11)]
+    for i, conv_id in enumerate(conversations):
+        await pipeline.post(conv_id, [Reply(f"Ответ {i}")])
+    assert await sender.run_once()
+    assert sorted(channel.sent) == sorted(f"Ответ {i}" for i in range(12))
+    assert channel.most == IN_FLIGHT
+    assert [i.status for i in await _items(db)] == ["sent"] * 12

@@ -17,6 +17,7 @@ together), so after a kill only the sends in flight at that instant go out again
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -49,6 +50,11 @@ RENEW_EVERY = 3.0
 # On a graceful stop, how long a pass under way may finish: its rows are then recorded,
 # not left leased for the next process to wait out.
 STOP_GRACE = 5.0
+# Sends on the wire at once per channel, each until its outcome is committed. A process
+# killed with SIGKILL repeats at most these (the platform got them, the database does
+# not know); a platform's own rate limit (Telegram: about 30 messages/s per bot) is
+# reached long before this many concurrent sends of ~50 ms limit the throughput.
+IN_FLIGHT = 4
 
 
 def backoff(attempts: int) -> float:
@@ -97,6 +103,7 @@ class OutboxSender(Worker):
         public_url: str = "",
         link_valid: timedelta = timedelta(hours=72),
         renew_every: float = RENEW_EVERY,
+        in_flight: int = IN_FLIGHT,
     ) -> None:
         super().__init__(
             bus,
@@ -114,6 +121,7 @@ class OutboxSender(Worker):
         self.files = files
         self.public_url = public_url.rstrip("/")
         self.link_valid = link_valid
+        self._slots = {cid: asyncio.Semaphore(in_flight) for cid in channels}
         # Tests shorten it to see renewals without waiting seconds.
         self.renew_every = renew_every
         self._passes = 0
@@ -263,16 +271,17 @@ class OutboxSender(Worker):
 
     async def _send_in_order(self, flight: _InFlight, claimed: list[_Claimed]) -> None:
         for i, c in enumerate(claimed):
-            outcome = await self._send_one(c)
-            outcomes = [outcome]
-            stop = outcome.error is not None and not outcome.error.permanent
-            if stop:
-                # Keep the order: later messages of this conversation wait for this one
-                # (written with it: they take its retry time).
-                outcomes += [_Outcome(rest, held_by=c.item_id) for rest in claimed[i + 1 :]]
-            # The next send waits for this one's commit: after a kill, only the send in
-            # flight can go out again.
-            await self._done(flight, outcomes)
+            async with self._slots.get(c.message.channel_id) or contextlib.nullcontext():
+                outcome = await self._send_one(c)
+                outcomes = [outcome]
+                stop = outcome.error is not None and not outcome.error.permanent
+                if stop:
+                    # Keep the order: later messages of this conversation wait for this
+                    # one (written with it: they take its retry time).
+                    outcomes += [_Outcome(rest, held_by=c.item_id) for rest in claimed[i + 1 :]]
+                # The next send waits for this one's commit, and the slot is taken until
+                # then: after a kill, only the sends in flight can go out again.
+                await self._done(flight, outcomes)
             if stop:
                 return
 
