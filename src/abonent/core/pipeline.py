@@ -34,7 +34,7 @@ from abonent.core.text import clean_inbound
 from abonent.core.types import InboundMessage, Reply
 from abonent.core.worker import Worker
 from abonent.db.models import Conversation, Message, OutboxItem
-from abonent.db.session import Database
+from abonent.db.session import Database, TurnBusy
 
 log = logging.getLogger(__name__)
 
@@ -270,20 +270,25 @@ class Pipeline:
         try:
             while queue:
                 item = queue.popleft()
-                try:
-                    if item == _START:
+                if item == _START:
+                    try:
                         await self._greet(conversation_id)
-                    else:
-                        # Whatever message woke us, the oldest unhandled one goes first:
-                        # another process may hold the conversation's earlier message
-                        # (a load balancer spreads one chat's webhooks), and answering
-                        # ours meanwhile would answer out of order from a stale state.
-                        # Two turns on one message are settled by the claim.
-                        while await self._handle(conversation_id, None):
-                            pass
-                except Exception:
-                    log.exception("turn failed in conversation %s", conversation_id)
-                    await self._fail_safe(conversation_id)
+                    except Exception:
+                        log.exception("greeting failed in conversation %s", conversation_id)
+                # Whatever message woke us, the oldest unhandled one goes first: another
+                # process may hold the conversation's earlier message (a load balancer
+                # spreads one chat's webhooks), and answering ours meanwhile would answer
+                # out of order from a stale state. And whoever holds the turn answers
+                # what came meanwhile: a process that found the turn taken has left its
+                # message to it (``_handle``).
+                while True:
+                    try:
+                        if not await self._handle(conversation_id, None):
+                            break
+                    except Exception:
+                        log.exception("turn failed in conversation %s", conversation_id)
+                        if not await self._fail_safe(conversation_id):
+                            break
         finally:
             del self._queues[conversation_id]
 
@@ -303,7 +308,7 @@ class Pipeline:
         return conv, _Msg(*row[6:]) if row[6] is not None else None
 
     async def _greet(self, conversation_id: int) -> None:
-        async with self.db.turn(conversation_id) as scope:
+        async with self.db.turn(conversation_id, wait=True) as scope:
             conv, _ = await self._load(conversation_id, -1)
             if conv is None or conv.status != "bot":
                 return
@@ -329,7 +334,7 @@ class Pipeline:
             if waiting is None:
                 return False
         try:
-            async with self.db.turn(conversation_id) as scope:
+            async with self.db.turn(conversation_id, wait=False) as scope:
                 conv, message = await self._load(conversation_id, message_id)
                 if conv is None or message is None:
                     return False
@@ -337,6 +342,10 @@ class Pipeline:
                 written, recorded = await self._write_turn(
                     await scope.connection(), conv, message, outcome
                 )
+        except TurnBusy:
+            # Another process is in this conversation's turn; when it is done it looks
+            # for what came meanwhile (its drain loops) and answers this message too.
+            return False
         except _AlreadyHandled:
             log.info("message %s was answered by another worker", message and message.id)
             return True
@@ -380,32 +389,39 @@ class Pipeline:
         button = last.buttons[index]
         return str(button["title"]), str(button["payload"])
 
-    async def _fail_safe(self, conversation_id: int) -> None:
+    async def _fail_safe(self, conversation_id: int) -> bool:
         """A bug in a dialog must not leave the customer unanswered nor loop forever.
-        What the failed turn wrote has been rolled back with it."""
+        What the failed turn wrote has been rolled back with it. True when the message
+        is done with (the next one may be answered), False when nothing could be done."""
         sorry = Reply("Извините, произошла техническая ошибка. Я передаю ваш вопрос оператору.")
         outcome = TurnOutcome(replies=[sorry], state={}, handoff=True, meta={"error": True})
         failed: int | None = None
         try:
-            async with self.db.turn(conversation_id) as scope:
+            async with self.db.turn(conversation_id, wait=True) as scope:
                 conv, message = await self._load(conversation_id, None)
                 if conv is None or message is None:
-                    return
+                    return False
                 failed = message.id
                 written, recorded = await self._write_turn(
                     await scope.connection(), conv, message, outcome
                 )
         except _AlreadyHandled:
-            return
+            return True
         except Exception:
             log.exception("could not even hand conversation %s over", conversation_id)
-            if failed is not None:
+            if failed is None:
+                return False
+            try:
                 async with self.db.transaction() as session:
                     await session.execute(
                         update(Message).where(Message.id == failed).values(handled=True)
                     )
-            return
+            except Exception:
+                log.exception("message %s stays unanswered", failed)
+                return False
+            return True
         await self._publish(written, recorded)
+        return True
 
     async def _publish(self, written: list[dict[str, Any]], recorded: list[Event]) -> None:
         await self.bus.publish_many(recorded + self._outbox_signal(written))

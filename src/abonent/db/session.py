@@ -37,6 +37,11 @@ from abonent.db import inline_sqlite
 # never meet these): (this namespace, conversation id) is one conversation's turn.
 _TURN_NAMESPACE = 0x41424E54  # "ABNT"
 _TURN_LOCK = text("SELECT pg_advisory_xact_lock(:ns, :key)")
+_TURN_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:ns, :key)")
+
+
+class TurnBusy(Exception):
+    """Another process is in this conversation's turn (``Database.turn(wait=False)``)."""
 
 
 class TurnScope:
@@ -101,16 +106,23 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @contextlib.asynccontextmanager
-    async def turn(self, conversation_id: int) -> AsyncIterator[TurnScope]:
+    async def turn(self, conversation_id: int, *, wait: bool = True) -> AsyncIterator[TurnScope]:
         """One conversation's turn: one transaction, and on PostgreSQL one turn of the
         conversation at a time across every process (an advisory lock held to the
         commit). The next turn, wherever it runs, starts from what this one committed;
-        a process that dies mid-turn leaves nothing of it and releases the lock."""
+        a process that dies mid-turn leaves nothing of it and releases the lock.
+
+        ``wait=False`` raises ``TurnBusy`` at once when another process holds the turn,
+        rather than holding a pooled connection while it waits: under load, waiting
+        turns would take every connection of the pool."""
         async with contextlib.AsyncExitStack() as stack:
             scope = TurnScope(self, stack)
             if not self.is_sqlite:
                 conn = await scope.connection()
-                await conn.execute(_TURN_LOCK, {"ns": _TURN_NAMESPACE, "key": conversation_id})
+                lock = _TURN_LOCK if wait else _TURN_TRY_LOCK
+                got = await conn.scalar(lock, {"ns": _TURN_NAMESPACE, "key": conversation_id})
+                if not wait and not got:
+                    raise TurnBusy(conversation_id)
             token = _SCOPE.set(scope)
             try:
                 yield scope
