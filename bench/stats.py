@@ -52,7 +52,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import insert, make_url, text, update
+from sqlalchemy import func, insert, make_url, select, text, update
 
 from abonent.analytics.exports import XLSX_MAX_ROWS, stream_csv, table, to_xlsx
 from abonent.analytics.rebuild import rebuild
@@ -64,7 +64,7 @@ from abonent.core.bus import LocalBus
 from abonent.core.eventlog import EventConsumers, read_after, record
 from abonent.core.events import Event
 from abonent.db.migrate import upgrade
-from abonent.db.models import EventRecord, User
+from abonent.db.models import EventRecord, StatsDaily, User
 from abonent.db.session import Database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -1243,6 +1243,9 @@ async def run_stats(args: argparse.Namespace) -> None:
     today = datetime.now(tz).date()
     days = [today - timedelta(days=args.days - i) for i in range(args.days)]
     target = make_target(args)
+    if args.reuse:
+        await reuse(args, target)
+        return
     say(
         f"db={args.db} days={args.days} ({days[0]} – {days[-1]}, {tz}) "
         f"messages/day={args.messages_per_day} operators={args.operators} seed={args.seed}"
@@ -1337,7 +1340,6 @@ async def measure(
     db = Database(target.url)
     stats = Stats(db, tz, {c: c for c in CHANNEL_TYPES}, night_hours=settings.stats.night_hours)
     whole = Period(days[0], days[-1], tz)
-    last30 = Period(days[max(0, len(days) - 30)], days[-1], tz)
     try:
         # ---- rebuild
         say(f"rebuild ({load_average()} before)")
@@ -1395,28 +1397,81 @@ async def measure(
         for line in check_lines(truth, after):
             say(line)
 
-        # ---- reports
-        short = f"{(last30.end - last30.start).days + 1} days"
-        labels = {short: last30, f"{len(days)} days": whole}
-        spans = "; ".join(f"{k}: {p.start} – {p.end}" for k, p in labels.items())
-        say(f"reports ({spans}; {load_average()} before)")
-        timings = await time_reports(stats, labels, args.runs)
-        rss["reports and exports"] = rss_mb()
-        say(timings_text(timings, list(labels), args.runs))
-        if any(t.notes.get(k, "").startswith("refused") for t in timings for k in labels):
-            say(
-                f"  (an XLSX of over {XLSX_MAX_ROWS:,} rows is refused with a pointer to CSV; "
-                "its time is that of finding out)"
-            )
-
-        # ---- the live consumer (last: it adds a few events of today)
-        say(f"live statistics consumer at {written:,} events ({load_average()} before)")
-        for line in await live_consumer(db, settings, args.runs):
-            say(line)
+        await reports_and_consumer(args, db, settings, stats, days, written, rss)
     finally:
         await db.dispose()
+    await size_and_memory(target, rss)
 
-    # ---- size, memory
+
+async def reports_and_consumer(
+    args: argparse.Namespace,
+    db: Database,
+    settings: Settings,
+    stats: Stats,
+    days: list[date],
+    written: int,
+    rss: dict[str, float],
+) -> None:
+    """Every report over the last 30 days and the whole history, then the live consumer."""
+    tz = settings.company.tz
+    whole = Period(days[0], days[-1], tz)
+    last30 = Period(days[max(0, len(days) - 30)], days[-1], tz)
+    short = f"{(last30.end - last30.start).days + 1} days"
+    labels = {short: last30, f"{len(days)} days": whole}
+    spans = "; ".join(f"{k}: {p.start} – {p.end}" for k, p in labels.items())
+    say(f"reports ({spans}; {load_average()} before)")
+    timings = await time_reports(stats, labels, args.runs)
+    rss["reports and exports"] = rss_mb()
+    say(timings_text(timings, list(labels), args.runs))
+    if any(t.notes.get(k, "").startswith("refused") for t in timings for k in labels):
+        say(
+            f"  (an XLSX of over {XLSX_MAX_ROWS:,} rows is refused with a pointer to CSV; "
+            "its time is that of finding out)"
+        )
+
+    # ---- the live consumer (last: it adds a few events of today)
+    say(f"live statistics consumer at {written:,} events ({load_average()} before)")
+    for line in await live_consumer(db, settings, args.runs):
+        say(line)
+
+
+async def reuse(args: argparse.Namespace, target: Target) -> None:
+    """``--reuse``: the reports (and the live consumer) on a database a run with
+    ``--keep`` left, migrated to this checkout's schema first; no generation, no
+    rebuild. Its history's days are found in it (``--days`` of them from the first)."""
+    settings = Settings(database_url=target.url)
+    tz = settings.company.tz
+    db = Database(target.url)
+    rss: dict[str, float] = {}
+    try:
+        started = time.perf_counter()
+        await upgrade(db.engine)
+        migrated_s = time.perf_counter() - started
+        async with db.read() as conn:
+            first = (
+                await conn.execute(
+                    select(func.min(StatsDaily.day)).where(StatsDaily.metric == "conv.started")
+                )
+            ).scalar()
+            written = int(
+                (await conn.execute(select(func.count()).select_from(EventRecord))).scalar() or 0
+            )
+        if first is None:
+            raise SystemExit(f"{target.url} holds no statistics: run with --keep first")
+        days = [first + timedelta(days=i) for i in range(args.days)]
+        say(
+            f"db={args.db} reused {target.url}: {days[0]} – {days[-1]} ({tz}), "
+            f"{written:,} events; migrated to head in {migrated_s:.1f} s "
+            "(generation and rebuilds skipped)"
+        )
+        stats = Stats(db, tz, {c: c for c in CHANNEL_TYPES}, night_hours=settings.stats.night_hours)
+        await reports_and_consumer(args, db, settings, stats, days, written, rss)
+    finally:
+        await db.dispose()
+    await size_and_memory(target, rss)
+
+
+async def size_and_memory(target: Target, rss: dict[str, float]) -> None:
     say("size")
     lines = sqlite_sizes(target.raw) if target.kind == "sqlite" else await pg_sizes(target.raw)
     for line in lines:
@@ -1553,6 +1608,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--operators", type=int, default=20)
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="time the reports on the database --keep left (--sqlite-path, --pg-db): "
+        "migrate it to this checkout, skip generation and rebuilds",
+    )
     p.add_argument(
         "--sqlite-path", default="/tmp/abonent-bench-stats.db", help="the SQLite file (replaced)"
     )

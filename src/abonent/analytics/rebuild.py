@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Date, delete, func, insert, literal, select, update
 
 from abonent.analytics.rollup import CONSUMER, Replay, StatsConsumer
 from abonent.clock import utcnow
@@ -51,12 +51,17 @@ from abonent.db.models import (
     ReadingsRecord,
     StatsConversation,
     StatsCount,
+    StatsCustomerCount,
     StatsCustomerDay,
     StatsDaily,
+    StatsHourly,
     StatsLink,
+    StatsMonthly,
     StatsOperatorEvent,
     StatsQueueWait,
+    StatsQueueWaitValues,
     StatsResponse,
+    StatsResponseValues,
     StatsStatusInterval,
     StatsTopic,
     TrackedLink,
@@ -181,13 +186,18 @@ async def _log_started(db: Database) -> StoredEvent | None:
 
 _ROLLUPS = (
     StatsCount,
+    StatsHourly,
     StatsDaily,
+    StatsMonthly,
     StatsConversation,
     StatsResponse,
+    StatsResponseValues,
     StatsQueueWait,
+    StatsQueueWaitValues,
     StatsStatusInterval,
     StatsOperatorEvent,
     StatsCustomerDay,
+    StatsCustomerCount,
     StatsTopic,
     StatsLink,
 )
@@ -222,14 +232,38 @@ async def _clear_from(db: Database, day: date, since_at: datetime, scope: set[in
     async with db.write() as conn:
         for table in (
             StatsCount,
+            StatsHourly,
             StatsDaily,
             StatsResponse,
+            StatsResponseValues,
             StatsQueueWait,
+            StatsQueueWaitValues,
             StatsCustomerDay,
+            StatsCustomerCount,
             StatsTopic,
             StatsLink,
         ):
             await conn.execute(delete(table).where(table.day >= day))
+        # The floor's month keeps its days before the floor: summed again from them.
+        month = day.replace(day=1)
+        await conn.execute(delete(StatsMonthly).where(StatsMonthly.month >= month))
+        d = StatsDaily
+        await conn.execute(
+            insert(StatsMonthly).from_select(
+                ["metric", "month", "channel", "user_id", "key", "n", "total"],
+                select(
+                    d.metric,
+                    literal(month, Date()),
+                    d.channel,
+                    d.user_id,
+                    d.key,
+                    func.sum(d.n),
+                    func.sum(d.total),
+                )
+                .where(d.day >= month, d.day < day)
+                .group_by(d.metric, d.channel, d.user_id, d.key),
+            )
+        )
         await conn.execute(
             update(StatsLink)
             .where(StatsLink.first_clicked_at >= since_at)

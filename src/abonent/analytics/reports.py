@@ -5,15 +5,16 @@ One ``Stats`` object answers every report of the page, the JSON API, the exports
 range of local days in the company's time zone, both ends included. Filters narrow
 by channel (ids) and by operator (ids; a group is turned into its operators).
 
-Percentiles are exact (computed from the stored delays, not from buckets): a
-supervisor who checks one slow reply by hand finds the same seconds here.
+Percentiles are exact (computed from every stored delay, not from buckets): a
+supervisor who checks one slow reply by hand finds the same seconds here. The delays
+are read from their daily summaries (``analytics.summaries``: each day's values,
+sorted and packed), so a quarter is a few thousand rows rather than every reply.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,19 +22,38 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, distinct, func, literal, or_, select, tuple_
+import numpy as np
+from sqlalchemy import (
+    BigInteger,
+    and_,
+    case,
+    cast,
+    distinct,
+    extract,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from abonent.analytics.rollup import ALL_CHANNELS, METRICS
+from abonent.analytics.summaries import VALUE_SIZE, Values, unpack
 from abonent.clock import utcnow
 from abonent.db.models import (
     StatsConversation,
     StatsCount,
+    StatsCustomerCount,
     StatsCustomerDay,
     StatsDaily,
+    StatsHourly,
+    StatsMonthly,
     StatsOperatorEvent,
-    StatsQueueWait,
+    StatsQueueWaitValues,
     StatsResponse,
+    StatsResponseValues,
     StatsStatusInterval,
     StatsTopic,
     User,
@@ -86,6 +106,29 @@ class Period:
     def days(self) -> list[date]:
         return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
 
+    def spans(self) -> list[tuple[bool, date, date, int]]:
+        """The period as few rollup rows as possible: (by month?, first, last, sign).
+        A calendar month it covers whole is one month; one it covers in part is its
+        days, or, when it covers most of it, the month less the days it leaves out
+        (first and last are days, or the first days of months; both included)."""
+        out: list[tuple[bool, date, date, int]] = []
+        month = self.start.replace(day=1)
+        while month <= self.end:
+            after = _next_month(month)
+            first, last = max(self.start, month), min(self.end, after - timedelta(days=1))
+            covered, length = (last - first).days + 1, (after - month).days
+            # A month's rows are about two days' worth: worth it when they save more.
+            if covered == length or covered - (length - covered) > 2:
+                out.append((True, month, month, 1))
+                if first > month:
+                    out.append((False, month, first - timedelta(days=1), -1))
+                if last < after - timedelta(days=1):
+                    out.append((False, last + timedelta(days=1), after - timedelta(days=1), -1))
+            else:
+                out.append((False, first, last, 1))
+            month = after
+        return out
+
     @property
     def hourly(self) -> bool:
         """Short periods are drawn by the hour, longer ones by the day."""
@@ -97,6 +140,11 @@ class Period:
             "to": self.end.isoformat(),
             "timezone": str(self.tz),
         }
+
+
+def _next_month(day: date) -> date:
+    """The first day of the month after ``day``'s."""
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
 def named_period(name: str, today: date, tz: ZoneInfo) -> Period:
@@ -120,22 +168,27 @@ class Scope:
 
 def percentiles(values: Sequence[float]) -> dict[str, float | None]:
     """Median, 90th percentile (linear interpolation) and maximum; None when empty."""
-    if not values:
+    return _spread_of(sorted(values))
+
+
+def _spread_of(ordered: Sequence[float] | Values) -> dict[str, float | None]:
+    """``percentiles`` of values already in order."""
+    if len(ordered) == 0:
         return {"median": None, "p90": None, "max": None, "count": 0}
-    ordered = sorted(values)
     return {
         "median": _round(_quantile(ordered, 0.5)),
         "p90": _round(_quantile(ordered, 0.9)),
-        "max": _round(ordered[-1]),
+        "max": _round(float(ordered[-1])),
         "count": len(ordered),
     }
 
 
-def _quantile(ordered: Sequence[float], q: float) -> float:
+def _quantile(ordered: Sequence[float] | Values, q: float) -> float:
     position = (len(ordered) - 1) * q
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    below, above = float(ordered[low]), float(ordered[high])
+    return below + (above - below) * (position - low)
 
 
 def _round(value: float | None) -> float | None:
@@ -180,8 +233,15 @@ class _Counts:
 Spread = dict[str, float | None]  # median, p90, max, count
 
 
-async def _nothing() -> list[dict[str, Any]]:
-    return []
+_HOUR_US = 3_600_000_000
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _sqlite_micros(moment: Any) -> Any:
+    """A time SQLite keeps as text, in whole microseconds since 1970 (UTC). The
+    fraction is cut off before strftime, which would round it to milliseconds."""
+    seconds = cast(func.strftime("%s", func.substr(moment, 1, 19)), BigInteger)
+    return seconds * 1_000_000 + cast(func.substr(moment, 21, 6), BigInteger)
 
 
 def _spread(
@@ -191,67 +251,25 @@ def _spread(
     return spreads[which] if spreads is not None else percentiles([])
 
 
-async def _spreads(
-    conn: AsyncConnection,
-    values: Sequence[Any],
-    groups: Sequence[Any],
-    where: Sequence[Any],
-    *,
-    overall: Any = None,
-    raw: dict[tuple[Any, ...], list[list[float]]] | None = None,
-) -> dict[tuple[Any, ...], list[Spread]]:
-    """Median, p90 and max of each of ``values`` per group of ``groups`` (and, with
-    ``overall``, per value of that one group column alone, the others None).
+def _ordered(parts: Sequence[bytes]) -> Values:
+    """The values of several summary rows (or parts of them) in one sorted array."""
+    return np.sort(unpack(b"".join(parts)), kind="stable")
 
-    PostgreSQL computes them itself (``percentile_cont``, the same linear
-    interpolation as ``percentiles``), so only the answers cross the wire; SQLite, in
-    the same process, hands the rows over and they are computed here (and left in
-    ``raw`` for whatever else wants them: the delays' histogram)."""
-    if conn.dialect.name == "postgresql":
-        columns: list[Any] = [func.count()]
-        for value in values:
-            columns += [
-                func.percentile_cont(0.5).within_group(value),
-                func.percentile_cont(0.9).within_group(value),
-                func.max(value),
-            ]
-        query = select(*groups, *columns).where(*where)
-        if overall is not None:
-            query = query.group_by(func.grouping_sets(tuple_(*groups), tuple_(overall)))
-        else:
-            query = query.group_by(*groups)
-        out: dict[tuple[Any, ...], list[Spread]] = {}
-        for row in (await conn.execute(query)).all():
-            key, count, found = tuple(row[: len(groups)]), row[len(groups)], row[len(groups) + 1 :]
-            out[key] = [
-                {
-                    "median": _round(found[3 * i]),
-                    "p90": _round(found[3 * i + 1]),
-                    "max": _round(found[3 * i + 2]),
-                    "count": int(count),
-                }
-                for i in range(len(values))
-            ]
-        return out
-    collected: dict[tuple[Any, ...], list[list[float]]] = {}
-    width = len(groups)
-    for row in (await conn.execute(select(*groups, *values).where(*where))).all():
-        key = tuple(row[:width])
-        lists = collected.get(key)
-        if lists is None:
-            lists = collected[key] = [[] for _ in values]
-        for column, value in zip(lists, row[width:], strict=True):
-            column.append(value)
-    if raw is not None:
-        raw.update(collected)
-    if overall is not None:
-        index = list(groups).index(overall)
-        for key, lists in list(collected.items()):
-            whole = tuple(v if i == index else None for i, v in enumerate(key))
-            merged = collected.setdefault(whole, [[] for _ in values])
-            for column, part in zip(merged, lists, strict=True):
-                column.extend(part)
-    return {key: [percentiles(v) for v in lists] for key, lists in collected.items()}
+
+def _segments(
+    row_channels: list[Any], blobs: Sequence[bytes], wanted: frozenset[str]
+) -> list[bytes]:
+    """The parts of a summary row's ``blobs`` that belong to the ``wanted`` channels
+    (``row_channels`` lists each channel's count, in the order of its values)."""
+    out = [bytearray() for _ in blobs]
+    start = 0
+    for channel, count in row_channels:
+        end = start + int(count) * VALUE_SIZE
+        if channel in wanted:
+            for part, blob in zip(out, blobs, strict=True):
+                part += blob[start:end]
+        start = end
+    return [bytes(part) for part in out]
 
 
 class Stats:
@@ -332,25 +350,29 @@ class Stats:
         return Scope(channels, users)
 
     async def _counts(self, conn: AsyncConnection, period: Period, scope: Scope) -> _Counts:
-        """The period's totals, from the daily rollup (a day is one row, not 24)."""
+        """The period's totals from the daily and monthly rollups (``Period.spans``):
+        a quarter is a few months' rows and a few days', not ninety days'."""
+        parts: list[Any] = []
+        for monthly, first, last, sign in period.spans():
+            table: Any = StatsMonthly if monthly else StatsDaily
+            at = table.month if monthly else table.day
+            part = select(
+                table.metric,
+                table.channel,
+                table.user_id,
+                table.key,
+                (table.n * sign).label("n"),
+                (table.total * sign).label("total"),
+            ).where(table.metric.in_(sorted(METRICS)), at >= first, at <= last)
+            parts.append(self._narrow(part, table.channel, None, scope))
+        rows_of = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+        c = rows_of.c
         query = (
-            select(
-                StatsDaily.metric,
-                StatsDaily.channel,
-                StatsDaily.user_id,
-                StatsDaily.key,
-                func.sum(StatsDaily.n),
-                func.sum(StatsDaily.total),
-            )
-            .where(
-                StatsDaily.metric.in_(sorted(METRICS)),
-                StatsDaily.day >= period.start,
-                StatsDaily.day <= period.end,
-            )
-            .group_by(StatsDaily.metric, StatsDaily.channel, StatsDaily.user_id, StatsDaily.key)
+            select(c.metric, c.channel, c.user_id, c.key, func.sum(c.n), func.sum(c.total))
+            .group_by(c.metric, c.channel, c.user_id, c.key)
+            # Whatever a month holds only on the days left out nets to nothing.
+            .having(func.sum(c.n) != 0)
         )
-        if scope.channels is not None:
-            query = query.where(StatsDaily.channel.in_(sorted(scope.channels)))
         rows: dict[str, list[tuple[str, int, str, int, float]]] = defaultdict(list)
         for metric, channel, user, key, n, total in (await conn.execute(query)).all():
             # Operator figures narrow to the chosen operators; the rest stays whole.
@@ -396,14 +418,16 @@ class Stats:
     async def _hour_profile(
         self, conn: AsyncConnection, period: Period, scope: Scope
     ) -> dict[int, int]:
+        # Every channel's: the hourly totals, a row an hour; some: the hourly counters.
+        table: Any = StatsHourly if scope.channels is None else StatsCount
         query = (
-            select(StatsCount.hour, func.sum(StatsCount.n))
+            select(table.hour, func.sum(table.n))
             .where(
-                StatsCount.metric == "msg.customer",
-                StatsCount.day >= period.start,
-                StatsCount.day <= period.end,
+                table.metric == "msg.customer",
+                table.day >= period.start,
+                table.day <= period.end,
             )
-            .group_by(StatsCount.hour)
+            .group_by(table.hour)
         )
         if scope.channels is not None:
             query = query.where(StatsCount.channel.in_(sorted(scope.channels)))
@@ -421,8 +445,6 @@ class Stats:
         on_own = self._on_own_connection
         # Each part on a connection of its own, all at once: PostgreSQL answers them in
         # parallel (SQLite, in this process, one after another as before).
-        # SQLite hands the delays over anyway: their histogram is made from them.
-        raw: dict[tuple[Any, ...], list[list[float]]] | None = {} if self.db.is_sqlite else None
         first = asyncio.gather(
             on_own(lambda c: self._counts(c, period, scope)),
             on_own(
@@ -430,21 +452,21 @@ class Stats:
             ),
             on_own(lambda c: self._hour_profile(c, period, scope)),
             on_own(lambda c: self._customers(c, period, scope)),
-            on_own(lambda c: self._responses(c, period, scope, raw)),
         )
+
+        async def delays_and_slowest(conn: AsyncConnection) -> Any:
+            delays, histogram, threshold = await self._responses(conn, period, scope)
+            slowest = await self._slowest(conn, period, scope, users, at_least=threshold)
+            return delays, histogram, slowest
+
         second = asyncio.gather(
+            on_own(delays_and_slowest),
             on_own(lambda c: self._waits(c, period, scope)),
-            on_own(lambda c: self._slowest(c, period, scope, users)),
             on_own(lambda c: self._presence(c, period, scope)),
-            on_own(lambda c: self._delay_histogram(c, period, scope))
-            if raw is None
-            else _nothing(),
         )
         parts, more = await asyncio.gather(first, second)
-        counts, slots, profile, customers, delays = parts
-        waits, slowest, presence, histogram = more
-        if raw is not None:
-            histogram = self._histogram_of(raw)
+        counts, slots, profile, customers = parts
+        (delays, histogram, slowest), waits, presence = more
         return {
             "period": period.as_dict(),
             "traffic": self._traffic(period, counts, slots, profile, customers),
@@ -536,16 +558,23 @@ class Stats:
                 )
             )
             return {"unique": int(unique or 0), "returning": int(returning or 0)}
-        prev, first, start = StatsCustomerDay.prev_day, StatsCustomerDay.first_day, period.start
+        # The same counts from the customer days counted by previous day (a few rows a
+        # day); no previous day is kept as prev_day = day.
+        c, start = StatsCustomerCount, period.start
+        none = c.prev_day == c.day
         row = (
             await conn.execute(
                 select(
-                    func.count(case((or_(prev.is_(None), prev < start), 1))),
-                    func.count(case((or_(prev < start, and_(prev >= start, prev == first)), 1))),
-                ).where(StatsCustomerDay.channel == channels[0], *days)
+                    func.sum(case((or_(none, c.prev_day < start), c.n), else_=0)),
+                    func.sum(case((c.prev_day < start, c.n), else_=0)),
+                    func.sum(
+                        case((and_(c.prev_day >= start, ~none), c.first_n), else_=0),
+                    ),
+                ).where(c.channel == channels[0], c.day >= period.start, c.day <= period.end)
             )
         ).one()
-        return {"unique": int(row[0] or 0), "returning": int(row[1] or 0)}
+        returning = int(row[1] or 0) + int(row[2] or 0)
+        return {"unique": int(row[0] or 0), "returning": returning}
 
     # ------------------------------------------------------------------ the bot
     def _bot(self, counts: _Counts) -> dict[str, Any]:
@@ -633,35 +662,66 @@ class Stats:
 
     # ------------------------------------------------------------------ operators
     async def _responses(
-        self,
-        conn: AsyncConnection,
-        period: Period,
-        scope: Scope,
-        raw: dict[tuple[Any, ...], list[list[float]]] | None = None,
-    ) -> dict[tuple[Any, ...], list[Spread]]:
-        """Response delays per (operator, kind) and per kind for everyone: in all and
-        inside working hours."""
-        return await _spreads(
-            conn,
-            [StatsResponse.seconds, StatsResponse.work_seconds],
-            [StatsResponse.user_id, StatsResponse.kind],
-            self._response_filter(period, scope),
-            overall=StatsResponse.kind,
-            raw=raw,
-        )
+        self, conn: AsyncConnection, period: Period, scope: Scope
+    ) -> tuple[dict[tuple[Any, ...], list[Spread]], list[dict[str, Any]], float | None]:
+        """Response delays per (operator, kind) and per kind for everyone (the operators
+        chosen), in all and inside working hours; the delays' histogram; and the delay
+        of the ``SLOWEST``-th slowest reply (None when there are fewer)."""
+        v = StatsResponseValues
+        wanted = scope.channels
+        columns: list[Any] = [v.kind, v.user_id, v.seconds, v.work_seconds]
+        if wanted is not None:
+            columns.append(v.channels)  # which part of the values is whose
+        query = select(*columns).where(v.day >= period.start, v.day <= period.end)
+        if scope.users is not None:
+            query = query.where(v.user_id.in_(sorted(scope.users)))
+        found: dict[tuple[int, str], tuple[list[bytes], list[bytes]]] = {}
+        for row in (await conn.execute(query)).all():
+            seconds, work = row[2], row[3]
+            if wanted is not None:
+                seconds, work = _segments(row[4], (seconds, work), wanted)
+                if not seconds:
+                    continue  # none of this operator's replies that day in those channels
+            key = (int(row[1]), str(row[0]))
+            blobs = found.get(key)
+            if blobs is None:
+                blobs = found[key] = ([], [])
+            blobs[0].append(seconds)
+            blobs[1].append(work)
+        out: dict[tuple[Any, ...], list[Spread]] = {}
+        everyone: dict[str, tuple[list[Values], list[Values]]] = {}
+        for (user, kind), (seconds, work) in found.items():
+            ordered = (_ordered(seconds), _ordered(work))
+            out[(user, kind)] = [_spread_of(ordered[0]), _spread_of(ordered[1])]
+            parts = everyone.setdefault(kind, ([], []))
+            parts[0].append(ordered[0])
+            parts[1].append(ordered[1])
+        by_kind: dict[str, Values] = {}
+        for kind, (seconds_parts, work_parts) in everyone.items():
+            # Each operator's values are in order: a stable sort merges those runs.
+            all_seconds = np.sort(np.concatenate(seconds_parts), kind="stable")
+            out[(None, kind)] = [
+                _spread_of(all_seconds),
+                _spread_of(np.sort(np.concatenate(work_parts), kind="stable")),
+            ]
+            by_kind[kind] = all_seconds
+        slow = np.sort(np.concatenate([v[-SLOWEST:] for v in by_kind.values()] or [np.empty(0)]))
+        threshold = float(slow[-SLOWEST]) if len(slow) >= SLOWEST else None
+        return out, self._histogram(by_kind), threshold
 
     @staticmethod
-    def _histogram_of(raw: dict[tuple[Any, ...], list[list[float]]]) -> list[dict[str, Any]]:
-        """The delays' histogram from delays already read (SQLite: no second pass)."""
-        bounds = [upper for _label, upper in DELAY_BUCKETS]
-        spread = {"first": [0] * len(bounds), "next": [0] * len(bounds)}
-        for (_user, kind), (waits, _in_hours) in raw.items():
-            if kind in spread:
-                column = spread[kind]
-                for wait in waits:
-                    column[bisect_right(bounds, wait)] += 1
+    def _histogram(by_kind: dict[str, Values]) -> list[dict[str, Any]]:
+        """How many delays of each kind fall in each of ``DELAY_BUCKETS`` (a bucket holds
+        its lower bound, not its upper one)."""
+        uppers = [upper for _label, upper in DELAY_BUCKETS]
+        counts: dict[str, list[int]] = {}
+        for kind in ("first", "next"):
+            ordered = by_kind.get(kind, np.empty(0))
+            under = [int(n) for n in np.searchsorted(ordered, uppers[:-1], side="left")]
+            under.append(len(ordered))
+            counts[kind] = [n - m for n, m in zip(under, [0, *under[:-1]], strict=True)]
         return [
-            {"bucket": label, "first": spread["first"][i], "next": spread["next"][i]}
+            {"bucket": label, "first": counts["first"][i], "next": counts["next"][i]}
             for i, (label, _upper) in enumerate(DELAY_BUCKETS)
         ]
 
@@ -673,33 +733,8 @@ class Stats:
             where.append(StatsResponse.user_id.in_(sorted(scope.users)))
         return where
 
-    async def _delay_histogram(
-        self, conn: AsyncConnection, period: Period, scope: Scope
-    ) -> list[dict[str, Any]]:
-        bounds = [upper for _label, upper in DELAY_BUCKETS[:-1]]
-        bucket = case(
-            *((StatsResponse.seconds < upper, i) for i, upper in enumerate(bounds)),
-            else_=len(bounds),
-        )
-        counts: dict[tuple[str, int], int] = {}
-        rows = await conn.execute(
-            select(StatsResponse.kind, bucket, func.count())
-            .where(*self._response_filter(period, scope))
-            .group_by(StatsResponse.kind, bucket)
-        )
-        for kind, index, n in rows.all():
-            counts[(kind, int(index))] = int(n)
-        return [
-            {
-                "bucket": label,
-                "first": counts.get(("first", i), 0),
-                "next": counts.get(("next", i), 0),
-            }
-            for i, (label, _upper) in enumerate(DELAY_BUCKETS)
-        ]
-
     def _narrow(self, query: Any, channel: Any, user: Any, scope: Scope) -> Any:
-        if scope.channels is not None:
+        if scope.channels is not None and channel is not None:
             query = query.where(channel.in_(sorted(scope.channels)))
         if scope.users is not None and user is not None:
             query = query.where(user.in_(sorted(scope.users)))
@@ -711,10 +746,17 @@ class Stats:
         period: Period,
         scope: Scope,
         users: dict[int, dict[str, Any]],
+        *,
+        at_least: float | None = None,
     ) -> list[dict[str, Any]]:
+        """The ``SLOWEST`` slowest replies. Given the delay of the last of them
+        (``_responses`` knows it), only the rows that slow are read and sorted."""
+        where = self._response_filter(period, scope)
+        if at_least is not None:
+            where.append(StatsResponse.seconds >= at_least)
         query = (
             select(StatsResponse.__table__)
-            .where(*self._response_filter(period, scope))
+            .where(*where)
             .order_by(StatsResponse.seconds.desc(), StatsResponse.id)
             .limit(SLOWEST)
         )
@@ -743,11 +785,38 @@ class Stats:
     async def _presence(
         self, conn: AsyncConnection, period: Period, scope: Scope
     ) -> dict[int, dict[str, float]]:
-        """Seconds online and on break per operator inside the period."""
+        """Seconds online and on break per operator inside the period: the intervals
+        clipped to it (an open one runs until now) and summed by the database, in
+        whole microseconds (exact, and a quarter's intervals never cross the wire)."""
+        i = StatsStatusInterval
+        at = i.started_at.type
+        since, until = literal(period.since, at), literal(period.until, at)
+        ended = func.coalesce(i.ended_at, literal(utcnow(), at))
+        if conn.dialect.name == "postgresql":
+            lo, hi = func.greatest(i.started_at, since), func.least(ended, until)
+            micros = func.sum(cast(extract("epoch", hi - lo) * 1_000_000, BigInteger))
+        else:
+            # SQLite keeps UTC times as "YYYY-MM-DD HH:MM:SS.ffffff": they compare as
+            # text, and make whole seconds (strftime) and microseconds (the digits).
+            lo, hi = func.max(i.started_at, since), func.min(ended, until)
+            micros = func.sum(_sqlite_micros(hi) - _sqlite_micros(lo))
+        query = (
+            select(i.user_id, i.status, micros)
+            .where(*self._interval_filter(period, scope), hi > lo)
+            .group_by(i.user_id, i.status)
+        )
         out: dict[int, dict[str, float]] = defaultdict(lambda: {"online": 0.0, "break": 0.0})
-        for user_id, status, start, end in await self._intervals(conn, period, scope):
-            out[user_id][status] += (end - start).total_seconds()
+        for user_id, status, total in (await conn.execute(query)).all():
+            out[int(user_id)][str(status)] += int(total) / 1e6
         return dict(out)
+
+    @staticmethod
+    def _interval_filter(period: Period, scope: Scope) -> list[Any]:
+        i = StatsStatusInterval
+        where = [i.started_at < period.until, or_(i.ended_at.is_(None), i.ended_at > period.since)]
+        if scope.users is not None:
+            where.append(i.user_id.in_(sorted(scope.users)))
+        return where
 
     async def _intervals(
         self, conn: AsyncConnection, period: Period, scope: Scope
@@ -761,12 +830,7 @@ class Stats:
             StatsStatusInterval.status,
             StatsStatusInterval.started_at,
             StatsStatusInterval.ended_at,
-        ).where(
-            StatsStatusInterval.started_at < until,
-            or_(StatsStatusInterval.ended_at.is_(None), StatsStatusInterval.ended_at > since),
-        )
-        if scope.users is not None:
-            query = query.where(StatsStatusInterval.user_id.in_(sorted(scope.users)))
+        ).where(*self._interval_filter(period, scope))
         out = []
         for user_id, status, start, end in (
             await conn.execute(query.order_by(StatsStatusInterval.started_at))
@@ -853,10 +917,13 @@ class Stats:
     async def _waits(
         self, conn: AsyncConnection, period: Period, scope: Scope
     ) -> dict[tuple[Any, ...], list[Spread]]:
-        where: list[Any] = [StatsQueueWait.day >= period.start, StatsQueueWait.day <= period.end]
-        if scope.channels is not None:
-            where.append(StatsQueueWait.channel.in_(sorted(scope.channels)))
-        return await _spreads(conn, [StatsQueueWait.seconds], [StatsQueueWait.outcome], where)
+        v = StatsQueueWaitValues
+        query = select(v.outcome, v.seconds).where(v.day >= period.start, v.day <= period.end)
+        query = self._narrow(query, v.channel, None, scope)
+        found: dict[str, list[bytes]] = defaultdict(list)
+        for outcome, seconds in (await conn.execute(query)).all():
+            found[str(outcome)].append(seconds)
+        return {(outcome,): [_spread_of(_ordered(b))] for outcome, b in found.items()}
 
     def _queue(self, counts: _Counts, waits: dict[tuple[Any, ...], list[Spread]]) -> dict[str, Any]:
         queued = counts.total("queue.queued")
@@ -955,15 +1022,20 @@ class Stats:
         async with self.db.read() as conn:
             intervals = await self._intervals(conn, period, scope)
         days: dict[int, dict[date, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+        local = [
+            (user_id, status, start.astimezone(self.tz), end.astimezone(self.tz))
+            for user_id, status, start, end in intervals
+        ]
         staffed: dict[tuple[str, int], float] = defaultdict(float)
-        for _user, status, start, end in intervals:
-            cursor = start.astimezone(self.tz)
-            stop = end.astimezone(self.tz)
-            while cursor < stop:
-                next_hour = (cursor.replace(minute=0, second=0, microsecond=0)) + timedelta(hours=1)
-                piece_end = min(stop, next_hour)
-                staffed[(status, cursor.hour)] += (piece_end - cursor).total_seconds()
-                cursor = piece_end
+        epoch = datetime(2000, 1, 1, tzinfo=self.tz)  # a local midnight
+        for _user, status, cursor, stop in local:
+            # Hour by hour in whole microseconds of the local clock (times of one zone
+            # subtract as the clock reads): the pieces of stepping datetimes, faster.
+            at, stop_at = (cursor - epoch) // _MICROSECOND, (stop - epoch) // _MICROSECOND
+            while at < stop_at:
+                next_at = min(stop_at, (at // _HOUR_US + 1) * _HOUR_US)
+                staffed[(status, at // _HOUR_US % 24)] += (next_at - at) / 1e6
+                at = next_at
         span = len(period.days) * 3600.0
         staffing = [
             {
@@ -973,28 +1045,32 @@ class Stats:
             }
             for hour in range(24)
         ]
-        for user_id, status, start, end in intervals:
-            cursor = start.astimezone(self.tz)
-            stop = end.astimezone(self.tz)
+        # A day → the midnight that ends it and how it reads.
+        midnights: dict[date, tuple[datetime, str]] = {}
+        for user_id, status, cursor, stop in local:
+            start_iso = cursor.isoformat()
             while cursor < stop:
-                midnight = datetime.combine(cursor.date() + timedelta(days=1), time(), self.tz)
-                piece_end = min(stop, midnight)
-                days[user_id][cursor.date()].append(
+                day = cursor.date()
+                ends = midnights.get(day)
+                if ends is None:
+                    midnight = datetime.combine(day + timedelta(days=1), time(), self.tz)
+                    ends = midnights[day] = (midnight, midnight.isoformat())
+                if stop < ends[0]:
+                    piece_end, end_iso = stop, stop.isoformat()
+                    to_h = round(stop.hour + stop.minute / 60 + stop.second / 3600, 3)
+                else:
+                    piece_end, end_iso, to_h = ends[0], ends[1], 24.0
+                days[user_id][day].append(
                     {
                         "status": status,
-                        "start": cursor.isoformat(),
-                        "end": piece_end.isoformat(),
+                        "start": start_iso,
+                        "end": end_iso,
                         "from_h": round(cursor.hour + cursor.minute / 60 + cursor.second / 3600, 3),
-                        "to_h": round(
-                            24.0
-                            if piece_end == midnight
-                            else piece_end.hour + piece_end.minute / 60 + piece_end.second / 3600,
-                            3,
-                        ),
+                        "to_h": to_h,
                         "seconds": int((piece_end - cursor).total_seconds()),
                     }
                 )
-                cursor = piece_end
+                cursor, start_iso = piece_end, end_iso
         ids = set(days)
         if scope.users is not None:
             ids |= {u for u in scope.users if u in users}
@@ -1131,15 +1207,22 @@ class Stats:
         users = await self.users()
         async with self.db.read() as conn:
             total = await conn.scalar(select(func.count()).select_from(source).where(*where))
+            # The page's ids first, sorted by what an index holds (a topic's
+            # conversations are sorted as keys, not as whole rows), then their rows.
+            page = (
+                select(StatsConversation.conversation_id)
+                .select_from(source)
+                .where(*where)
+                .order_by(*self._NEWEST_FIRST)
+                .limit(limit)
+                .offset(offset)
+            )
             rows = (
                 (
                     await conn.execute(
                         select(StatsConversation.__table__)
-                        .select_from(source)
-                        .where(*where)
+                        .where(StatsConversation.conversation_id.in_(page.scalar_subquery()))
                         .order_by(*self._NEWEST_FIRST)
-                        .limit(limit)
-                        .offset(offset)
                     )
                 )
                 .mappings()
@@ -1219,23 +1302,49 @@ class Stats:
             "csat": r["csat_rating"],
         }
 
+    async def _hourly_totals(
+        self, conn: AsyncConnection, period: Period
+    ) -> dict[tuple[date, int], dict[str, int]]:
+        """The series' counters of each hour over every channel and operator, from the
+        hourly totals: a row per hour with the metrics summed by the database (a
+        quarter's 2,160 rows, not a row per metric, channel, operator and link)."""
+        h = StatsHourly
+        metrics = sorted(SERIES_METRICS)
+        query = (
+            select(h.day, h.hour, *(func.sum(case((h.metric == m, h.n), else_=0)) for m in metrics))
+            .where(h.metric.in_(metrics), h.day >= period.start, h.day <= period.end)
+            .group_by(h.day, h.hour)
+        )
+        return {
+            (day, int(hour)): {
+                SERIES_METRICS[m]: int(n or 0) for m, n in zip(metrics, counts, strict=True)
+            }
+            for day, hour, *counts in (await conn.execute(query)).all()
+        }
+
     async def series(
         self, period: Period, scope: Scope | None = None, *, hourly: bool = False
     ) -> list[dict[str, Any]]:
         """One row per day (or hour) of the period with the main counters: the export's
         time series."""
         scope = scope or Scope()
-        async with self.db.read() as conn:
-            found = await self._per_slot(
-                conn, period, scope, SERIES_METRICS, hourly=hourly, by_channel=False
-            )
         rows: dict[tuple[date, int], dict[str, int]] = {}
         slots = [(d, h) for d in period.days for h in (range(24) if hourly else [0])]
         for day, hour in slots:
             rows[(day, hour)] = dict.fromkeys(SERIES_COLUMNS, 0)
-        for metric, _channel, day, hour, n in found:
-            if (day, hour) in rows:
-                rows[(day, hour)][SERIES_METRICS[metric]] += n
+        async with self.db.read() as conn:
+            if hourly and scope == Scope():
+                for slot, values in (await self._hourly_totals(conn, period)).items():
+                    if slot in rows:
+                        for column, n in values.items():
+                            rows[slot][column] += n
+            else:
+                found = await self._per_slot(
+                    conn, period, scope, SERIES_METRICS, hourly=hourly, by_channel=False
+                )
+                for metric, _channel, day, hour, n in found:
+                    if (day, hour) in rows:
+                        rows[(day, hour)][SERIES_METRICS[metric]] += n
         out = []
         for (day, hour), values in rows.items():
             values["bot_only"] = max(values["conversations"] - values["to_operator"], 0)

@@ -9,7 +9,8 @@ that add, so two batches touching one hour add up instead of overwriting.
 
 What is counted where (the README's definitions say the same in words):
 - hourly counters (``stats_counts``) in the company's time zone, by channel, operator
-  and a key (intent, link, flow);
+  and a key (intent, link, flow); the same by day (``stats_daily``), by month
+  (``stats_monthly``) and by hour over everything (``stats_hourly``), for long periods;
 - a conversation counts from the customer's first message, on that day; whether it
   reached the operators is credited to that same day, so "bot only" and "handed to
   operators" of a period always add up to its conversations;
@@ -17,11 +18,14 @@ What is counted where (the README's definitions say the same in words):
   first unanswered message (later responses) to the next operator message; bot time
   never counts, and a conversation nobody answered gives no delay at all;
 - queue waits run from a hand-off to the moment an operator got the conversation or
-  the customer left the queue, and are credited to the day of the hand-off.
+  the customer left the queue, and are credited to the day of the hand-off;
+- each day's delays and waits, and its customer days, are also kept summarised
+  (``analytics.summaries``), so a quarter's report reads a few rows a day.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -32,6 +36,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from abonent.analytics import summaries
 from abonent.config import WorkingHours
 from abonent.core import events as ev
 from abonent.core.eventlog import StoredEvent
@@ -40,7 +45,9 @@ from abonent.db.models import (
     StatsCount,
     StatsCustomerDay,
     StatsDaily,
+    StatsHourly,
     StatsLink,
+    StatsMonthly,
     StatsOperatorEvent,
     StatsQueueWait,
     StatsResponse,
@@ -173,17 +180,36 @@ def _user(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _insert(conn: AsyncConnection, table: Any) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
-def _adding(conn: AsyncConnection, table: Any, key: list[str]) -> Any:
+def _adding(
+    conn: AsyncConnection, table: Any, key: list[str], counters: tuple[str, ...] = ("n", "total")
+) -> Any:
     """An upsert that adds to the counters of an existing row."""
-    stmt = _insert(conn, table)
+    return _adding_to(conn.dialect.name, table, tuple(key), counters)
+
+
+@functools.cache
+def _adding_to(dialect: str, table: Any, key: tuple[str, ...], counters: tuple[str, ...]) -> Any:
+    """``_adding``'s statement, made once: building an upsert costs more than running
+    one of a few rows, and a batch on the message path runs several."""
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     return stmt.on_conflict_do_update(
-        index_elements=key,
-        set_={"n": table.n + stmt.excluded.n, "total": table.total + stmt.excluded.total},
+        index_elements=list(key),
+        set_={c: getattr(table, c) + getattr(stmt.excluded, c) for c in counters},
     )
+
+
+@functools.cache
+def _ignoring(dialect: str, table: Any) -> Any:
+    """An insert that leaves a row already there alone (made once, as ``_adding_to``)."""
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return stmt.on_conflict_do_nothing()
+
+
+@functools.cache
+def _new_customer_days(dialect: str) -> Any:
+    """Customer days inserted, returning those that were not there (to be counted)."""
+    days = StatsCustomerDay
+    return _ignoring(dialect, days).returning(days.channel, days.day, days.prev_day, days.first_day)
 
 
 @dataclass
@@ -706,6 +732,14 @@ class _Batch:
                     for k, v in self.counts.items()
                 ],
             )
+            # Summed over channels, operators and keys: an unfiltered hourly series.
+            hourly: dict[tuple[str, date, int], int] = defaultdict(int)
+            for (day, hour, metric, *_rest), (n, _total) in self.counts.items():
+                hourly[(metric, day, hour)] += int(n)
+            await conn.execute(
+                _adding(conn, StatsHourly, ["metric", "day", "hour"], ("n",)),
+                [{"metric": m, "day": d, "hour": h, "n": n} for (m, d, h), n in hourly.items()],
+            )
             await conn.execute(
                 _adding(conn, StatsDaily, ["metric", "day", "channel", "user_id", "key"]),
                 [
@@ -719,6 +753,29 @@ class _Batch:
                         "total": float(v[1]),
                     }
                     for k, v in self.daily.items()
+                ],
+            )
+            # By calendar month: a long period's whole months.
+            monthly: dict[tuple[date, str, str, int, str], list[float]] = defaultdict(
+                lambda: [0, 0.0]
+            )
+            for (day, metric, channel, user, key), (n, total) in self.daily.items():
+                cell = monthly[(day.replace(day=1), metric, channel, user, key)]
+                cell[0] += n
+                cell[1] += total
+            await conn.execute(
+                _adding(conn, StatsMonthly, ["metric", "month", "channel", "user_id", "key"]),
+                [
+                    {
+                        "month": k[0],
+                        "metric": k[1],
+                        "channel": k[2],
+                        "user_id": k[3],
+                        "key": k[4],
+                        "n": int(v[0]),
+                        "total": float(v[1]),
+                    }
+                    for k, v in monthly.items()
                 ],
             )
         new = [self.convs[c] for c in sorted(self.new_convs)]
@@ -740,13 +797,23 @@ class _Batch:
         ):
             if rows:
                 await conn.execute(insert(table), rows)
-        if self.customer_days:
-            await conn.execute(
-                _insert(conn, StatsCustomerDay).on_conflict_do_nothing(), self.customer_days
+        if self.responses:
+            await summaries.refresh_responses(
+                conn, {(r["day"], r["kind"], r["user_id"]) for r in self.responses}
             )
+        if self.waits:
+            await summaries.refresh_waits(
+                conn, {(w["day"], w["outcome"], w["channel"]) for w in self.waits}
+            )
+        if self.customer_days:
+            inserted = await conn.execute(
+                _new_customer_days(conn.dialect.name),
+                self.customer_days,
+            )
+            await summaries.count_customer_days(conn, inserted.all())
         if self.topic_rows:
             await conn.execute(
-                _insert(conn, StatsTopic).on_conflict_do_nothing(),
+                _ignoring(conn.dialect.name, StatsTopic),
                 [
                     {"topic": t, "day": d, "conversation_id": c}
                     for t, d, c in sorted(self.topic_rows)
@@ -754,7 +821,7 @@ class _Batch:
             )
         if self.new_links:
             await conn.execute(
-                _insert(conn, StatsLink).on_conflict_do_nothing(), list(self.new_links.values())
+                _ignoring(conn.dialect.name, StatsLink), list(self.new_links.values())
             )
         if self.clicked:
             await conn.execute(

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     SmallInteger,
     String,
@@ -483,6 +484,20 @@ class StatsCount(Base):
     total: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+class StatsHourly(Base):
+    """The hourly counters summed over channels, operators and keys: an unfiltered
+    hourly series over a quarter reads a narrow row per metric and hour, not one per
+    channel, operator and link."""
+
+    __tablename__ = "stats_hourly"
+    __table_args__ = CLUSTERED
+
+    metric: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    hour: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class StatsDaily(Base):
     """The same counters by day: a report over months reads a day's row, not 24."""
 
@@ -498,12 +513,32 @@ class StatsDaily(Base):
     total: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+class StatsMonthly(Base):
+    """The same counters by calendar month (``month`` is its first day): a quarter's
+    report reads its months here and only a few days by day (``Period.spans``)."""
+
+    __tablename__ = "stats_monthly"
+    __table_args__ = CLUSTERED
+
+    metric: Mapped[str] = mapped_column(String(40), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[float] = mapped_column(Float, default=0.0)
+
+
 class StatsConversation(Base):
     """One row per conversation: what the log has told of it (exports, drill-down)."""
 
     __tablename__ = "stats_conversations"
-    # Newest first within a period, page by page, straight from the index.
-    __table_args__ = (Index("ix_stats_conversations_day", "day", "started_at", "conversation_id"),)
+    # Newest first within a period, page by page, straight from the index; and a
+    # topic's conversations (found by id) checked and sorted from an index too.
+    __table_args__ = (
+        Index("ix_stats_conversations_day", "day", "started_at", "conversation_id"),
+        Index("ix_stats_conversations_id_day", "conversation_id", "day", "started_at"),
+    )
 
     conversation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     channel: Mapped[str] = mapped_column(String(64))
@@ -638,6 +673,54 @@ class StatsCustomerDay(Base):
     contact_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     prev_day: Mapped[date | None] = mapped_column(Date)
     first_day: Mapped[date] = mapped_column(Date)
+
+
+class StatsResponseValues(Base):
+    """Every response delay of one day, kind and operator: the exact values of
+    ``stats_responses`` packed as little-endian float64s, channel after channel and
+    each channel's in order; ``channels`` lists ``[channel, how many]`` in that order.
+    A quarter's percentiles read a few thousand of these rows instead of every
+    response. Rewritten from those rows whenever one is added (``analytics.summaries``)."""
+
+    __tablename__ = "stats_response_values"
+    __table_args__ = CLUSTERED
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    channels: Mapped[list[Any]] = mapped_column(JSON)
+    seconds: Mapped[bytes] = mapped_column(LargeBinary)
+    # In order on their own: the n-th of these is not the n-th response's.
+    work_seconds: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StatsQueueWaitValues(Base):
+    """Every queue wait of one day, outcome and channel, sorted and packed like
+    ``stats_response_values`` (from ``stats_queue_waits``)."""
+
+    __tablename__ = "stats_queue_wait_values"
+    __table_args__ = CLUSTERED
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seconds: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StatsCustomerCount(Base):
+    """``stats_customer_days`` counted by channel, day and previous day: the unique and
+    returning customers of a period are sums over a few rows a day. A customer with no
+    earlier day on the channel is counted under ``prev_day = day`` (a day is never its
+    own previous one); ``first_n`` are those whose previous day was their first."""
+
+    __tablename__ = "stats_customer_counts"
+    __table_args__ = CLUSTERED
+
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    prev_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class StatsTopic(Base):
