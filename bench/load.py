@@ -18,6 +18,11 @@ matched afterwards). The first ``WARMUP`` seconds are not measured.
 
     .venv/bin/python bench/load.py --db sqlite --customers 50 --duration 20
     .venv/bin/python bench/load.py --db postgres --customers 100 --redis own --processes 2
+    .venv/bin/python bench/load.py --db sqlite --customers 32 --compare-echo
+
+``--echo`` runs the same customers against ``bench/echo_server.py`` (the client API on
+the same stack, in memory, every message echoed): the ceiling the framework and the load
+generator leave. ``--compare-echo`` alternates product and echo runs and prints the ratio.
 
 See bench/README.md for what each printed figure means.
 """
@@ -264,11 +269,20 @@ def _open_log(path: Path) -> Any:
     return path.open("wb")
 
 
-async def start_server(port: int, env: dict[str, str], log: Path) -> Server:
+ECHO_SERVER = Path(__file__).with_name("echo_server.py")
+
+
+async def start_server(port: int, env: dict[str, str], log: Path, *, echo: bool = False) -> Server:
+    """``abonent serve`` on ``port``, or with ``echo`` the in-memory echo of its client API."""
+    command = (
+        [sys.executable, str(ECHO_SERVER), "--host", "127.0.0.1", "--port", str(port)]
+        if echo
+        else abonent_command("serve", "--host", "127.0.0.1", "--port", str(port))
+    )
     out = _open_log(log)
     try:
         proc = await asyncio.create_subprocess_exec(
-            *abonent_command("serve", "--host", "127.0.0.1", "--port", str(port)),
+            *command,
             env=env,
             stdout=out,
             stderr=out,
@@ -291,6 +305,20 @@ async def wait_ready(server: Server, http: aiohttp.ClientSession, limit: float =
                     return
         await asyncio.sleep(0.1)
     raise RuntimeError(f"server on :{server.port} not ready in {limit:.0f}s:\n{tail(server.log)}")
+
+
+async def wait_model(server: Server, http: aiohttp.ClientSession, limit: float = 45) -> bool:
+    """Wait for the server's consultant to switch from the keywords to the trained model
+    (``/readyz`` says which): the background load holds the GIL for seconds, and
+    measured meanwhile it would be the run's latency tail. False when it did not in time."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+            async with http.get(server.url + "/readyz") as r:
+                if r.status == 200 and (await r.json()).get("consultant") == "model":
+                    return True
+        await asyncio.sleep(0.2)
+    return False
 
 
 async def stop_server(server: Server) -> None:
@@ -377,7 +405,8 @@ class DialogStats:
         expect: str,
     ) -> bool:
         """Count the reply (arrival, text) to what was ``said`` at ``t0``, or its absence
-        within REPLY_TIMEOUT; False when the dialog broke."""
+        within REPLY_TIMEOUT; False when the dialog broke. ``expect``: what the reply
+        must contain, or alternatives separated by ``|``."""
         if reply is None:
             self.timeouts += 1
             # The bot answers in order: let it catch up with this message before the next
@@ -390,7 +419,7 @@ class DialogStats:
         if measured:
             self.replied += 1
             self.latencies.append(at - t0)
-        if expect not in text:
+        if not any(option in text for option in expect.split("|")):
             self.unexpected += 1
             if len(self.unexpected_samples) < 3:
                 self.unexpected_samples.append(f"{said} → {text[:160]!r} (expected {expect!r})")
@@ -409,9 +438,17 @@ class Customer:
     """One web-chat visitor: a conversation, a WebSocket, and the scripted dialog."""
 
     def __init__(
-        self, base_url: str, account: BenchAccount, http: aiohttp.ClientSession, stats: Stats
+        self,
+        base_url: str,
+        account: BenchAccount,
+        http: aiohttp.ClientSession,
+        stats: Stats,
+        *,
+        check_texts: bool = True,
     ) -> None:
         self.base = base_url
+        # The echo says something else: its replies are not checked against the dialog.
+        self.check_texts = check_texts
         self.account = account
         self.http = http
         self.stats = stats
@@ -530,19 +567,25 @@ class Customer:
                 ({"text": number}, f"Лицевой счёт {number}"),
                 ({"payload": "readings"}, "лицев"),
                 ({"text": number}, "Это ваш счёт?"),
-                ({"payload": "yes"}, "Предыдущие показания"),
-                ({"text": ""}, "Показания приняты"),  # text filled in when sent
+                # A second submission in the period asks first whether to replace the
+                # first one; new readings instead of an answer replace it.
+                ({"payload": "yes"}, "Предыдущие показания|Заменить?"),
+                ({"text": ""}, "Показания приняты|Показания заменены"),  # text set when sent
                 ({"text": "меню"}, "Чем могу помочь"),
             ]
             for body, expect in script:
                 if time.perf_counter() >= self.stats.stop_at or self.closed:
                     return
-                if expect == "Показания приняты":
+                if expect.startswith("Показания приняты"):
                     body = {"text": self._next_readings()}
+                if not self.check_texts:
+                    expect = ""  # any reply will do
                 if not await self.send(body, expect):
                     # Off script (timeout, error, odd reply): start over from the menu.
                     if not self.closed and time.perf_counter() < self.stats.stop_at:
-                        await self.send({"text": "меню"}, "Чем могу помочь")
+                        await self.send(
+                            {"text": "меню"}, "Чем могу помочь" if self.check_texts else ""
+                        )
                     break
 
     async def close(self) -> None:
@@ -626,6 +669,9 @@ class Usage:
     server_log_errors: int
     loadgen_loop: str
 
+    def loadgen_cpu_ms(self, replies: int) -> float:
+        return self.loadgen_cpu_s * 1000 / replies if replies else math.nan
+
     def lines(
         self, window_s: float, processes: int, replies: int, unit: str, loadgen: str
     ) -> list[str]:
@@ -694,7 +740,8 @@ class Result:
     timeouts: int
     errors: dict[str, int]
     unexpected: int
-    usage: Usage  # flattened into the JSON line, last
+    usage: Usage  # flattened into the JSON line
+    server: str = "abonent"  # abonent | echo (bench/echo_server.py)
 
 
 def bench_parser(description: str, duration: float) -> argparse.ArgumentParser:
@@ -741,7 +788,11 @@ def checked_args(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse
         p.error("--customers must be between 1 and 5000")
     if not 1 <= args.processes <= 8:
         p.error("--processes must be between 1 and 8")
-    if args.processes > 1 and (args.db != "postgres" or not args.redis):
+    if (
+        args.processes > 1
+        and (args.db != "postgres" or not args.redis)
+        and not getattr(args, "echo", False)
+    ):
         p.error("--processes > 1 needs --db postgres and --redis URL|own")
     args.accounts = max(args.accounts, args.customers)
     return args
@@ -758,7 +809,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run py-spy (--gil) on the first server during the window; write "
         "collapsed stacks to this file and print the hot spots",
     )
-    return checked_args(p, argv)
+    p.add_argument(
+        "--echo",
+        action="store_true",
+        help="run against bench/echo_server.py (the client API in memory, every message "
+        "echoed) instead of abonent serve: the ceiling of the stack and the load generator",
+    )
+    p.add_argument(
+        "--compare-echo",
+        action="store_true",
+        help="run abonent and the echo alternately (--rounds each) with the same customers "
+        "and duration, and print the ratio of their msg/s",
+    )
+    p.add_argument("--rounds", type=int, default=2, help="rounds of --compare-echo (1..10)")
+    args = checked_args(p, argv)
+    if not 1 <= args.rounds <= 10:
+        p.error("--rounds must be between 1 and 10")
+    if args.compare_echo and args.echo:
+        p.error("--compare-echo runs both: leave out --echo")
+    if args.compare_echo and args.profile is not None:
+        p.error("--profile profiles one run: leave out --compare-echo")
+    return args
 
 
 def install_fast_loop() -> str:
@@ -859,6 +930,16 @@ async def start_world(run: Run, extra_config: str = "") -> list[BenchAccount]:
     if extra_config:
         with config.open("a", encoding="utf-8") as f:
             f.write(extra_config)
+    base_port = args.port or free_ports(args.processes)
+
+    if getattr(args, "echo", False):
+        # No database, no accounts to import: the echo keeps everything in memory.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ABONENT_")}
+        for i in range(args.processes):
+            run.servers.append(
+                await start_server(base_port + i, env, work / f"server{i}.log", echo=True)
+            )
+        return accounts
 
     if args.db == "postgres":
         run.pg = Postgres(args.pg_url)
@@ -872,7 +953,6 @@ async def start_world(run: Run, extra_config: str = "") -> list[BenchAccount]:
     env = server_env(config, run.db_url, run.redis_url)
     log(await import_accounts(csv_path, env, work / "import.log"))
 
-    base_port = args.port or free_ports(args.processes)
     for i in range(args.processes):
         run.servers.append(await start_server(base_port + i, env, work / f"server{i}.log"))
     return accounts
@@ -886,8 +966,9 @@ def bench_session() -> aiohttp.ClientSession:
 async def servers_ready(run: Run, http: aiohttp.ClientSession) -> str:
     """Wait for every server's /readyz; say which are up on what."""
     await asyncio.gather(*(wait_ready(s, http) for s in run.servers))
+    where = run.db_url.split(":", 1)[0] if run.db_url else "memory (echo)"
     return (
-        f"{len(run.servers)} server(s) ready on {run.db_url.split(':', 1)[0]} "
+        f"{len(run.servers)} server(s) ready on {where} "
         f"(pids {', '.join(str(s.pid) for s in run.servers)})"
     )
 
@@ -995,9 +1076,19 @@ async def execute(run: Run, loop_name: str) -> tuple[Result, Stats]:
     accounts = await start_world(run)
     async with bench_session() as http:
         log(await servers_ready(run, http))
+        loaded = await asyncio.gather(*(wait_model(s, http) for s in run.servers))
+        if not all(loaded):
+            log("the consultant's model is still loading: the figures include its load")
         stats = Stats()
+        echo = bool(getattr(args, "echo", False))
         customers = [
-            Customer(run.servers[i % len(run.servers)].url, accounts[i], http, stats)
+            Customer(
+                run.servers[i % len(run.servers)].url,
+                accounts[i],
+                http,
+                stats,
+                check_texts=not echo,
+            )
             for i in range(args.customers)
         ]
         gate = asyncio.Semaphore(20)
@@ -1041,6 +1132,7 @@ async def execute(run: Run, loop_name: str) -> tuple[Result, Stats]:
         errors=dict(stats.errors),
         unexpected=stats.unexpected,
         usage=usage(run, m, stats.replied, loop_name),
+        server="echo" if echo else "abonent",
     ), stats
 
 
@@ -1152,7 +1244,8 @@ def processes_text(processes: int) -> str:
 def report(r: Result) -> str:
     u = r.usage
     lines = [
-        f"db={r.db}{processes_text(r.processes)} customers={r.customers} "
+        f"{'server=echo' if r.server == 'echo' else f'db={r.db}'}"
+        f"{processes_text(r.processes)} customers={r.customers} "
         f"duration={r.duration:g}s  "
         f"sent={r.sent}  replies={r.replies}  msg/s={r.msg_per_s:.1f}  "
         f"p50={r.p50_ms:.0f}ms p95={r.p95_ms:.0f}ms p99={r.p99_ms:.0f}ms max={r.max_ms:.0f}ms  "
@@ -1267,7 +1360,64 @@ def bench_main(
         return 130
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def comparison(results: list[Result]) -> str:
+    """Each run's figures, the medians by server, and product msg/s ÷ echo msg/s."""
+    lines = ["abonent vs echo (runs in the order made):"]
+    for r in results:
+        u = r.usage
+        lines.append(
+            f"  {r.server:<8} msg/s {r.msg_per_s:7.1f}  p50 {r.p50_ms:6.1f} ms  "
+            f"p95 {r.p95_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms  server CPU "
+            f"{u.server_cpu_ms_per_msg:5.2f} ms/msg  loadgen {u.loadgen_cpu_ms(r.replies):5.2f} "
+            f"ms/msg  machine busy {u.machine_busy_s:.1f}s  timeouts {r.timeouts}  "
+            f"off-script {r.unexpected}"
+        )
+    medians: dict[str, float] = {}
+    for name in ("abonent", "echo"):
+        mine = [r for r in results if r.server == name]
+        if not mine:
+            continue
+        medians[name] = _median([r.msg_per_s for r in mine])
+        lines.append(
+            f"  median {name:<8} msg/s {medians[name]:.1f}, "
+            f"p99 {_median([r.p99_ms for r in mine]):.1f} ms, server CPU "
+            f"{_median([r.usage.server_cpu_ms_per_msg for r in mine]):.2f} ms/msg "
+            f"({len(mine)} runs)"
+        )
+    if medians.get("echo"):
+        ratio = medians.get("abonent", math.nan) / medians["echo"]
+        lines.append(f"  ratio abonent ÷ echo msg/s: {ratio:.2f}")
+    return "\n".join(lines)
+
+
+async def compare_echo(args: argparse.Namespace, loop_name: str) -> int:
+    """Product and echo alternately, ``--rounds`` each, the same customers and duration."""
+    results: list[Result] = []
+    for round_no in range(args.rounds):
+        for echo in (False, True):
+            mode = argparse.Namespace(**{**vars(args), "echo": echo})
+            log(f"round {round_no + 1}/{args.rounds}: {'echo' if echo else 'abonent'}")
+            outcome = await run_guarded(mode, lambda run: execute(run, loop_name))
+            if isinstance(outcome, int):
+                return outcome
+            result, stats = outcome
+            print_outcome(report(result), stats, result, args.json)
+            results.append(result)
+    print(comparison(results), flush=True)
+    return 0
+
+
 async def main_async(args: argparse.Namespace, loop_name: str) -> int:
+    if args.compare_echo:
+        return await compare_echo(args, loop_name)
     outcome = await run_guarded(args, lambda run: execute(run, loop_name))
     if isinstance(outcome, int):
         return outcome

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections import namedtuple
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from decimal import Decimal
@@ -27,7 +28,7 @@ from typing import Protocol, cast
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from abonent.billing.accounts import normalise_account_number, normalise_phone
 from abonent.billing.base import (
@@ -55,7 +56,7 @@ from abonent.billing.readings import (
 )
 from abonent.config import TariffSettings
 from abonent.db.models import Account, ReadingsRecord
-from abonent.db.session import Database
+from abonent.db.session import Database, HotStatement
 
 # ReadingsRejected.reason is shown to the customer inside a sentence
 # ("Не удалось сохранить показания: {reason}."), so it is a lower-case Russian fragment.
@@ -107,7 +108,11 @@ class AccountRow(Protocol):
 
 
 # Read on every step of the bot's flows: built once, a Core select (no ORM identity map).
-_BY_NUMBER = select(Account.__table__).where(Account.__table__.c.number == bindparam("number"))
+_BY_NUMBER = HotStatement(
+    select(Account.__table__).where(Account.__table__.c.number == bindparam("number"))
+)
+# Its rows, with the columns by name (``AccountRow``).
+_AccountTuple = namedtuple("_AccountTuple", [c.key for c in Account.__table__.c])  # type: ignore[misc]
 
 
 def account_info(row: AccountRow) -> AccountInfo:
@@ -128,7 +133,48 @@ def account_info(row: AccountRow) -> AccountInfo:
     )
 
 
-def _values(record: ReadingsRecord, count: int) -> tuple[Decimal, ...] | None:
+class _RecordRow(Protocol):
+    """The columns of a ``readings_history`` row that a replacement looks at."""
+
+    id: int
+    source: str
+    taken_on: date
+    t1: Decimal | None
+    t2: Decimal | None
+    t3: Decimal | None
+    consumption: dict[str, str] | None
+
+
+# Core selects (no ORM objects to build): read on every step of the readings flow.
+_RECORD_COLUMNS = (
+    ReadingsRecord.id,
+    ReadingsRecord.source,
+    ReadingsRecord.taken_on,
+    ReadingsRecord.t1,
+    ReadingsRecord.t2,
+    ReadingsRecord.t3,
+    ReadingsRecord.consumption,
+)
+_RecordTuple = namedtuple("_RecordTuple", [c.key for c in _RECORD_COLUMNS])  # type: ignore[misc]
+_LATEST_RECORD = HotStatement(
+    select(*_RECORD_COLUMNS)
+    .where(ReadingsRecord.account_number == bindparam("number"))
+    .order_by(ReadingsRecord.id.desc())
+    .limit(1)
+)
+_BASE_RECORD = HotStatement(
+    select(*_RECORD_COLUMNS)
+    .where(
+        ReadingsRecord.account_number == bindparam("number"),
+        ReadingsRecord.id < bindparam("before"),
+        or_(ReadingsRecord.source == IMPORTED, ReadingsRecord.taken_on < bindparam("start")),
+    )
+    .order_by(ReadingsRecord.id.desc())
+    .limit(1)
+)
+
+
+def _values(record: _RecordRow, count: int) -> tuple[Decimal, ...] | None:
     stored = (record.t1, record.t2, record.t3)
     if any(v is None for v in stored[:count]):
         return None
@@ -136,15 +182,12 @@ def _values(record: ReadingsRecord, count: int) -> tuple[Decimal, ...] | None:
 
 
 async def _period_submission(
-    session: AsyncSession, account: AccountInfo, today: date
+    session: AsyncSession | AsyncConnection, account: AccountInfo, today: date
 ) -> PeriodSubmission | None:
     """The submission of ``today``'s period that a new one replaces, and what it counted from."""
-    latest = await session.scalar(
-        select(ReadingsRecord)
-        .where(ReadingsRecord.account_number == account.number)
-        .order_by(ReadingsRecord.id.desc())
-        .limit(1)
-    )
+    conn = session if isinstance(session, AsyncConnection) else await session.connection()
+    found = (await _LATEST_RECORD.run(conn, {"number": account.number})).first()
+    latest = cast(_RecordRow, _RecordTuple(*found)) if found is not None else None
     start = period_start(today)
     if latest is None or latest.source == IMPORTED or not start <= latest.taken_on <= today:
         return None
@@ -152,16 +195,12 @@ async def _period_submission(
     values = _values(latest, count)
     if values is None:  # the plan changed since: nothing comparable to replace
         return None
-    base_row = await session.scalar(
-        select(ReadingsRecord)
-        .where(
-            ReadingsRecord.account_number == account.number,
-            ReadingsRecord.id < latest.id,
-            or_(ReadingsRecord.source == IMPORTED, ReadingsRecord.taken_on < start),
+    found = (
+        await _BASE_RECORD.run(
+            conn, {"number": account.number, "before": latest.id, "start": start}
         )
-        .order_by(ReadingsRecord.id.desc())
-        .limit(1)
-    )
+    ).first()
+    base_row = cast(_RecordRow, _RecordTuple(*found)) if found is not None else None
     base = _values(base_row, count) if base_row is not None else None
     if base_row is not None and base is not None:
         return PeriodSubmission(latest.taken_on, values, base, base_row.taken_on)
@@ -184,8 +223,8 @@ class LocalBilling:
     async def get_account(self, number: str) -> AccountInfo | None:
         key = normalise_account_number(number)
         async with _unavailable(), self.db.read() as conn:
-            row = (await conn.execute(_BY_NUMBER, {"number": key})).first()
-            return account_info(cast(AccountRow, row)) if row is not None else None
+            row = (await _BY_NUMBER.run(conn, {"number": key})).first()
+            return account_info(cast(AccountRow, _AccountTuple(*row))) if row is not None else None
 
     async def find_accounts_by_phone(self, phone: str) -> list[AccountInfo]:
         normalised = normalise_phone(phone)
@@ -199,11 +238,12 @@ class LocalBilling:
 
     async def period_submission(self, number: str, today: date) -> PeriodSubmission | None:
         key = normalise_account_number(number)
-        async with _unavailable(), self.db.session() as session:
-            row = (await session.execute(_BY_NUMBER, {"number": key})).first()
+        async with _unavailable(), self.db.read() as conn:
+            row = (await _BY_NUMBER.run(conn, {"number": key})).first()
             if row is None:
                 return None
-            return await _period_submission(session, account_info(cast(AccountRow, row)), today)
+            account = account_info(cast(AccountRow, _AccountTuple(*row)))
+            return await _period_submission(conn, account, today)
 
     async def submit_readings(
         self,

@@ -14,9 +14,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from abonent.clock import utcnow
 from abonent.db.models import ContactAccount, Message
-from abonent.db.session import Database
+from abonent.db.session import Database, HotStatement
 
-_KNOWN = (
+_KNOWN = HotStatement(
     select(ContactAccount.account_number)
     .where(ContactAccount.contact_id == bindparam("contact_id"))
     .order_by(ContactAccount.last_used_at.desc(), ContactAccount.id.desc())
@@ -31,7 +31,7 @@ def _upsert(dialect: str) -> Executable:
     return stmt.on_conflict_do_update(index_elements=["contact_id", "account_number"], set_=update)
 
 
-_UPSERT = {d: _upsert(d) for d in ("postgresql", "sqlite")}
+_UPSERT = {d: HotStatement(_upsert(d)) for d in ("postgresql", "sqlite")}
 _NAMED_IN = (
     select(Message.meta)
     .where(
@@ -50,16 +50,16 @@ class ContactDirectory:
     async def known_accounts(self, contact_id: int, limit: int = 3) -> list[str]:
         """Accounts this contact used before, the most recent first."""
         async with self.db.read() as conn:
-            rows = await conn.execute(_KNOWN, {"contact_id": contact_id, "limit": limit})
-            return [r[0] for r in rows]
+            result = await _KNOWN.run(conn, {"contact_id": contact_id, "limit": limit})
+            return [r[0] for r in result.rows]
 
     async def link_account(self, contact_id: int, number: str) -> None:
-        """Remember (or refresh) that this contact uses this account: one upsert."""
+        """Remember (or refresh) that this contact uses this account: one upsert, which
+        cannot be refused, so in a turn it needs no savepoint of its own."""
         statement = _UPSERT[self.db.engine.dialect.name]
-        async with self.db.write() as conn:
-            await conn.execute(
-                statement,
-                {"contact_id": contact_id, "account_number": number, "last_used_at": utcnow()},
+        async with self.db.write_one() as conn:
+            await statement.run(
+                conn, {"contact_id": contact_id, "account_number": number, "last_used_at": utcnow()}
             )
 
     async def confirm_account(self, contact_id: int, number: str) -> None:

@@ -38,11 +38,11 @@ from abonent.core.bus import LocalBus
 from abonent.core.events import Event
 from abonent.core.worker import Worker
 from abonent.db.models import EventCursor, EventRecord
-from abonent.db.session import Database
+from abonent.db.session import Database, HotStatement
 
 log = logging.getLogger(__name__)
 
-_INSERT = insert(EventRecord)
+_INSERT = HotStatement(insert(EventRecord))
 # Transactions below this id have all ended: their events can no longer appear.
 _VISIBLE_HORIZON = text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 
@@ -67,7 +67,10 @@ async def record(
         for e in stamped
         if e.durable
     ]
-    await conn.execute(_INSERT, rows)
+    if isinstance(conn, AsyncSession):
+        await conn.execute(_INSERT.statement, rows)
+    else:
+        await _INSERT.run_many(conn, rows)
     return stamped
 
 

@@ -23,7 +23,7 @@ from abonent.core.identity import contact_by_phone, link_phone
 from abonent.core.serialize import message_event_data, row_event_data
 from abonent.core.types import SURVEY_PREFIX, InboundMessage
 from abonent.db.models import ChannelIdentity, Contact, Conversation, Message
-from abonent.db.session import Database
+from abonent.db.session import Database, HotStatement
 
 OPEN_STATUSES = ("bot", "queued", "assigned")
 
@@ -70,22 +70,24 @@ _SURVEYED_CONVERSATION = (
     .limit(1)
 )
 # A known identity's contact and open conversation in one round trip.
-_CONTACT_AND_OPEN_CONVERSATION = select(
-    ChannelIdentity.contact_id,
-    select(Conversation.id)
-    .where(
-        Conversation.identity_id == ChannelIdentity.id,
-        Conversation.status.in_(OPEN_STATUSES),
-    )
-    .order_by(Conversation.id.desc())
-    .limit(1)
-    .scalar_subquery(),
-).where(ChannelIdentity.id == bindparam("identity_id"))
+_CONTACT_AND_OPEN_CONVERSATION = HotStatement(
+    select(
+        ChannelIdentity.contact_id,
+        select(Conversation.id)
+        .where(
+            Conversation.identity_id == ChannelIdentity.id,
+            Conversation.status.in_(OPEN_STATUSES),
+        )
+        .order_by(Conversation.id.desc())
+        .limit(1)
+        .scalar_subquery(),
+    ).where(ChannelIdentity.id == bindparam("identity_id"))
+)
 _INSERT_CONTACT = insert(Contact).returning(Contact.id)
 _INSERT_IDENTITY = insert(ChannelIdentity).returning(ChannelIdentity.id)
 _INSERT_CONVERSATION = insert(Conversation).returning(Conversation.id)
-_INSERT_MESSAGE = insert(Message).returning(Message.id)
-_TOUCH_CONVERSATION = (
+_INSERT_MESSAGE = HotStatement(insert(Message).returning(Message.id))
+_TOUCH_CONVERSATION = HotStatement(
     update(Conversation)
     .where(Conversation.id == bindparam("conv_id"))
     .values(
@@ -193,7 +195,7 @@ async def _conversation_for(
     last one was closed — unless the message answers the closed one's rating question."""
     if msg.identity_id is not None:
         row = (
-            await conn.execute(_CONTACT_AND_OPEN_CONVERSATION, {"identity_id": msg.identity_id})
+            await _CONTACT_AND_OPEN_CONVERSATION.run(conn, {"identity_id": msg.identity_id})
         ).first()
         if row is None:
             raise LookupError(f"identity {msg.identity_id} is gone")
@@ -278,12 +280,12 @@ async def receive(db: Database, msg: InboundMessage) -> Received:
                 "delivery_error": None,
                 "created_at": now,
             }
-            message_id = int((await conn.execute(_INSERT_MESSAGE, values)).scalar_one())
+            message_id = int((await _INSERT_MESSAGE.run(conn, values)).scalar_one())
             if msg.files or msg.uploads:
                 values["meta"] = await _with_files(
                     conn, msg, values["meta"], message_id, conv_id, identity_id, now
                 )
-            await conn.execute(_TOUCH_CONVERSATION, {"conv_id": conv_id, "now": now})
+            await _TOUCH_CONVERSATION.run(conn, {"conv_id": conv_id, "now": now})
             data = row_event_data({"id": message_id, **values})
             facts = [_started(conv_id, contact_id, msg.channel_id)] if new else []
             facts.append(

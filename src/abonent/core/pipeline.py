@@ -34,7 +34,7 @@ from abonent.core.text import clean_inbound
 from abonent.core.types import InboundMessage, Reply
 from abonent.core.worker import Worker
 from abonent.db.models import Conversation, Message, OutboxItem
-from abonent.db.session import Database, TurnBusy
+from abonent.db.session import Database, HotStatement, TurnBusy
 
 log = logging.getLogger(__name__)
 
@@ -98,29 +98,31 @@ _CONVERSATION_WITH = select(
     Message.payload,
     Message.meta,
 ).where(Conversation.id == bindparam("conv_id"))
-_WITH_UNHANDLED = _CONVERSATION_WITH.outerjoin(
-    Message, and_(_UNHANDLED, Message.id == bindparam("msg_id"))
+_WITH_UNHANDLED = HotStatement(
+    _CONVERSATION_WITH.outerjoin(Message, and_(_UNHANDLED, Message.id == bindparam("msg_id")))
 )
-_WITH_OLDEST_UNHANDLED = _CONVERSATION_WITH.outerjoin(
-    Message,
-    and_(
-        _UNHANDLED,
-        Message.id
-        == select(func.min(Message.id))
-        .where(
-            Message.conversation_id == bindparam("conv_id"),
-            Message.author == "customer",
-            Message.handled == false(),  # '=' (not IS): the index can seek on it
-        )
-        .scalar_subquery(),
-    ),
+_WITH_OLDEST_UNHANDLED = HotStatement(
+    _CONVERSATION_WITH.outerjoin(
+        Message,
+        and_(
+            _UNHANDLED,
+            Message.id
+            == select(func.min(Message.id))
+            .where(
+                Message.conversation_id == bindparam("conv_id"),
+                Message.author == "customer",
+                Message.handled == false(),  # '=' (not IS): the index can seek on it
+            )
+            .scalar_subquery(),
+        ),
+    )
 )
-_CLAIM = (
+_CLAIM = HotStatement(
     update(Message)
     .where(Message.id == bindparam("msg_id"), Message.handled.is_(False))
     .values(handled=True, meta=bindparam("meta"))
 )
-_SAVE_STATE = (
+_SAVE_STATE = HotStatement(
     update(Conversation)
     .where(Conversation.id == bindparam("conv_id"))
     .values(
@@ -152,7 +154,7 @@ _TO_QUEUE = (
         updated_at=bindparam("now"),
     )
 )
-_INSERT_MESSAGE = insert(Message).returning(Message.id)
+_INSERT_MESSAGE = HotStatement(insert(Message).returning(Message.id))
 _INSERT_OUTBOX = insert(OutboxItem)
 # The last thing said to the customer, for reading «2» as a choice from a numbered menu.
 _LAST_REPLY = (
@@ -301,7 +303,7 @@ class Pipeline:
         else:
             query, params = _WITH_UNHANDLED, {"conv_id": conversation_id, "msg_id": message_id}
         async with self.db.read() as conn:
-            row = (await conn.execute(query, params)).first()
+            row = (await query.run(conn, params)).first()
         if row is None:
             return None, None
         conv = _Conv(*row[:6])
@@ -325,8 +327,9 @@ class Pipeline:
 
         The turn is one transaction from reading the state to writing the answer, with
         whatever the dialog wrote on the way (``Database.turn``): on PostgreSQL a
-        second process with a message of the same conversation waits for it, then
-        reads the state this turn left. A turn that fails leaves nothing behind."""
+        second process with a message of the same conversation leaves it to this one,
+        whose drain answers it next, from the state this turn left. A turn that fails
+        leaves nothing behind."""
         if not self.db.is_sqlite:
             # A look without the lock first: the turn's transaction and lock cost three
             # round trips that a conversation with nothing (left) to answer need not pay.
@@ -434,8 +437,8 @@ class Pipeline:
         now = utcnow()
         facts: list[Event] = []
         if message is not None:
-            claim = await conn.execute(
-                _CLAIM, {"msg_id": message.id, "meta": _merge(message.meta, outcome.meta)}
+            claim = await _CLAIM.run(
+                conn, {"msg_id": message.id, "meta": _merge(message.meta, outcome.meta)}
             )
             if claim.rowcount == 0:
                 raise _AlreadyHandled  # rolls the turn back: our replies are dropped
@@ -445,8 +448,8 @@ class Pipeline:
         if conv.status == "closed":
             # The rating question has had its answer: later messages open a new one.
             await conn.execute(_SURVEY_ANSWERED, {"conv_id": conv.id})
-        await conn.execute(
-            _SAVE_STATE,
+        await _SAVE_STATE.run(
+            conn,
             {
                 "conv_id": conv.id,
                 "state": outcome.state,
@@ -532,7 +535,7 @@ class Pipeline:
         ]
         for row, reply in zip(rows, replies, strict=True):
             # One by one: RETURNING with executemany is not on every driver.
-            row["id"] = int((await conn.execute(_INSERT_MESSAGE, row)).scalar_one())
+            row["id"] = int((await _INSERT_MESSAGE.run(conn, row)).scalar_one())
             if reply.attachments:
                 files = await attachments.link(
                     conn,

@@ -79,6 +79,11 @@ class InlineConnection:
         # The dialect checks ``_connection`` to see whether the connection is open.
         self._connection: sqlite3.Connection | None = conn
 
+    @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The ``sqlite3`` connection itself, for ``session.HotStatement``."""
+        return self._conn
+
     def cursor(self) -> InlineCursor:
         return InlineCursor(self._conn.cursor())
 

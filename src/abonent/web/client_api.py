@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import OrderedDict, defaultdict
 from typing import Annotated, Any
@@ -44,10 +45,13 @@ router = APIRouter(prefix="/api/client/v1", tags=["client"])
 
 
 class Listeners:
-    """Live subscribers per identity (WebSockets and long polls of this process)."""
+    """Live subscribers per identity (WebSockets and long polls of this process).
+
+    A queue receives each message as the JSON text of its WebSocket frame, encoded once
+    however many listeners the identity has (``None``: the socket's client has gone)."""
 
     def __init__(self, remembered: int = 50_000) -> None:
-        self._queues: dict[int, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._queues: dict[int, set[asyncio.Queue[str | None]]] = defaultdict(set)
         # The buttons each identity was last shown, so a press is stored with its title
         # without a query.
         self._buttons: OrderedDict[int, dict[str, str]] = OrderedDict()
@@ -63,17 +67,22 @@ class Listeners:
             self._buttons.move_to_end(identity)
             if len(self._buttons) > self._remembered:
                 self._buttons.popitem(last=False)
-        for queue in self._queues.get(identity, ()):
-            message = {k: event.data[k] for k in PUBLIC_FIELDS}
-            message["attachments"] = list(event.data.get("attachments") or [])
-            queue.put_nowait(message)
+        queues = self._queues.get(identity)
+        if not queues:
+            return
+        message = {k: event.data[k] for k in PUBLIC_FIELDS}
+        message["attachments"] = list(event.data.get("attachments") or [])
+        # As Starlette's ``send_json`` encodes it.
+        frame = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+        for queue in queues:
+            queue.put_nowait(frame)
 
     def button_title(self, identity_id: int, payload: str) -> str | None:
         return self._buttons.get(identity_id, {}).get(payload)
 
     @contextlib.contextmanager
     def listen(self, identity_id: int) -> Any:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._queues[identity_id].add(queue)
         try:
             yield queue
@@ -385,15 +394,12 @@ async def websocket(ws: WebSocket, token: str | None = None) -> None:
     await ws.accept()
     with _listeners(ws).listen(identity_id) as queue:
         reader = asyncio.create_task(_drain_client(ws))
+        # The client gone wakes the sender with None: no task and wait() per message.
+        reader.add_done_callback(lambda _: queue.put_nowait(None))
         try:
-            while True:
-                getter = asyncio.create_task(queue.get())
-                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if reader in done:
-                    getter.cancel()
-                    return
-                await ws.send_json(getter.result())
-        except (WebSocketDisconnect, RuntimeError):
+            while (frame := await queue.get()) is not None:
+                await ws.send_text(frame)
+        except (WebSocketDisconnect, RuntimeError, OSError):
             return
         finally:
             reader.cancel()
