@@ -20,8 +20,12 @@ from fastapi import FastAPI
 from abonent import __version__
 from abonent.analytics.reports import Stats
 from abonent.analytics.rollup import StatsConsumer
+from abonent.automation.hook_runtime import Hooks, build_hooks
+from abonent.automation.hooks import HookServices
+from abonent.automation.webhooks import WebhookConsumer, WebhookSender
+from abonent.billing import build_billing, build_delivery
 from abonent.billing.base import Billing
-from abonent.billing.local import LocalBilling
+from abonent.billing.queue import ReadingsDelivery
 from abonent.bot.dialog import Services
 from abonent.bot.engine import Bot
 from abonent.channels.base import Channel
@@ -30,7 +34,7 @@ from abonent.config import Settings, get_settings
 from abonent.core.attachments import Fetcher, Store, default_root
 from abonent.core.bus import LocalBus, make_bus
 from abonent.core.contacts import ContactDirectory
-from abonent.core.eventlog import EventConsumers
+from abonent.core.eventlog import Consumer, EventConsumers
 from abonent.core.metrics import Metrics
 from abonent.core.outbox import OutboxSender
 from abonent.core.pipeline import Pipeline, StrandedSweeper
@@ -67,7 +71,13 @@ class Runtime:
     # Customers' and operators' files, and the loop that fetches messengers' ones.
     files: Store
     fetcher: Fetcher
+    # The company's Python hooks (automation/hooks.py): ``status()`` for the admin page.
+    hooks: Hooks
     extra: dict[str, Any] = field(default_factory=dict)
+    # Passes readings queued while an HTTP billing was down on to it (None: local billing).
+    readings_delivery: ReadingsDelivery | None = None
+    # Posts the events ``[[webhooks]]`` want (None: none configured).
+    webhooks: WebhookSender | None = None
 
 
 Understanding = tuple[Understander, Callable[[], KnowledgeBase | None]]
@@ -114,8 +124,9 @@ def build_runtime(
     db = Database(settings.database_url)
     bus = make_bus(settings.redis_url)
     channels = build_channels(settings)
-    billing = LocalBilling(db, settings.tariffs)
+    billing = build_billing(settings.billing, settings.tariffs, db)
     understander, kb = understanding or (KeywordUnderstander(), lambda: None)
+    hooks = build_hooks(settings.hooks, db, bus)
     if not settings.public_url:
         log.warning("public_url is not set: links in answers go out untracked")
     services = Services(
@@ -126,9 +137,10 @@ def build_runtime(
         db=db,
         kb=kb,
         placeholders=values_from_settings(settings),
+        readings_checks=hooks.checks,
     )
     direct = frozenset(cid for cid, channel in channels.items() if channel.delivers_from_store)
-    pipeline = Pipeline(db, bus, Bot(services), store_delivered=direct)
+    pipeline = Pipeline(db, bus, Bot(services), store_delivered=direct, accounts=billing)
     files = Store(
         Path(settings.attachments.dir)
         if settings.attachments.dir
@@ -144,10 +156,18 @@ def build_runtime(
         link_valid=timedelta(hours=settings.attachments.link_hours),
     )
     retention = settings.stats.events_retention_days
+    metrics = Metrics(bus)
+    hooks.count_outcomes(lambda hook, outcome: metrics.hook_runs.labels(hook, outcome).inc())
+    durable: list[Consumer] = [StatsConsumer(settings.company.tz, settings.company.working_hours)]
+    webhooks = None
+    if settings.webhooks:
+        webhooks = WebhookSender(db, bus, settings.webhooks, metrics=metrics)
+        durable.append(WebhookConsumer(settings.webhooks, webhooks.wake))
+    durable.extend(hooks.consumers)
     consumers = EventConsumers(
         db,
         bus,
-        [StatsConsumer(settings.company.tz, settings.company.working_hours)],
+        durable,
         retention=timedelta(days=retention) if retention else None,
     )
     idle = settings.conversations.idle_close_hours
@@ -163,7 +183,8 @@ def build_runtime(
         night_hours=settings.stats.night_hours,
         titles=title,
     )
-    return Runtime(
+    runtime = Runtime(
+        hooks=hooks,
         files=files,
         fetcher=Fetcher(db, bus, files, channels),
         stats=stats,
@@ -175,7 +196,8 @@ def build_runtime(
             idle_close=timedelta(hours=idle) if idle else None,
         ),
         consumers=consumers,
-        crm=build_crm(settings.crm, db),
+        crm=build_crm(settings.crm, db, billing),
+        readings_delivery=build_delivery(billing, db, bus),
         live=DeskLive(db, bus),
         settings=settings,
         db=db,
@@ -186,8 +208,21 @@ def build_runtime(
         pipeline=pipeline,
         sweeper=StrandedSweeper(pipeline),
         sender=sender,
-        metrics=Metrics(bus),
+        metrics=metrics,
+        webhooks=webhooks,
     )
+    hooks.attach(
+        HookServices(
+            db=db,
+            bus=bus,
+            pipeline=pipeline,
+            billing=billing,
+            crm=runtime.crm,
+            contacts=services.contacts,
+            company=settings.company,
+        )
+    )
+    return runtime
 
 
 def create_app(
@@ -215,8 +250,13 @@ def create_app(
             await channel.start()
         await runtime.sender.start()
         await runtime.fetcher.start()
+        if runtime.readings_delivery is not None:
+            await runtime.readings_delivery.start()
         await runtime.live.load()
         await runtime.desk.start()
+        if runtime.webhooks is not None:
+            await runtime.webhooks.start()  # before the consumer that queues for it
+        await runtime.hooks.start()  # before the consumer that queues its runs
         await runtime.consumers.start()
         app.state.runtime = runtime
         recovered = await runtime.pipeline.recover()
@@ -238,13 +278,19 @@ def create_app(
                 await asyncio.to_thread(stop_watching)
             await runtime.desk.stop()
             await runtime.consumers.stop()
+            await runtime.hooks.stop()
+            if runtime.webhooks is not None:
+                await runtime.webhooks.stop()
             runtime.live.stop()
             await runtime.sender.stop()
             await runtime.fetcher.stop()
+            if runtime.readings_delivery is not None:
+                await runtime.readings_delivery.stop()
             for channel in runtime.channels.values():
                 await channel.stop()
             await runtime.bus.stop()
             await runtime.crm.close()
+            await runtime.billing.close()
             await runtime.db.dispose()
 
     from abonent.web import (
@@ -253,6 +299,7 @@ def create_app(
         client_api,
         docs,
         errors,
+        integrations_api,
         links,
         operator_api,
         pages,
@@ -284,6 +331,8 @@ def create_app(
     app.include_router(docs.router)
     app.include_router(links.router)
     app.include_router(admin_api.router)
+    app.include_router(integrations_api.router)
+    app.include_router(integrations_api.page_router)
     app.include_router(webhooks.router)
     app.include_router(workspace_api.router)
     app.include_router(templates_api.router)

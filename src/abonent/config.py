@@ -6,6 +6,7 @@ instead of surfacing as a wrong tariff in a customer's reply.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from datetime import datetime, time
@@ -13,6 +14,7 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -23,6 +25,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from abonent.core.events import DURABLE, LOG_STARTED
 from abonent.crm.base import CrmSettings
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -190,8 +193,52 @@ class ReadingsSettings(BaseModel):
 
 
 class BillingSettings(BaseModel):
-    backend: Literal["local"] = "local"
+    """``[billing]``: our own tables (``type = "local"``) or the utility's billing over the
+    HTTP contract of docs/billing-http-api.md (``type = "http"``)."""
+
+    type: Literal["local", "http"] = "local"
     account_length: int = Field(default=10, ge=4, le=20)
+    url: str = ""
+    token: str = ""
+    # Seconds per read request; a customer waits this long at most per try.
+    timeout: float = Field(default=3.0, gt=0, le=30)
+    # Extra tries of a read after a connection error, a timeout, 5xx or 429.
+    retries: int = Field(default=2, ge=0, le=5)
+    # The first pause between tries, doubled each time (a Retry-After wins when sent).
+    retry_backoff: float = Field(default=0.3, ge=0, le=10)
+    # Seconds the customer's submission may take before it is queued instead.
+    submit_timeout: float = Field(default=3.0, gt=0, le=30)
+    # Consecutive failures that open the circuit, and how long it stays open (seconds):
+    # meanwhile calls fail at once instead of making every customer wait for a timeout.
+    breaker_failures: int = Field(default=5, ge=1, le=100)
+    breaker_open_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Seconds an account read from billing is reused within a conversation's steps.
+    cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # The first pause before a queued submission is tried again; it doubles up to 10 min.
+    queue_retry_seconds: float = Field(default=5.0, gt=0, le=600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_backend_key(cls, value: Any) -> Any:
+        """Configs written before ``type`` existed say ``backend = "local"``."""
+        if isinstance(value, dict) and "backend" in value:
+            value = dict(value)
+            backend = value.pop("backend")
+            value.setdefault("type", backend)
+        return value
+
+    @model_validator(mode="after")
+    def _http_needs_url(self) -> BillingSettings:
+        if self.type == "http" and not self.url.startswith(("http://", "https://")):
+            raise ValueError(
+                "billing.url must be an http(s):// address when billing.type is 'http'"
+            )
+        return self
+
+    @property
+    def backend(self) -> str:
+        """The old name of ``type``, for code written against it."""
+        return self.type
 
 
 class ChannelSettings(BaseModel):
@@ -205,6 +252,52 @@ class ChannelSettings(BaseModel):
     token: str = ""
     secret: str = ""
     api_base: str = ""
+
+
+class WebhookSettings(BaseModel):
+    """One ``[[webhooks]]`` entry: an endpoint of the company's own systems that is told
+    about events (automation/webhooks.py; docs/webhooks.md)."""
+
+    # Shown to admins and in metrics' labels, hence the narrow alphabet.
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    url: str
+    # The HMAC key of the signature; the receiver holds the same.
+    secret: str = Field(min_length=1)
+    # Event types (core/events.py) or globs of them: "readings.*", "*".
+    events: list[str] = Field(min_length=1)
+    # False: no deliveries are queued for it (those already queued wait).
+    enabled: bool = True
+    # Seconds for one delivery attempt, connecting included.
+    timeout: float = Field(default=10, gt=0, le=120)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"webhook url {value!r} must be an http:// or https:// address")
+        return value.strip()
+
+    @field_validator("secret")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("webhook secret must not be blank")
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        known = sorted(DURABLE - {LOG_STARTED})
+        for pattern in value:
+            if not fnmatch.filter(known, pattern):
+                raise ValueError(
+                    f"webhook event {pattern!r} matches no event type; known: {', '.join(known)}"
+                )
+        return value
+
+    def wants(self, event_type: str) -> bool:
+        return any(fnmatch.fnmatchcase(event_type, p) for p in self.events)
 
 
 class OperatorSettings(BaseModel):
@@ -268,6 +361,29 @@ class StatsSettings(BaseModel):
         return frozenset(hours)
 
 
+class HooksSettings(BaseModel):
+    """``[hooks]``: the company's own Python hooks (automation/hooks.py; docs/hooks.md)."""
+
+    # Modules to import, each exposing ``hooks = HookSet(...)``; "module:attribute" names
+    # another attribute.
+    modules: list[str] = Field(default_factory=list)
+    # Folders put on ``sys.path`` before importing them (a package not pip-installed).
+    paths: list[str] = Field(default_factory=list)
+    # Also load what installed packages declare in the entry-point group ``abonent.hooks``.
+    entry_points: bool = True
+    # Seconds one handler may run; it is then cancelled and the run counts as failed.
+    timeout: float = Field(default=10.0, gt=0, le=600)
+    # Seconds a readings check may take (the customer waits): then it is ignored.
+    check_timeout: float = Field(default=3.0, gt=0, le=30)
+    # Tries of a failing run before it is given up.
+    attempts: int = Field(default=5, ge=1, le=50)
+    # Events older than this when the hooks reach them (a long outage) are not run.
+    max_event_age_hours: float = Field(default=24.0, gt=0)
+    # True: a module that cannot be loaded stops ``abonent serve``; False: it is logged
+    # and shown on the integrations page while everything else runs.
+    strict: bool = False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ABONENT_",
@@ -288,7 +404,9 @@ class Settings(BaseSettings):
     stats: StatsSettings = Field(default_factory=StatsSettings)
     attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
     channels: list[ChannelSettings] = Field(default_factory=list)
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
     crm: CrmSettings = Field(default_factory=CrmSettings)
+    hooks: HooksSettings = Field(default_factory=HooksSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -306,6 +424,15 @@ class Settings(BaseSettings):
                 raise FileNotFoundError(f"ABONENT_CONFIG points to a missing file: {path}")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique_webhooks(cls, value: list[WebhookSettings]) -> list[WebhookSettings]:
+        ids = [w.id for w in value]
+        doubled = sorted({i for i in ids if ids.count(i) > 1})
+        if doubled:
+            raise ValueError(f"webhook ids must be unique: {', '.join(doubled)}")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -1,15 +1,35 @@
-"""One customer across channels: identities joined by a vouched phone, never by an account."""
+"""One customer across channels: identities joined by a vouched phone, never by an account;
+the accounts of a vouched phone found through the billing, whichever backend it is."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
 from sqlalchemy import select
 
+from abonent.billing.http import HttpBilling
+from abonent.billing.local import LocalBilling
+from abonent.bot import texts as t
+from abonent.config import BillingSettings, TariffSettings
 from abonent.core.bus import LocalBus
 from abonent.core.contacts import ContactDirectory
 from abonent.core.pipeline import Pipeline, Turn, TurnOutcome
 from abonent.core.types import Attachment, InboundMessage
 from abonent.db.models import Account, ChannelIdentity, Contact, ContactAccount, Conversation
 from abonent.db.session import Database
+from channels.conftest import StartServer, channel_server, contacts, settle, telegram_config
+from fakes.billing import TOKEN, FakeBilling
+from fakes.telegram import FakeTelegram
+from support import LiveServer
+
+__all__ = ["channel_server"]  # the fixture, for the end-to-end tests below
+
+NUMBER = "5000123456"
+OTHER = "5000654321"
+PHONE = "+79001234567"
 
 
 class Silent:
@@ -99,7 +119,7 @@ async def test_a_phone_on_an_account_links_the_account(db: Database) -> None:
                 phone="+79001112233",
             )
         )
-    pipeline = Pipeline(db, LocalBus(), Silent())
+    pipeline = Pipeline(db, LocalBus(), Silent(), accounts=LocalBilling(db, TariffSettings()))
     await pipeline.accept(
         InboundMessage("wa", "79001112233", "a", external_id="w:1", phone="+79001112233")
     )
@@ -147,7 +167,7 @@ async def test_a_vouched_phone_proves_the_accounts_that_carry_it(db: Database) -
                 phone="+79001112233",
             )
         )
-    pipeline = Pipeline(db, LocalBus(), Silent())
+    pipeline = Pipeline(db, LocalBus(), Silent(), accounts=LocalBilling(db, TariffSettings()))
     await pipeline.accept(InboundMessage("tg", "7", "a", external_id="m:1"))
     await pipeline.drain_all()
     contact = await _contact_of(db, "tg", "7")
@@ -188,4 +208,135 @@ async def test_a_merge_keeps_the_absorbed_contacts_confirmation(db: Database) ->
         rows = list(await session.scalars(select(ContactAccount)))
     assert [(r.contact_id, r.account_number, r.confirmed) for r in rows] == [
         (older, "1234567890", True)
+    ]
+
+
+# ----------------------------------------------------------------------------- HTTP billing
+@pytest.fixture
+def billing() -> Iterator[FakeBilling]:
+    with FakeBilling() as server:
+        assert isinstance(server, FakeBilling)
+        server.add_account(NUMBER, phone=PHONE)
+        server.add_account(OTHER, phone=PHONE)
+        server.add_account("5000999999", phone="+79990000000")
+        yield server
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    with FakeTelegram() as server:
+        assert isinstance(server, FakeTelegram)
+        yield server
+
+
+def _http(fake: FakeBilling, **overrides: Any) -> dict[str, Any]:
+    return {"type": "http", "url": fake.url, "token": TOKEN, "retries": 0, **overrides}
+
+
+def _links(server: LiveServer) -> list[tuple[int, str, bool]]:
+    async def load() -> list[tuple[int, str, bool]]:
+        async with server.runtime.db.session() as session:
+            rows = await session.scalars(select(ContactAccount).order_by(ContactAccount.id))
+            return [(r.contact_id, r.account_number, r.confirmed) for r in rows]
+
+    result: list[tuple[int, str, bool]] = server.call(load())
+    return result
+
+
+def _phone_lookups(fake: FakeBilling) -> int:
+    return sum(1 for r in fake.calls("/accounts") if r.method == "GET" and "phone" in r.query)
+
+
+def test_a_shared_contact_links_the_accounts_the_http_billing_has_for_it(
+    channel_server: StartServer, telegram: FakeTelegram, billing: FakeBilling
+) -> None:
+    server = channel_server([telegram_config(telegram)], billing=_http(billing))
+    hook = f"{server.url}/webhooks/tg"
+    response = telegram.deliver_update(hook, telegram.contact_update("79001234567"))
+    assert response.status_code == 200
+    [thanks] = telegram.wait_sent(1)
+    assert thanks.text.startswith(t.PHONE_SAVED)
+    settle(server)
+    [person] = contacts(server)
+    assert person.phone == PHONE
+    assert _links(server) == [(person.id, NUMBER, True), (person.id, OTHER, True)]
+    assert _phone_lookups(billing) == 1
+
+    # The bot offers them instead of asking for the number.
+    telegram.deliver_update(hook, telegram.button_update(t.P_BALANCE))
+    ask = telegram.wait_sent(2)[1]
+    assert ask.text.startswith("Выберите лицевой счёт")
+    assert {t.P_ACCOUNT + NUMBER, t.P_ACCOUNT + OTHER} <= set(ask.payloads)
+    # A message without a phone asks the billing nothing about phones.
+    assert _phone_lookups(billing) == 1
+
+
+def test_a_shared_contact_is_answered_when_the_http_billing_is_down(
+    channel_server: StartServer, telegram: FakeTelegram, billing: FakeBilling
+) -> None:
+    billing.down = True
+    server = channel_server([telegram_config(telegram)], billing=_http(billing))
+    hook = f"{server.url}/webhooks/tg"
+    response = telegram.deliver_update(hook, telegram.contact_update("79001234567"))
+    assert (response.status_code, response.text) == (200, "")
+    [thanks] = telegram.wait_sent(1)
+    assert thanks.text.startswith(t.PHONE_SAVED)
+    settle(server)
+    assert _phone_lookups(billing) >= 1  # asked, and refused
+    [person] = contacts(server)
+    assert person.phone == PHONE
+    assert _links(server) == []
+
+
+async def test_a_slow_billing_does_not_hold_the_message(db: Database, billing: FakeBilling) -> None:
+    """Linking is bounded: past ``accounts_timeout`` the message goes on to the bot
+    without the accounts (the customer names the number then)."""
+    billing.delay = 1.5
+    http = HttpBilling(BillingSettings(**_http(billing, timeout=5)), db, TariffSettings())
+    bot = Silent()
+    pipeline = Pipeline(db, LocalBus(), bot, accounts=http, accounts_timeout=0.2)
+    try:
+        started = time.monotonic()
+        await pipeline.accept(
+            InboundMessage("wa", "79001234567", "добрый день", external_id="w:1", phone=PHONE)
+        )
+        assert time.monotonic() - started < 1.0
+        await pipeline.drain_all()
+    finally:
+        await http.close()
+    contact = await _contact_of(db, "wa", "79001234567")
+    assert [turn.contact_id for turn in bot.turns] == [contact]
+    assert bot.turns[0].phone_vouched
+    assert await ContactDirectory(db).known_accounts(contact) == []
+
+
+async def test_linking_the_accounts_of_a_phone_again_changes_nothing(
+    db: Database, billing: FakeBilling
+) -> None:
+    """A Telegram customer shares the phone a WhatsApp contact already has: the contacts
+    are joined, the billing asked again, and the accounts linked stay one row each."""
+    http = HttpBilling(BillingSettings(**_http(billing)), db, TariffSettings())
+    pipeline = Pipeline(db, LocalBus(), Silent(), accounts=http)
+    try:
+        await pipeline.accept(InboundMessage("tg", "7", "a", external_id="m:1"))
+        await pipeline.accept(
+            InboundMessage("wa", "79001234567", "b", external_id="w:1", phone=PHONE)
+        )
+        await pipeline.drain_all()
+        contact = await _contact_of(db, "tg", "7")
+        assert await _contact_of(db, "wa", "79001234567") != contact
+        shared = InboundMessage(
+            "tg", "7", external_id="m:2", phone=PHONE, attachments=(Attachment("contact"),)
+        )
+        await pipeline.accept(shared)
+        await pipeline.drain_all()
+    finally:
+        await http.close()
+    assert await _contact_of(db, "wa", "79001234567") == contact
+    assert _phone_lookups(billing) == 2
+    async with db.session() as session:
+        rows = list(await session.scalars(select(ContactAccount).order_by(ContactAccount.id)))
+    assert [(r.contact_id, r.account_number, r.confirmed) for r in rows] == [
+        (contact, NUMBER, True),
+        (contact, OTHER, True),
     ]

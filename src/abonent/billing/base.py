@@ -7,11 +7,15 @@ today, an HTTP backend later); nothing above this module knows which one runs.
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, Protocol
+
+# The namespace of ``submission_key``: any fixed UUID, never to change.
+_SUBMISSIONS = uuid.UUID("6f1c3a52-4f0e-4b8e-9d43-0c1a7b5e2d19")
 
 Plan = Literal["single", "two_zone", "three_zone"]
 PLANS: tuple[Plan, ...] = ("single", "two_zone", "three_zone")
@@ -43,6 +47,11 @@ class AccountInfo:
     # Positive: the customer owes; negative: overpaid.
     balance: Decimal
     phone: str | None = None
+    # When the balance is due, if the billing says (the local tables do not know).
+    due_date: date | None = None
+    # Set when billing could not be asked and this is what it told at that moment (UTC):
+    # the balance may have changed since, and the customer is told so.
+    as_of: datetime | None = None
 
     @property
     def zones(self) -> tuple[str, ...]:
@@ -90,6 +99,20 @@ class SubmissionResult:
     total_cost: Decimal | None
     # The submission of the same period this one replaced, if any.
     replaced: PeriodSubmission | None = None
+    # Billing could not be reached: the readings are stored in our queue and delivered
+    # later; the figures are ours, from the readings billing last told (see billing.http).
+    queued: bool = False
+
+
+def submission_key(conversation_id: int | None, message_id: int | None) -> str:
+    """Our id of a submission, the same each time one customer message is handled.
+
+    A turn that fails after billing accepted the readings is handled again; with the same
+    id billing answers the same instead of storing the readings twice.
+    """
+    if message_id is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(_SUBMISSIONS, f"{conversation_id}:{message_id}"))
 
 
 class BillingError(Exception):
@@ -139,6 +162,7 @@ class Billing(Protocol):
         source: str,
         conversation_id: int | None = None,
         replace: bool = False,
+        submission_id: str | None = None,
     ) -> SubmissionResult:
         """Store readings (one per zone, in ZONES order) with history, return consumption and cost.
 
@@ -147,5 +171,13 @@ class Billing(Protocol):
         otherwise. Raises ReadingsRejected when a value is below the last accepted one (the
         period's base, when replacing) or the count does not match the plan; the caller
         validates first, this is the last line of defence.
+
+        ``submission_id`` (``submission_key``) makes a repeat of the same submission
+        harmless where the backend is another system. A backend that cannot reach its
+        store may accept the readings for later delivery: the result says ``queued``.
         """
+        ...
+
+    async def close(self) -> None:
+        """Release connections (called once, at shutdown)."""
         ...

@@ -9,12 +9,15 @@ header). A script that must also notice bad rows can check stderr for "line ".
 from __future__ import annotations
 
 import asyncio
+import sys
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from abonent.billing.csv_import import ImportFailed, ImportReport, import_accounts
+from abonent.billing.export import ExportReport, export_readings
 from abonent.cli_support import ReadableGroup, database_url
 from abonent.db.migrate import upgrade
 from abonent.db.session import Database
@@ -22,7 +25,7 @@ from abonent.db.session import Database
 billing_app = typer.Typer(
     cls=ReadableGroup,
     rich_markup_mode="markdown",
-    help="Billing data: import accounts from the supplier's CSV export.",
+    help="Billing data: import accounts from the supplier's CSV export, export readings.",
 )
 
 
@@ -91,3 +94,73 @@ def import_command(
             f"Kept newer stored readings for {report.kept_newer_readings} accounts "
             "(submitted after the export was made)."
         )
+
+
+async def _export(url: str, output: Path | None, since: date | None, again: bool) -> ExportReport:
+    db = Database(url)
+    try:
+        await upgrade(db.engine)
+        if output is None:
+            return await export_readings(db, sys.stdout, since=since, again=again)
+        # Written next to the target and renamed once committed: a reader of FILE never
+        # sees half a file, and a failed run leaves no file claiming rows it did not mark.
+        partial = output.with_name(output.name + ".part")
+        try:
+            with partial.open("w", encoding="utf-8", newline="") as out:
+                report = await export_readings(db, out, since=since, again=again)
+            partial.replace(output)
+        finally:
+            partial.unlink(missing_ok=True)
+        return report
+    finally:
+        await db.dispose()
+
+
+def _day(value: str) -> date:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError as exc:
+        raise typer.BadParameter("use YYYY-MM-DD, e.g. 2026-12-01") from exc
+
+
+@billing_app.command("export-readings")
+def export_readings_command(
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DATE",
+            help="Only readings taken on this day (YYYY-MM-DD) or later.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the CSV here instead of standard output.",
+            show_default=False,
+        ),
+    ] = None,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again",
+            help="Include readings already exported (a lost file); they stay marked.",
+        ),
+    ] = False,
+) -> None:
+    """Write customers' accepted readings that no earlier run exported as CSV, and mark
+    them exported: run it nightly for a billing fed by files, re-running is harmless.
+
+    Columns: `id,account,plan,t1,t2,t3,taken_on,source,submitted_at` — `t1`–`t3` as in
+    the accounts import (day/night, peak/half-peak/night); of several rows of one account
+    in one month the one with the highest `id` is in force.
+    """
+    day = _day(since) if since is not None else None
+    url = database_url()
+    report = asyncio.run(_export(url, output, day, again))
+    where = f" to {output}" if output is not None else ""
+    typer.echo(f"Exported {report.written} readings{where}.", err=True)

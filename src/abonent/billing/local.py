@@ -220,6 +220,10 @@ class LocalBilling:
         self.db = db
         self.tariffs = tariffs
 
+    async def close(self) -> None:
+        """The tables live in the application's database, which the runtime disposes of."""
+        return None
+
     async def get_account(self, number: str) -> AccountInfo | None:
         key = normalise_account_number(number)
         async with _unavailable(), self.db.read() as conn:
@@ -254,6 +258,7 @@ class LocalBilling:
         source: str,
         conversation_id: int | None = None,
         replace: bool = False,
+        submission_id: str | None = None,
     ) -> SubmissionResult:
         """Store readings and their history in one transaction, on the freshly locked row.
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from abonent.billing.base import Billing
 from abonent.bot.texts import P_MENU
@@ -29,6 +29,9 @@ from abonent.core.types import Button, Reply
 from abonent.db.session import Database
 from abonent.nlu.base import Understander
 from abonent.nlu.kb import KnowledgeBase
+
+if TYPE_CHECKING:
+    from abonent.automation.hook_checks import ReadingsChecks
 
 # How a free-text message relates to the step waiting for input:
 # "attempt" — it is the step's input (right or wrong: a wrong one counts as a failure);
@@ -60,6 +63,8 @@ class Services:
     kb: Callable[[], KnowledgeBase | None] = lambda: None
     # Placeholder values for answers, from the company profile.
     placeholders: dict[str, str] = field(default_factory=dict)
+    # The company's own readings checks (automation.hooks): a message vetoes a submission.
+    readings_checks: ReadingsChecks | None = None
 
 
 @dataclass

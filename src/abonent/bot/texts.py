@@ -136,6 +136,14 @@ READINGS_KEPT = "Хорошо, оставляем показания, перед
 HINT_REPLACE_READINGS = "ответьте, заменить ли переданные показания: «заменить» или «оставить»"
 READINGS_ACCEPTED = "Показания приняты. Спасибо!\nЛицевой счёт {number}, дата: {date}."
 READINGS_REPLACED = "Показания заменены. Спасибо!\nЛицевой счёт {number}, дата: {date}."
+# Billing did not answer: the readings are kept and passed on later (billing/queue.py).
+READINGS_QUEUED = (
+    "Показания приняты и будут переданы в биллинг, как только он станет доступен, — "
+    "передавать их ещё раз не нужно. Спасибо!\nЛицевой счёт {number}, дата: {date}."
+)
+READINGS_QUEUED_ESTIMATE = (
+    "Расход рассчитан по последним известным показаниям; окончательный расчёт — в квитанции."
+)
 READINGS_ZONE_LINE = (
     "{zone}: {current} кВт·ч, расход {consumption} кВт·ч с {since}; "
     "{consumption} × {tariff} = {cost}"
@@ -169,6 +177,13 @@ TARIFF_SWITCH = (
 
 BALANCE_HEADER = "Лицевой счёт {number} ({holder}, {address})."
 BALANCE_DEBT = "К оплате: {amount}.\nОплатить нужно до 15-го числа следующего месяца."
+# The billing gave the account's due date: {due} is «25 декабря».
+BALANCE_DEBT_DUE = "К оплате: {amount}.\nОплатить нужно до {due}."
+BALANCE_DEBT_OVERDUE = "К оплате: {amount}.\nСрок оплаты был до {due}."
+# Billing is down and the balance is what it told at {time} {date} (billing/http.py).
+BALANCE_AS_OF = (
+    "По данным на {time} {date}; биллинг сейчас недоступен, сумма может быть уже другой."
+)
 BALANCE_OVERPAID = "Переплата: {amount}. Она будет учтена в следующих начислениях."
 BALANCE_ZERO = "Задолженности нет."
 BALANCE_PAY = "Оплатить онлайн: {link}"

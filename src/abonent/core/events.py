@@ -45,6 +45,9 @@ TEXT_RECOGNISED = "text.recognised"
 TEXT_FALLBACK = "text.fallback"
 FLOW_STARTED = "flow.started"
 READINGS_SUBMITTED = "readings.submitted"
+# Readings queued while an HTTP billing was down, later delivered to it or refused by it.
+READINGS_DELIVERED = "readings.delivered_to_billing"
+READINGS_REJECTED_BY_BILLING = "readings.rejected_by_billing"
 BALANCE_ASKED = "balance.asked"
 APPEAL_CREATED = "appeal.created"
 LINK_SENT = "link.sent"
@@ -83,6 +86,8 @@ DURABLE = frozenset(
         TEXT_FALLBACK,
         FLOW_STARTED,
         READINGS_SUBMITTED,
+        READINGS_DELIVERED,
+        READINGS_REJECTED_BY_BILLING,
         BALANCE_ASKED,
         APPEAL_CREATED,
         LINK_SENT,

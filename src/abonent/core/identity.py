@@ -15,12 +15,14 @@ hold its id, and a dangling reference would be worse than an orphan row.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select, update
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from abonent.clock import utcnow
 from abonent.db.models import (
-    Account,
     Appeal,
     ChannelIdentity,
     Contact,
@@ -81,17 +83,17 @@ async def contact_by_phone(conn: AsyncConnection, phone: str) -> int | None:
     return None if value is None else int(value)
 
 
-async def link_phone(conn: AsyncConnection, contact_id: int, phone: str) -> bool:
-    """Give the contact a phone the platform vouched for; returns whether anything was
-    new (the bot thanks for a shared number only then).
+async def link_phone(conn: AsyncConnection, contact_id: int, phone: str) -> int | None:
+    """Give the contact a phone the platform vouched for. Returns the contact that now
+    has it when anything was new (the bot thanks for a shared number only then, and the
+    accounts of the phone are linked to that contact: ``link_accounts``), else None.
 
     If another contact already has that phone, the two are one person: the older
-    contact absorbs the newer. Accounts whose billing record carries the phone are
-    linked too, so the bot can offer them without asking for the number.
+    contact absorbs the newer.
     """
     current = (await conn.execute(select(Contact.phone).where(Contact.id == contact_id))).scalar()
     if current == phone:
-        return False
+        return None
     other = await contact_by_phone(conn, phone)
     if other is not None and other != contact_id:
         keep, absorb = min(other, contact_id), max(other, contact_id)
@@ -99,35 +101,59 @@ async def link_phone(conn: AsyncConnection, contact_id: int, phone: str) -> bool
         contact_id = keep
     if current is None or other is not None:
         await conn.execute(update(Contact).where(Contact.id == contact_id).values(phone=phone))
-    await _link_accounts_of_phone(conn, contact_id, phone)
-    return True
+    return contact_id
 
 
-async def _link_accounts_of_phone(conn: AsyncConnection, contact_id: int, phone: str) -> None:
+async def link_accounts(conn: AsyncConnection, contact_id: int, numbers: Sequence[str]) -> None:
     """Accounts whose billing record carries the vouched phone are this contact's, proven:
-    added to their list, or marked ``confirmed`` where the contact had named them."""
-    numbers = list(
-        (await conn.execute(select(Account.number).where(Account.phone == phone))).scalars()
-    )
+    added to their list, or marked ``confirmed`` where the contact had named them.
+
+    The numbers come from the billing (``Billing.find_accounts_by_phone``), asked outside
+    the inbox's transaction: the accounts live in another system with some backends.
+    Running it twice changes nothing; a concurrent insert of the same pair is the same
+    row (the upsert), so two processes linking at once do not fail either.
+    """
+    numbers = list(dict.fromkeys(numbers))
     if not numbers:
         return
     known = set(
         (
             await conn.execute(
-                select(ContactAccount.account_number).where(ContactAccount.contact_id == contact_id)
+                select(ContactAccount.account_number).where(
+                    ContactAccount.contact_id == contact_id,
+                    ContactAccount.account_number.in_(numbers),
+                )
             )
         ).scalars()
     )
-    await conn.execute(
-        update(ContactAccount)
-        .where(ContactAccount.contact_id == contact_id, ContactAccount.account_number.in_(numbers))
-        .values(confirmed=True)
-    )
-    now = utcnow()
-    for number in numbers:
-        if number not in known:
-            await conn.execute(
-                insert(ContactAccount).values(
-                    contact_id=contact_id, account_number=number, last_used_at=now, confirmed=True
-                )
+    if known:
+        await conn.execute(
+            update(ContactAccount)
+            .where(
+                ContactAccount.contact_id == contact_id, ContactAccount.account_number.in_(known)
             )
+            .values(confirmed=True)
+        )
+    new = [n for n in numbers if n not in known]
+    if not new:
+        return
+    dialect = conn.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = utcnow()
+    await conn.execute(
+        insert(ContactAccount)
+        .values(
+            [
+                {
+                    "contact_id": contact_id,
+                    "account_number": n,
+                    "last_used_at": now,
+                    "confirmed": True,
+                }
+                for n in new
+            ]
+        )
+        .on_conflict_do_update(
+            index_elements=["contact_id", "account_number"], set_={"confirmed": True}
+        )
+    )

@@ -37,6 +37,9 @@ class Received:
     duplicate: bool = False
     # What was recorded with it (message received, maybe conversation started), for the bus.
     events: tuple[Event, ...] = ()
+    # The contact a phone the platform vouched for was newly given to (its accounts are
+    # linked next, outside this transaction: ``identity.link_accounts``).
+    phone_contact: int | None = None
 
 
 def hash_token(token: str) -> str:
@@ -262,7 +265,8 @@ async def receive(db: Database, msg: InboundMessage) -> Received:
         async with db.write() as conn:
             identity_id, contact_id, conv_id, new = await _conversation_for(conn, msg, now)
             # A phone the platform vouches for (a shared own contact, a WhatsApp number).
-            if msg.phone and await link_phone(conn, contact_id, msg.phone):
+            phone_contact = await link_phone(conn, contact_id, msg.phone) if msg.phone else None
+            if phone_contact is not None:
                 meta = {**(meta or {}), "phone_vouched": True}
             values: dict[str, Any] = {
                 "conversation_id": conv_id,
@@ -308,7 +312,7 @@ async def receive(db: Database, msg: InboundMessage) -> Received:
         if existing is None:
             raise
         return existing
-    return Received(message_id, conv_id, data, events=tuple(recorded))
+    return Received(message_id, conv_id, data, events=tuple(recorded), phone_contact=phone_contact)
 
 
 def _kind(msg: InboundMessage) -> str:

@@ -18,7 +18,14 @@ from abonent.core import events
 from abonent.core.bus import LocalBus
 from abonent.core.eventlog import after
 from abonent.core.events import Event
-from abonent.db.models import Conversation, EventCursor, EventRecord, OutboxItem
+from abonent.db.models import (
+    Conversation,
+    EventCursor,
+    EventRecord,
+    OutboxItem,
+    WebhookDelivery,
+    WebhookEndpointState,
+)
 from abonent.db.session import Database
 
 # Seconds: from a bot's quick answer to a platform's retries after an outage.
@@ -88,6 +95,13 @@ class Metrics:
             ["channel", "status"],
             registry=self.registry,
         )
+        self.hook_runs = Counter(
+            "abonent_hook_runs_total",
+            "Python hook runs in this process, by hook and outcome (done, error, timeout, "
+            "given_up; a readings check's failure: check_error)",
+            ["hook", "outcome"],
+            registry=self.registry,
+        )
         self.reply_latency = Histogram(
             "abonent_reply_seconds",
             "From a customer message stored to the bot's first reply written, by channel",
@@ -117,6 +131,26 @@ class Metrics:
             "abonent_events_unprocessed",
             "Events a durable consumer (statistics …) has not applied yet",
             ["consumer"],
+            registry=self.registry,
+        )
+        # Outgoing webhooks (automation/webhooks.py counts its own attempts).
+        self.webhook_deliveries = Counter(
+            "abonent_webhook_deliveries_total",
+            "Outgoing webhook attempts by endpoint and outcome "
+            "(delivered, retried, failed = given up, gone = 410)",
+            ["endpoint", "outcome"],
+            registry=self.registry,
+        )
+        self.webhook_backlog = Gauge(
+            "abonent_webhook_backlog",
+            "Webhook deliveries waiting (pending or being sent), by endpoint",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.webhook_disabled = Gauge(
+            "abonent_webhook_disabled",
+            "1 for an endpoint disabled after failing (an admin re-enables it), else 0",
+            ["endpoint"],
             registry=self.registry,
         )
         # Customer messages of this process waiting for the bot's reply: id → when stored.
@@ -188,6 +222,18 @@ class Metrics:
                     select(EventCursor.consumer, EventCursor.tx, EventCursor.last_id)
                 )
             ).all()
+            hooks_waiting = (
+                await conn.execute(
+                    select(WebhookDelivery.endpoint_id, func.count())
+                    .where(WebhookDelivery.status.in_(("pending", "delivering")))
+                    .group_by(WebhookDelivery.endpoint_id)
+                )
+            ).all()
+            endpoints = (
+                await conn.execute(
+                    select(WebhookEndpointState.endpoint_id, WebhookEndpointState.disabled_at)
+                )
+            ).all()
             behind: dict[str, int | None] = {}
             for name, tx, last_id in cursors:
                 behind[name] = await conn.scalar(
@@ -201,6 +247,13 @@ class Metrics:
             self.outbox_backlog.labels(channel).set(int(count))
         for name, lag in behind.items():
             self.events_behind.labels(name).set(int(lag or 0))
+        self.webhook_backlog.clear()
+        for endpoint, _ in endpoints:
+            self.webhook_backlog.labels(endpoint).set(0)
+        for endpoint, count in hooks_waiting:
+            self.webhook_backlog.labels(endpoint).set(int(count))
+        for endpoint, disabled_at in endpoints:
+            self.webhook_disabled.labels(endpoint).set(1 if disabled_at is not None else 0)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

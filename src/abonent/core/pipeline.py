@@ -17,7 +17,7 @@ import asyncio
 import logging
 import re
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -26,7 +26,7 @@ from sqlalchemy import and_, bindparam, false, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from abonent.clock import utcnow
-from abonent.core import attachments, eventlog, events, inbox
+from abonent.core import attachments, eventlog, events, identity, inbox
 from abonent.core.bus import LocalBus
 from abonent.core.events import Event
 from abonent.core.serialize import row_event_data
@@ -35,6 +35,7 @@ from abonent.core.types import InboundMessage, Reply
 from abonent.core.worker import Worker
 from abonent.db.models import Conversation, Message, OutboxItem
 from abonent.db.session import Database, HotStatement, TurnBusy
+from abonent.logs import mask_pii
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,17 @@ class TurnOutcome:
 
 class ConversationHandler(Protocol):
     async def handle(self, turn: Turn) -> TurnOutcome: ...
+
+
+class _Numbered(Protocol):
+    @property
+    def number(self) -> str: ...
+
+
+class AccountsOfPhone(Protocol):
+    """Where the accounts of a phone are found: the billing (``Billing`` is one)."""
+
+    async def find_accounts_by_phone(self, phone: str) -> Sequence[_Numbered]: ...
 
 
 # Statements of the message path, built once (see core.inbox for why).
@@ -191,10 +203,15 @@ class Pipeline:
         handler: ConversationHandler,
         *,
         store_delivered: frozenset[str] = frozenset(),
+        accounts: AccountsOfPhone | None = None,
+        accounts_timeout: float = 3.0,
     ) -> None:
         self.db = db
         self.bus = bus
         self.handler = handler
+        # Asked for the accounts of a phone a platform newly vouched for (None: nobody).
+        self.accounts = accounts
+        self.accounts_timeout = accounts_timeout
         # Channels whose clients read the store (web chat): their replies are delivered
         # the moment they are written, so they skip the outbox.
         self.store_delivered = store_delivered
@@ -218,8 +235,33 @@ class Pipeline:
             )
             return received
         await self.bus.publish_many(list(received.events))
+        if received.phone_contact is not None and msg.phone:
+            await self._link_accounts_of_phone(received.phone_contact, msg.phone)
         self._enqueue(received.conversation_id, received.message_id)
         return received
+
+    async def _link_accounts_of_phone(self, contact_id: int, phone: str) -> None:
+        """Accounts whose billing record carries the phone the platform just vouched for
+        become the contact's, normally before the bot's turn, so that it can offer them.
+
+        The billing is asked after the message is stored, not in the inbox's transaction:
+        with some backends it is another system, and a slow one must neither hold the write
+        transaction nor lose the message. Linking is a convenience: a billing that fails
+        or takes longer than ``accounts_timeout`` leaves the contact as it was (the
+        customer names the number), and nothing of it reaches the platform's webhook."""
+        if self.accounts is None:
+            return
+        try:
+            async with asyncio.timeout(self.accounts_timeout):
+                found = await self.accounts.find_accounts_by_phone(phone)
+            numbers = [account.number for account in found]
+            if numbers:
+                async with self.db.write() as conn:
+                    await identity.link_accounts(conn, contact_id, numbers)
+        except TimeoutError:
+            log.warning("accounts of a vouched phone not linked: billing took too long")
+        except Exception as exc:
+            log.warning("accounts of a vouched phone not linked: %s", mask_pii(repr(exc)))
 
     async def open_webchat(self, channel_id: str, name: str | None = None) -> tuple[int, str]:
         """A customer opens the chat (the widget): a new conversation the bot greets first.

@@ -4,11 +4,15 @@ It answers from what the chat centre already knows (names and phones the platfor
 for and the accounts of those contacts, the billing's holder and phone), so the card looks
 the same with or without a company CRM behind it. By account it answers from the billing
 alone: an account number a visitor typed says nothing about the other visitors who typed it.
+
+The billing's side comes through the ``Billing`` interface, so the card looks the same
+whether the accounts live in our tables or in the utility's billing behind HTTP.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -17,8 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from abonent.billing.accounts import normalise_account_number, normalise_phone
 from abonent.crm.base import CrmError, CrmPerson
-from abonent.db.models import Account, Contact, ContactAccount
+from abonent.db.models import Contact, ContactAccount
 from abonent.db.session import Database
+
+if TYPE_CHECKING:
+    from abonent.billing.base import AccountInfo, Billing
 
 
 def _unique(values: Iterable[str | None]) -> list[str]:
@@ -33,12 +40,21 @@ def _known(name: str | None, phones: list[str], accounts: list[str]) -> CrmPerso
 
 
 class LocalCrm:
-    """``Crm`` over the ``contacts``, ``contact_accounts`` and ``accounts`` tables."""
+    """``Crm`` over the ``contacts`` and ``contact_accounts`` tables and the billing."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, billing: Billing | None = None) -> None:
         self.db = db
+        if billing is None:
+            # Imported here: the settings module imports this package's base.
+            from abonent.billing.local import LocalBilling
+            from abonent.config import TariffSettings
+
+            billing = LocalBilling(db, TariffSettings())  # accounts only, no prices asked
+        self.billing = billing
 
     async def find(self, phone: str | None, account: str | None) -> CrmPerson | None:
+        from abonent.billing.base import BillingError
+
         try:
             async with self.db.session() as session:
                 normalised = normalise_phone(phone) if phone else None
@@ -47,8 +63,10 @@ class LocalCrm:
                     if person is not None:
                         return person
                 if account:
-                    return await self._by_account(session, normalise_account_number(account))
+                    return await self._by_account(normalise_account_number(account))
                 return None
+        except BillingError as exc:
+            raise CrmError(f"billing unavailable: {exc}") from exc
         except (OperationalError, SQLAlchemyTimeoutError, OSError, TimeoutError) as exc:
             raise CrmError(f"local records unavailable: {exc.__class__.__name__}") from exc
 
@@ -56,11 +74,7 @@ class LocalCrm:
         return None
 
     async def _by_phone(self, session: AsyncSession, phone: str) -> CrmPerson | None:
-        accounts = list(
-            await session.scalars(
-                select(Account).where(Account.phone == phone).order_by(Account.number)
-            )
-        )
+        accounts: list[AccountInfo] = await self.billing.find_accounts_by_phone(phone)
         contacts = list(
             await session.scalars(
                 select(Contact).where(Contact.phone == phone).order_by(Contact.id)
@@ -77,11 +91,11 @@ class LocalCrm:
             accounts=_unique([*(a.number for a in accounts), *linked]),
         )
 
-    async def _by_account(self, session: AsyncSession, number: str) -> CrmPerson | None:
+    async def _by_account(self, number: str) -> CrmPerson | None:
         """The billing's holder of the account, and nothing of the chat contacts who named
         it: naming a number proves nothing, so one visitor's card never shows another
         visitor's name, phone or accounts."""
-        row = await session.get(Account, number)
+        row = await self.billing.get_account(number)
         if row is None:
             return None
         return _known(name=row.holder or None, phones=_unique([row.phone]), accounts=[number])

@@ -287,6 +287,8 @@ class ReadingsRecord(Base):
         ForeignKey("conversations.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When ``abonent billing export-readings`` wrote the row out (billings fed by files).
+    exported_at: Mapped[datetime | None]
 
 
 class ContactAccount(Base):
@@ -745,3 +747,192 @@ class StatsLink(Base):
     channel: Mapped[str] = mapped_column(String(64))
     url: Mapped[str] = mapped_column(String(200))
     first_clicked_at: Mapped[datetime | None]
+
+
+# --------------------------------------------------------------------------- outgoing webhooks
+# Written by automation/webhooks.py only: the queue of deliveries to the company's own
+# endpoints (``[[webhooks]]``) and what the server has learnt about each endpoint.
+class WebhookDelivery(Base):
+    """One event for one endpoint: queued in the transaction that reads the event, kept
+    after delivery (or final failure) as the endpoint's delivery log until pruned."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # An event is queued once per endpoint, however often the log is read again.
+        UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_event"),
+        Index("ix_webhook_deliveries_due", "endpoint_id", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_log", "endpoint_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # What the receiver dedupes on: derived from (endpoint, event), the same on every try.
+    delivery_id: Mapped[str] = mapped_column(String(36), unique=True)
+    endpoint_id: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(40))
+    # The exact JSON sent (and signed), so every retry carries the same bytes.
+    body: Mapped[str] = mapped_column(Text)
+    # pending | delivering | delivered | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The start of the retry window (reset when an admin re-enables the endpoint).
+    first_attempt_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]
+    locked_until: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    # The last answer (HTTP status) and the last failure, kept after a later success.
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    last_failure_at: Mapped[datetime | None]
+
+
+class WebhookEndpointState(Base):
+    """An endpoint's health (the configuration is static, this is not): the failure
+    streak that disables it, and the admin's re-enabling."""
+
+    __tablename__ = "webhook_endpoints"
+
+    endpoint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Events from this moment on are delivered (not the history before it was configured).
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+    disabled_reason: Mapped[str | None] = mapped_column(String(300))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    failing_since: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --------------------------------------------------------------------------- python hooks
+# Written by automation/hook_runtime.py and the hooks' API (automation/hooks.py) only.
+class HookRun(Base):
+    """One event for one hook handler: queued by the hooks' event consumer in the
+    transaction that reads the event, run off the message path by a leased worker."""
+
+    __tablename__ = "hook_runs"
+    __table_args__ = (
+        # A handler runs once per event, however often the log is read again.
+        UniqueConstraint("event_id", "hook", name="uq_hook_runs_event"),
+        Index("ix_hook_runs_due", "status", "next_attempt_at"),
+        Index("ix_hook_runs_hook", "hook", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(40))
+    # "<hook set>.<handler>", as the status page and the metrics name it.
+    hook: Mapped[str] = mapped_column(String(200))
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger)
+    # pending | running | done | failed (given up after its attempts)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None]
+    # The pass that holds the lease: its outcome counts only while it still holds it.
+    claim: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class HookStat(Base):
+    """Runs and errors per hook since it was first seen (kept when runs are pruned)."""
+
+    __tablename__ = "hook_stats"
+
+    hook: Mapped[str] = mapped_column(String(200), primary_key=True)
+    handled: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HookError(Base):
+    """A hook's failure as admins see it: which hook, on what, the exception's class and
+    message (the traceback goes to the log)."""
+
+    __tablename__ = "hook_errors"
+    __table_args__ = (Index("ix_hook_errors_hook", "hook", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    hook: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(String(40))
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ConversationTag(Base):
+    """A label a hook put on a conversation («нет света», «должник»), shown on the card."""
+
+    __tablename__ = "conversation_tags"
+
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The hook that set it.
+    source: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ContactCardDetail(Base):
+    """What an integration told about a contact for the operator's card (a phone from the
+    CRM). Never proof of identity: ``contacts.phone`` (a phone the platform vouched for)
+    joins contacts; this only shows."""
+
+    __tablename__ = "contact_card_details"
+
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    phone: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- Billing: readings on their way to an HTTP billing (billing/queue.py) -----------------
+
+
+class BillingSubmission(Base):
+    """Readings a customer submitted, on their way to the utility's billing.
+
+    Written in the bot's turn (with the reply that told the customer), so readings accepted
+    while billing was down are never lost; delivered by ``billing.queue.ReadingsDelivery``
+    with our ``submission_id`` as the idempotency key, so billing stores them once however
+    often a delivery is repeated. A submission billing confirmed at once is kept too
+    (``delivered``): the record of what was sent when.
+    """
+
+    __tablename__ = "billing_readings_queue"
+    __table_args__ = (
+        Index("ix_billing_readings_queue_due", "state", "next_attempt_at"),
+        Index("ix_billing_readings_queue_account", "account_number", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    submission_id: Mapped[str] = mapped_column(String(36), unique=True)
+    account_number: Mapped[str] = mapped_column(String(20))
+    plan: Mapped[str] = mapped_column(String(16))
+    # Zone → kWh as text ("12500.5"), in the plan's zone order.
+    readings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    taken_on: Mapped[date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(16))
+    replace: Mapped[bool] = mapped_column(Boolean, default=False)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL")
+    )
+    # pending | delivering | delivered | rejected
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The claim of one delivery pass: renewed while it runs, taken over once it runs out.
+    locked_until: Mapped[datetime | None]
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # Billing's answer (accepted) or refusal (rejected), as it gave it.
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]

@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from abonent.billing.base import PLANS, AccountInfo
 from abonent.billing.csv_import import import_accounts
-from abonent.billing.local import account_info
-from abonent.db.models import Account, Template, User
+from abonent.billing.local import LocalBilling
+from abonent.config import TariffSettings
+from abonent.db.models import Template, User
 from abonent.db.session import Database
 from abonent.operators.users import add_user
 
@@ -39,10 +40,9 @@ async def seed_demo_accounts(db: Database) -> list[AccountInfo]:
     report = await import_accounts(db, DEMO_ACCOUNTS_CSV)
     if report.errors:
         raise RuntimeError(f"bad rows in {DEMO_ACCOUNTS_CSV}: {report.errors}")
-    numbers = _first_of_each_plan()
-    async with db.session() as session:
-        rows = {number: await session.get(Account, number) for number in numbers}
-    return [account_info(row) for row in rows.values() if row is not None]
+    billing = LocalBilling(db, TariffSettings())  # the demo's accounts are local ones
+    found = [await billing.get_account(number) for number in _first_of_each_plan()]
+    return [account for account in found if account is not None]
 
 
 DEMO_USERS = (

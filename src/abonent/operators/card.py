@@ -21,7 +21,14 @@ from abonent.billing.base import ZONE_TITLES, AccountInfo, Billing, BillingError
 from abonent.billing.readings import plain_decimal
 from abonent.clock import utcnow
 from abonent.crm.base import Crm, CrmError, CrmPerson
-from abonent.db.models import AuditRecord, ChannelIdentity, Contact, ContactAccount
+from abonent.db.models import (
+    AuditRecord,
+    ChannelIdentity,
+    Contact,
+    ContactAccount,
+    ContactCardDetail,
+    ConversationTag,
+)
 from abonent.db.session import Database
 from abonent.operators.formats import balance_text, date_text, plan_title
 
@@ -93,10 +100,24 @@ async def customer_card(
                 .order_by(ContactAccount.last_used_at.desc(), ContactAccount.id.desc())
             )
         )
+        # A phone a hook found (the CRM's): shown when the messenger vouched for none.
+        detail = await session.get(ContactCardDetail, contact_id)
+        tags = (
+            list(
+                await session.scalars(
+                    select(ConversationTag.tag)
+                    .where(ConversationTag.conversation_id == conversation_id)
+                    .order_by(ConversationTag.created_at, ConversationTag.tag)
+                )
+            )
+            if conversation_id is not None
+            else []
+        )
+    phone = contact.phone or (detail.phone if detail is not None else None)
     await audit(db, viewer_user_id, AUDIT_ACTION, contact_id, conversation_id)
 
     (crm_part, person), linked_accounts = await asyncio.gather(
-        _crm_part(crm, contact_id, contact.phone, linked[0] if linked else None),
+        _crm_part(crm, contact_id, phone, linked[0] if linked else None),
         _accounts(billing, linked, "contact"),
     )
     named = [n for n in (person.accounts if person else []) if n not in linked]
@@ -108,9 +129,13 @@ async def customer_card(
         "contact": {
             "id": contact.id,
             "name": name,
-            "phone": contact.phone,
+            "phone": phone,
+            # platform: the messenger vouched for it; integration: a hook put it there.
+            "phone_source": "platform" if contact.phone else ("integration" if phone else None),
             "created_at": contact.created_at.isoformat(),
         },
+        # Labels the company's hooks put on this conversation.
+        "tags": tags,
         "identities": [
             {
                 "channel_id": i.channel_id,

@@ -38,6 +38,7 @@ ASSETS = (
     "operator.js",
     "supervisor.js",
     "operator_templates.js",
+    "integrations.js",
     "reports.css",
     "reports.js",
     "vendor/chart.umd.min.js",

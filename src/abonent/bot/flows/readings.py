@@ -25,6 +25,7 @@ from abonent.billing.base import (
     PeriodSubmission,
     ReadingsAlreadySubmitted,
     ReadingsRejected,
+    submission_key,
 )
 from abonent.billing.readings import (
     ReadingsCheck,
@@ -426,6 +427,25 @@ async def _check_and_save(d: Dialog, account: AccountInfo, values: list[Decimal]
         d.say("\n".join(lines), t.BTN_BACK, t.BTN_CANCEL)
         d.meta["readings_problem"] = "lower"
         return
+    # The company's own checks (automation.hooks): a veto is its message, and the step waits.
+    company = d.services.readings_checks
+    veto = (
+        await company.veto_readings(
+            basis,
+            values,
+            d.today(),
+            conversation_id=d.turn.conversation_id,
+            contact_id=d.turn.contact_id,
+            channel_id=d.turn.channel_id,
+            replacing=bool(d.data.get("replace")),
+        )
+        if company
+        else None
+    )
+    if veto is not None:
+        d.say(veto, t.BTN_BACK, t.BTN_CANCEL)
+        d.meta["readings_problem"] = "company_check"
+        return
     if check.jump is not None:
         d.data["pending"] = [str(v) for v in values]
         d.goto(FLOW, "jump")
@@ -461,6 +481,7 @@ async def _save(d: Dialog, account: AccountInfo, values: list[Decimal]) -> None:
             source="bot",
             conversation_id=d.turn.conversation_id,
             replace=bool(d.data.get("replace")),
+            submission_id=submission_key(d.turn.conversation_id, d.turn.message_id),
         )
     except ReadingsAlreadySubmitted as exc:
         # Someone sent this period's readings since the customer started: ask first.
@@ -475,6 +496,8 @@ async def _save(d: Dialog, account: AccountInfo, values: list[Decimal]) -> None:
         _billing_down(d)
         return
     header = t.READINGS_REPLACED if result.replaced is not None else t.READINGS_ACCEPTED
+    if result.queued:  # billing is down: kept by us, passed on when it is back
+        header = t.READINGS_QUEUED
     lines = [header.format(number=account.number, date=format_date(d.today()))]
     since = format_date(result.previous_date) if result.previous_date else None
     for zone in result.zones:
@@ -511,6 +534,8 @@ async def _save(d: Dialog, account: AccountInfo, values: list[Decimal]) -> None:
             lines.append(
                 t.READINGS_TOTAL.format(consumption=consumption, cost=format_rub(result.total_cost))
             )
+        if result.queued:
+            lines.append(t.READINGS_QUEUED_ESTIMATE)
     d.say("\n".join(lines), t.BTN_BALANCE, t.BTN_MENU)
     d.meta["readings_saved"] = [str(v) for v in values]
     d.record(
@@ -520,5 +545,6 @@ async def _save(d: Dialog, account: AccountInfo, values: list[Decimal]) -> None:
         consumption=str(result.total_consumption),
         cost=None if result.total_cost is None else str(result.total_cost),
         replaced=result.replaced is not None,
+        queued=result.queued,
     )
     d.end()

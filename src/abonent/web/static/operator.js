@@ -1290,7 +1290,8 @@
     body.appendChild(
       el("section", { className: "card-section" }, [
         el("h3", { text: contact.name || "Без имени" }),
-        cardRow("Телефон", contact.phone || "не указан")
+        cardRow("Телефон", contact.phone || "не указан"),
+        cardRow("Метки", Array.isArray(card.tags) ? card.tags.join(", ") : "")
       ])
     );
 
