@@ -810,6 +810,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "collapsed stacks to this file and print the hot spots",
     )
     p.add_argument(
+        "--profile-native",
+        action="store_true",
+        help="with --profile: sample whatever the thread is doing, not only while it holds "
+        "the GIL (so time inside SQLite, which releases it, is attributed to its caller)",
+    )
+    p.add_argument(
         "--echo",
         action="store_true",
         help="run against bench/echo_server.py (the client API in memory, every message "
@@ -1010,7 +1016,10 @@ async def measure(
         first = await snapshot(run.servers, run.pg, run.redis_url)
         if profile is not None:
             run.profiler = await start_profiler(
-                run.servers[0].pid, profile, stats.stop_at - time.perf_counter()
+                run.servers[0].pid,
+                profile,
+                stats.stop_at - time.perf_counter(),
+                gil=not run.args.profile_native,
             )
         await asyncio.sleep(max(0.0, stats.stop_at - time.perf_counter()))
         last = await snapshot(run.servers, run.pg, run.redis_url)
@@ -1143,12 +1152,14 @@ def find_py_spy() -> str:
     return found
 
 
-async def start_profiler(pid: int, out: Path, seconds: float) -> asyncio.subprocess.Process:
+async def start_profiler(
+    pid: int, out: Path, seconds: float, *, gil: bool = True
+) -> asyncio.subprocess.Process:
     py_spy = find_py_spy()
     return await asyncio.create_subprocess_exec(
         py_spy,
         "record",
-        "--gil",
+        *(["--gil"] if gil else []),
         "--format",
         "raw",
         "--rate",

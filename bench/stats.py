@@ -14,7 +14,8 @@ then measures:
 * the rollups' figures against what was generated (a check of the rollups, and that
   a partial rebuild ends where a full one does);
 * with ``--compare-load``: ``bench/load.py``'s web-chat throughput of this checkout
-  against the commit before the event log (``--before``), alternating runs.
+  against the same build with its event log switched off (``bench/no_events.py``; or
+  ``--before COMMIT``), alternating runs.
 
     .venv/bin/python bench/stats.py --db sqlite
     .venv/bin/python bench/stats.py --db postgres
@@ -72,6 +73,9 @@ INTENTS_DIR = REPO / "src" / "abonent" / "kb" / "intents"
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 GOAL_MS = 300.0
 BEFORE_EVENT_LOG = "a5cb5eb"  # the last commit without the event log
+# --before NO_EVENTS: this checkout, its event log switched off by bench/no_events.py (the
+# fair baseline once later commits sped the whole path up: only the events differ).
+NO_EVENTS = "no-events"
 
 # --------------------------------------------------------------------------- the world
 # Channel ids equal their platform; shares of the conversations.
@@ -1513,12 +1517,17 @@ def compare_load(args: argparse.Namespace) -> None:
     trees = [Path(args.worktree)] + ([Path(args.worktree + "-after")] if args.after else [])
     try:
         servers: dict[str, list[str]] = {}
-        servers["before"], probe = _worktree_cmd(args.before, trees[0])
         say(
             f"load comparison: bench/load.py --db {args.db} --customers {args.load_customers} "
             f"--duration {args.load_duration:g}, {args.load_rounds} rounds of before/after"
         )
-        say(f"  before = {args.before} (no event log), imported from {probe}")
+        if args.before == NO_EVENTS:
+            runner = [sys.executable, str(REPO / "bench" / "no_events.py")]
+            servers["before"] = ["--abonent-cmd", shlex.join(runner)]
+            say("  before = this checkout, eventlog.record inserting nothing (bench/no_events.py)")
+        else:
+            servers["before"], probe = _worktree_cmd(args.before, trees[0])
+            say(f"  before = {args.before} (no event log), imported from {probe}")
         if args.after:
             servers["after"], probe = _worktree_cmd(args.after, trees[1])
             say(f"  after  = {args.after}, imported from {probe}")
@@ -1639,7 +1648,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run bench/load.py against this checkout and --before, alternating",
     )
     p.add_argument("--load-only", action="store_true", help="only the load comparison")
-    p.add_argument("--before", default=BEFORE_EVENT_LOG, help="the commit to compare with")
+    p.add_argument(
+        "--before",
+        default=NO_EVENTS,
+        help=f"the commit to compare with, or {NO_EVENTS!r} (default): this checkout "
+        "with the event log switched off",
+    )
     p.add_argument(
         "--after", default=None, help="the commit to measure (default: this checkout as it is)"
     )

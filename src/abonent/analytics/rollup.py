@@ -153,6 +153,12 @@ class Replay:
 
 class StatsConsumer:
     name = CONSUMER
+    # A batch's writes cost about the same whatever its size (the same hour's counters,
+    # the same conversations): measured on SQLite, 209 µs an event in batches of 150 and
+    # 53 µs in batches of 1,200. So the background loop gives the rollups a batch every
+    # few seconds (reports are that far behind at most), while hooks and webhooks, which
+    # customers and the company's systems wait for, go with every wake-up.
+    every = 5.0
 
     def __init__(self, tz: ZoneInfo, hours: WorkingHours, *, replay: Replay | None = None) -> None:
         self.tz = tz

@@ -96,7 +96,11 @@ class StoredEvent:
 
 
 class Consumer(Protocol):
-    """A durable listener: ``apply`` runs in the transaction that moves its cursor."""
+    """A durable listener: ``apply`` runs in the transaction that moves its cursor.
+
+    A consumer may have an ``every`` attribute: the background loop then gives it a
+    batch at most that often (seconds), so that its batches are larger; ``catch_up``
+    with a ``wait`` (tools, tests) still takes it at once."""
 
     name: str
 
@@ -237,6 +241,8 @@ class EventConsumers(Worker):
         self.retention = retention
         self._lock = asyncio.Lock()
         self._last_prune = 0.0
+        # Loop time of each consumer's last batch in the background (see ``every``).
+        self._last_pass: dict[str, float] = {}
 
     def _on_event(self, event: Event) -> None:
         if event.durable:
@@ -283,6 +289,12 @@ class EventConsumers(Worker):
         deadline = loop.time() + wait
         async with self._lock:
             for consumer in self.consumers:
+                if wait <= 0:
+                    every = float(getattr(consumer, "every", 0.0))
+                    started = loop.time()
+                    if started - self._last_pass.get(consumer.name, -every) < every:
+                        continue  # its turn comes a poll or a wake-up later
+                    self._last_pass[consumer.name] = started
                 while True:
                     done = await self.run_once(consumer)
                     total += done

@@ -430,7 +430,10 @@ class EventRecord(Base):
 
     __tablename__ = "events"
     __table_args__ = (
-        Index("ix_events_tx_id", "tx", "id"),
+        # A reader's cursor range on PostgreSQL (core.eventlog.after). On SQLite tx is
+        # always 0 and the primary key already gives that order: there the index would
+        # only cost every event write another page.
+        Index("ix_events_tx_id", "tx", "id").ddl_if(dialect="postgresql"),
         Index("ix_events_occurred_at", "occurred_at"),
     )
 

@@ -407,6 +407,11 @@ class HotStatement:
                 except sqlite3.Error as error:
                     raise _wrapped(plan.sql, args, error) from error
                 return
+        elif conn.dialect.name == "postgresql" and _ASYNCPG_DIRECT and rows:
+            plan = self._plan(conn.dialect, tuple(sorted(rows[0])), True)
+            if plan is not None and not plan.returns_rows:
+                await _asyncpg_run_many(conn, plan, [plan.args(r) for r in rows])
+                return
         await conn.execute(self.statement, [dict(r) for r in rows])
 
 
@@ -420,6 +425,23 @@ _STATUS = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")
 
 async def _asyncpg_run(conn: AsyncConnection, plan: _Plan, args: tuple[Any, ...]) -> HotResult:
     """What the adapter's cursor does for one statement (``_prepare_and_execute``)."""
+    records, status = await _asyncpg_call(conn, plan, args, many=False)
+    found = _STATUS.match(status or "")
+    rows = plan.rows([tuple(r) for r in records]) if plan.returns_rows else []
+    return HotResult(rows, int(found.group(1)) if found else -1)
+
+
+async def _asyncpg_run_many(
+    conn: AsyncConnection, plan: _Plan, args: list[tuple[Any, ...]]
+) -> None:
+    """Every row in one round trip (the prepared statement's ``executemany``), where
+    SQLAlchemy's executemany would render and batch the rows itself first."""
+    await _asyncpg_call(conn, plan, args, many=True)
+
+
+async def _asyncpg_call(
+    conn: AsyncConnection, plan: _Plan, args: Any, *, many: bool
+) -> tuple[list[Any], str | None]:
     adapter: Any = conn.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
     async with adapter._execute_mutex:
         if adapter._transaction is None:
@@ -429,8 +451,11 @@ async def _asyncpg_run(conn: AsyncConnection, plan: _Plan, args: tuple[Any, ...]
                 plan.sql,
                 conn.dialect._invalidate_schema_cache_asof,  # type: ignore[attr-defined]
             )
+            if many:
+                await prepared.executemany(args)
+                return [], None
             records = await prepared.fetch(*args)
-            status = prepared.get_statusmsg()
+            return records, prepared.get_statusmsg()
         except Exception as error:
             try:
                 adapter._handle_exception(error)  # raises the DBAPI error SQLAlchemy maps
@@ -439,9 +464,6 @@ async def _asyncpg_run(conn: AsyncConnection, plan: _Plan, args: tuple[Any, ...]
                     plan.sql, args, translated, adapter.dbapi.Error
                 ) from error
             raise
-    found = _STATUS.match(status or "")
-    rows = plan.rows([tuple(r) for r in records]) if plan.returns_rows else []
-    return HotResult(rows, int(found.group(1)) if found else -1)
 
 
 def _sqlite_driver(conn: AsyncConnection) -> sqlite3.Connection:
@@ -469,6 +491,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoint every ~40 MB of log rather than SQLite's 4 MB: the pages the message
+    # path rewrites in every transaction (a conversation's row, the right edge of the
+    # messages' and events' b-trees) are copied into the database once per checkpoint,
+    # and each checkpoint blocks the event loop on its writes. The log file is cut back
+    # to 64 MB after one.
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
+    cursor.execute(f"PRAGMA journal_size_limit={64 * 1024 * 1024}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={int(inline_sqlite.BUSY_TIMEOUT_S * 1000)}")
     cursor.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from abonent.db.migrate import schema_filter
 from abonent.db.models import Base
 
 config = context.config
@@ -17,6 +18,7 @@ def run_migrations_online() -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=schema_filter(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()
