@@ -22,6 +22,7 @@ from abonent.analytics.reports import Stats
 from abonent.analytics.rollup import StatsConsumer
 from abonent.automation.hook_runtime import Hooks, build_hooks
 from abonent.automation.hooks import HookServices
+from abonent.automation.reminders.sender import ReminderSender
 from abonent.automation.webhooks import WebhookConsumer, WebhookSender
 from abonent.billing import build_billing, build_delivery
 from abonent.billing.base import Billing
@@ -78,6 +79,8 @@ class Runtime:
     readings_delivery: ReadingsDelivery | None = None
     # Posts the events ``[[webhooks]]`` want (None: none configured).
     webhooks: WebhookSender | None = None
+    # Payment and readings reminders (None: ``reminders.enabled = false``).
+    reminders: ReminderSender | None = None
 
 
 Understanding = tuple[Understander, Callable[[], KnowledgeBase | None]]
@@ -210,6 +213,11 @@ def build_runtime(
         sender=sender,
         metrics=metrics,
         webhooks=webhooks,
+        reminders=(
+            ReminderSender(db, bus, channels, billing, settings)
+            if settings.reminders.enabled
+            else None
+        ),
     )
     hooks.attach(
         HookServices(
@@ -263,12 +271,16 @@ def create_app(
         if recovered:
             log.info("resuming %d conversations with unanswered messages", recovered)
         await runtime.sweeper.start()
+        if runtime.reminders is not None:
+            await runtime.reminders.start()
         log.info(
             "Abonent %s ready on %s", __version__, "SQLite" if settings.is_sqlite else "PostgreSQL"
         )
         try:
             yield
         finally:
+            if runtime.reminders is not None:
+                await runtime.reminders.stop()
             await runtime.sweeper.stop()
             await runtime.pipeline.drain_all()
             stop_watching = getattr(runtime.understander, "stop_watching", None) or getattr(

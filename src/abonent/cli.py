@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from abonent.analytics.cli import stats_app
+from abonent.automation.reminders.cli import reminders_app
 from abonent.billing.cli import billing_app
 from abonent.channels.cli import channels_app
 from abonent.cli_support import (
@@ -33,6 +34,7 @@ app.add_typer(nlu_app, name="nlu")
 app.add_typer(channels_app, name="channels")
 app.add_typer(users_app, name="users")
 app.add_typer(stats_app, name="stats")
+app.add_typer(reminders_app, name="reminders")
 
 
 @app.callback()

@@ -384,6 +384,55 @@ class HooksSettings(BaseModel):
     strict: bool = False
 
 
+class RemindersSettings(BaseModel):
+    """``[reminders]``: payment and readings reminders (automation/reminders;
+    docs/reminders.md)."""
+
+    # Run the campaigns' scheduler and sender in this server (several servers share them).
+    enabled: bool = True
+    # The default quiet hours of a new campaign, in the company timezone: nobody is
+    # written to then; a reminder due meanwhile waits until they end.
+    quiet_hours: str = "21:00-09:00"
+    # Reminders per second per channel type, kept under each platform's own limit so the
+    # live replies of the outbox still fit (Telegram ~30/s, VK 20/s, MAX 30/s, WhatsApp
+    # 80/s per number).
+    rates: dict[str, float] = Field(
+        default_factory=lambda: {
+            "telegram": 20.0,
+            "vk": 15.0,
+            "max": 20.0,
+            "viber": 20.0,
+            "whatsapp": 50.0,
+        }
+    )
+    # While the outbox holds this many unsent replies for a channel, reminders to it
+    # wait: live conversations come first.
+    outbox_backlog: int = Field(default=50, ge=1)
+    # WhatsApp outside the 24-hour window: an approved template («name» or
+    # «name:language»), its body parameters in this order; "" skips those customers.
+    whatsapp_template: str = ""
+    whatsapp_language: str = "ru"
+    whatsapp_parameters: list[str] = Field(
+        default_factory=lambda: ["name", "account", "amount", "due_date"]
+    )
+    # The template was approved with a quick-reply button first («Отписаться»): its
+    # press turns reminders off. Meta refuses a button parameter the template lacks.
+    whatsapp_unsubscribe_button: bool = False
+    # True: only accounts the platform proved the contact's own (a vouched phone);
+    # False: also accounts the contact named to the bot.
+    confirmed_accounts_only: bool = False
+    # Seconds a process's claim on reminders outlives it: after a crash, its reminders
+    # not yet sent wait this long before another process takes them over.
+    lease_seconds: float = Field(default=30.0, ge=1.0, le=600.0)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str) -> str:
+        if value.strip() and not _HOURS_RE.match(value.strip()):
+            raise ValueError(f"reminders.quiet_hours {value!r} must look like 21:00-09:00")
+        return value.strip()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ABONENT_",
@@ -407,6 +456,7 @@ class Settings(BaseSettings):
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     crm: CrmSettings = Field(default_factory=CrmSettings)
     hooks: HooksSettings = Field(default_factory=HooksSettings)
+    reminders: RemindersSettings = Field(default_factory=RemindersSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -21,7 +21,7 @@ from types import ModuleType
 
 from abonent.bot import texts as t
 from abonent.bot.dialog import Dialog, Services, compose
-from abonent.bot.flows import appeal, balance, faq, handoff, readings
+from abonent.bot.flows import appeal, balance, faq, handoff, readings, reminders
 from abonent.core import events
 from abonent.core.pipeline import Turn, TurnOutcome
 from abonent.core.types import SURVEY_PREFIX, Button
@@ -136,6 +136,12 @@ class Bot:
             # A messenger's first contact (Telegram «Start», a deep link «/start <payload>»).
             d.meta["command"] = "start"
             self._greet(d)
+            return
+        wish = reminders.wanted(d, text, payload)
+        if wish is not None:
+            # «стоп» / «отписаться» / the reminder's button: before the commands, since
+            # «стоп» outside a flow means «no more reminders», not «cancel».
+            await reminders.handle(d, wish, payload)
             return
         command = payload if payload in (t.P_MENU, t.P_BACK, t.P_CANCEL) else None
         if command is None and not payload:

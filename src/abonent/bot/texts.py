@@ -291,3 +291,18 @@ HINT_APPEAL_CONFIRM = "проверьте обращение и отправьт
 WHAT_READINGS = "передачу показаний"
 WHAT_BALANCE = "проверку баланса"
 WHAT_APPEAL = "оформление обращения"
+
+# Reminders (automation/reminders, bot/flows/reminders.py): every reminder carries the
+# button to turn them off; «стоп», «отписаться» and «подписаться» work as text too.
+P_REMINDERS_OFF = "reminders:off"
+P_REMINDERS_ON = "reminders:on"
+BTN_REMINDERS_OFF = Button("Отписаться", P_REMINDERS_OFF)
+BTN_REMINDERS_ON = Button("Снова получать напоминания", P_REMINDERS_ON)
+REMINDERS_OFF = (
+    "Готово: напоминания об оплате и показаниях больше не будут приходить. "
+    "Если передумаете, напишите «подписаться». На ваши вопросы я по-прежнему отвечаю."
+)
+REMINDERS_ON = (
+    "Готово: напоминания об оплате и о передаче показаний снова включены. "
+    "Отключить их можно в любой момент: напишите «стоп» или «отписаться»."
+)

@@ -325,6 +325,42 @@ class WhatsAppChannel(MessengerChannel):
         native = any(body.get("type") == "interactive" for body in bodies)
         return SendResult(external_id=external_id, numbered=bool(message.buttons) and not native)
 
+    async def send_template(
+        self,
+        recipient: str,
+        name: str,
+        language: str,
+        parameters: list[str],
+        *,
+        quick_reply: str | None = None,
+    ) -> SendResult:
+        """An approved template (``type: template``): the only message WhatsApp lets a
+        business start outside the 24-hour window (reminders). ``parameters`` fill the
+        body's {{1}}, {{2}} … in order; ``quick_reply`` is the payload of the template's
+        first quick-reply button (an «Отписаться» the template was approved with)."""
+        components: list[dict[str, Any]] = []
+        if parameters:
+            components.append(
+                {
+                    "type": "body",
+                    "parameters": [{"type": "text", "text": p or "—"} for p in parameters],
+                }
+            )
+        if quick_reply:
+            components.append(
+                {
+                    "type": "button",
+                    "sub_type": "quick_reply",
+                    "index": "0",
+                    "parameters": [{"type": "payload", "payload": quick_reply}],
+                }
+            )
+        template: dict[str, Any] = {"name": name, "language": {"code": language}}
+        if components:
+            template["components"] = components
+        wamid = await self._post_message(recipient, {"type": "template", "template": template})
+        return SendResult(external_id=wamid)
+
     async def _post_message(self, recipient: str, body: dict[str, Any]) -> str | None:
         # A WhatsApp id is digits; a username's business-scoped id (BSUID) is not.
         address = "to" if recipient.isdigit() else "recipient"

@@ -61,6 +61,14 @@ CSAT_RATED = "csat.rated"
 # ``message.received`` / ``message.sent`` carry ``attachments``: [{kind, mime, size}].
 ATTACHMENT_STORED = "attachment.stored"
 
+# Reminders (automation/reminders): ``sent`` the platform accepted a campaign's reminder,
+# ``failed`` it refused it (or the send was interrupted: never repeated); a contact
+# turned reminders off or back on. Skipped recipients stay in ``reminder_sends`` only.
+REMINDER_SENT = "reminder.sent"
+REMINDER_FAILED = "reminder.failed"
+REMINDER_OPTED_OUT = "reminder.opted_out"
+REMINDER_OPTED_IN = "reminder.opted_in"
+
 # Written by the migration that created the log: what happened before it is history
 # that ``abonent stats rebuild`` backfills from messages and conversations.
 LOG_STARTED = "log.started"
@@ -96,6 +104,10 @@ DURABLE = frozenset(
         CSAT_ASKED,
         CSAT_RATED,
         ATTACHMENT_STORED,
+        REMINDER_SENT,
+        REMINDER_FAILED,
+        REMINDER_OPTED_OUT,
+        REMINDER_OPTED_IN,
         LOG_STARTED,
     }
 )

@@ -939,3 +939,106 @@ class BillingSubmission(Base):
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+# ---- reminders
+# Written by automation/reminders/ only (the opt-out flow writes ReminderConsent).
+class ReminderCampaign(Base):
+    """An outbound campaign an admin defined: who, what, when (automation/reminders)."""
+
+    __tablename__ = "reminder_campaigns"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # payment_due | readings_window | custom
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    # The audience: a debt above this (rubles; None: any balance), due within N days
+    # (where billing knows the date), only this channel id or type (None: any).
+    min_balance: Mapped[Decimal | None] = mapped_column(Rubles)
+    due_within_days: Mapped[int | None] = mapped_column(Integer)
+    channel: Mapped[str | None] = mapped_column(String(64))
+    # once | monthly (the same day and time each month), in the company timezone.
+    schedule: Mapped[str] = mapped_column(String(16), default="once")
+    start_at: Mapped[datetime]
+    # "21:00-09:00": local hours without sends; "" for none.
+    quiet_hours: Mapped[str] = mapped_column(String(16), default="21:00-09:00")
+    # WhatsApp outside the 24-hour window: this approved template (None: the settings').
+    whatsapp_template: Mapped[str | None] = mapped_column(String(512))
+    # draft | running | paused | done
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    # The period whose sends are all written (expansion finished), e.g. "once", "2026-12".
+    expanded_period: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ReminderSend(Base):
+    """One reminder to one contact in one period: the unique key makes expansion
+    idempotent across processes and restarts, so nobody is written to twice."""
+
+    __tablename__ = "reminder_sends"
+    __table_args__ = (
+        UniqueConstraint(
+            "campaign_id", "contact_id", "period_key", name="uq_reminder_sends_contact"
+        ),
+        Index("ix_reminder_sends_due", "status", "due_at"),
+        Index("ix_reminder_sends_campaign", "campaign_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("reminder_campaigns.id", ondelete="CASCADE")
+    )
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    period_key: Mapped[str] = mapped_column(String(16))
+    identity_id: Mapped[int | None] = mapped_column(
+        ForeignKey("channel_identities.id", ondelete="SET NULL")
+    )
+    channel_id: Mapped[str | None] = mapped_column(String(64))
+    account_number: Mapped[str | None] = mapped_column(String(20))
+    # queued | claimed | sending | sent | failed | skipped | interrupted
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    # Why skipped or failed: opted_out, no_identity, whatsapp_window, blocked, …
+    reason: Mapped[str | None] = mapped_column(String(300))
+    # text | template
+    mode: Mapped[str | None] = mapped_column(String(16))
+    # The placeholder values the text is rendered from (no text is stored twice).
+    placeholders: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None]
+    # The claim of one sender pass: only the pass holding it sends the row.
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    message_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class ReminderConsent(Base):
+    """A contact's own word on reminders: «стоп» (out) or «подписаться» (in), when and how."""
+
+    __tablename__ = "reminder_consent"
+
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    # in | out
+    state: Mapped[str] = mapped_column(String(8))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # message | button | admin, and the channel it came from.
+    how: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class ReminderUnreachable(Base):
+    """A channel identity the platform refused for good (blocked the bot, unsubscribed):
+    skipped by every campaign until the customer writes on it again."""
+
+    __tablename__ = "reminder_unreachable"
+
+    identity_id: Mapped[int] = mapped_column(
+        ForeignKey("channel_identities.id", ondelete="CASCADE"), primary_key=True
+    )
+    reason: Mapped[str] = mapped_column(String(300))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
