@@ -15,9 +15,16 @@ thread:
 * **peak RSS** (``ru_maxrss``) of the cached-load process after the parse passes, and of
   the training process;
 * **accuracy** with per-intent precision/recall on the TSV, and the reliability of the
-  calibrated confidence (out-of-fold on the knowledge base, and on the TSV).
+  calibrated confidence (out-of-fold on the knowledge base, and on the TSV);
+* **latency** p50/p99/max of one parse over the TSV and the own set with the sentence
+  encoder's per-text cache emptied before each pass (every message new to the encoder,
+  the per-word caches warm — a running server's steady state), and the share of messages
+  that took the encoder (unsure) path;
+* **accuracy per style** of the project's own evaluation set (``--own``, default
+  tests/nlu/eval/own.tsv: text, intent, style), with "has_digits" and the share of
+  in-scope messages that fell back.
 
-Targets: ≥ 5,000 parses/s, load < 2 s, < 300 MB.
+Targets: ≥ 5,000 parses/s, p99 < 20 ms, serving RSS < 400 MB.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TSV = ROOT.parent / "shared" / "nlu" / "dev.tsv"
+DEFAULT_OWN = ROOT / "tests" / "nlu" / "eval" / "own.tsv"
 
 
 def _pin() -> None:
@@ -47,7 +55,66 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(mode: str, cache: str, tsv: str, passes: int) -> dict[str, Any]:
+def _styled(path: str) -> list[tuple[str, str, str]]:
+    """(text, intent, style) rows of a TSV whose third column is the style."""
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines()[1:]:
+        cells = line.split("\t")
+        if len(cells) >= 2 and cells[0].strip():
+            rows.append((cells[0], cells[1].strip(), cells[2].strip() if len(cells) > 2 else ""))
+    return rows
+
+
+def _by_style(engine: Any, rows: list[tuple[str, str, str]]) -> dict[str, Any]:
+    import re
+
+    counts: dict[str, list[int]] = {}
+    fell = in_scope = 0
+    for text, gold, style in rows:
+        intent = engine.parse(text).intent
+        keys = {"all", style} | ({"has_digits"} if re.search(r"\d", text) else set())
+        for key in keys:
+            counts.setdefault(key, [0, 0])
+            counts[key][0] += int(intent == gold)
+            counts[key][1] += 1
+        if gold != "fallback":
+            in_scope += 1
+            fell += int(intent == "fallback")
+    return {
+        "styles": {k: [round(a / b, 4), b] for k, (a, b) in sorted(counts.items())},
+        "fallback_in_scope": round(fell / in_scope, 4) if in_scope else 0.0,
+    }
+
+
+def _latencies(engine: Any, texts: list[str], passes: int) -> dict[str, float]:
+    """Per-parse latency (ms) with the encoder's per-text cache emptied before each pass."""
+    index = engine._bundle.sentences
+    times: list[float] = []
+    rescued = 0
+    for _ in range(passes):
+        if index is not None:
+            index._cache.clear()
+        for text in texts:
+            t0 = time.perf_counter()
+            engine.parse(text)
+            times.append(time.perf_counter() - t0)
+        if index is not None:
+            rescued = len(index._cache)
+    times.sort()
+
+    def q(share: float) -> float:
+        return round(times[min(len(times) - 1, int(share * len(times)))] * 1000, 3)
+
+    return {
+        "p50_ms": q(0.5),
+        "p99_ms": q(0.99),
+        "max_ms": round(times[-1] * 1000, 3),
+        "per_s": round(len(times) / sum(times), 1),
+        "encoder_share": round(rescued / len(texts), 4) if texts else 0.0,
+    }
+
+
+def child(mode: str, cache: str, tsv: str, passes: int, own: str = "") -> dict[str, Any]:
     _pin()
     started = time.perf_counter()
     from abonent.nlu.engine import Engine
@@ -100,6 +167,9 @@ def child(mode: str, cache: str, tsv: str, passes: int) -> dict[str, Any]:
         bins[b][1] += int(name == gold)
         bins[b][2] += int(p * 1000)
     cal = engine.model.calibration
+    own_rows = _styled(own) if own and Path(own).exists() else []
+    result["own"] = _by_style(engine, own_rows) if own_rows else None
+    result["latency"] = _latencies(engine, texts + [t for t, _, _ in own_rows], max(3, passes // 4))
     result.update(
         {
             "texts": len(texts),
@@ -134,11 +204,11 @@ def child(mode: str, cache: str, tsv: str, passes: int) -> dict[str, Any]:
     return result
 
 
-def run_child(mode: str, cache: str, tsv: str, passes: int) -> dict[str, Any]:
+def run_child(mode: str, cache: str, tsv: str, passes: int, own: str) -> dict[str, Any]:
     env = dict(os.environ)
     env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     cmd = [sys.executable, __file__, "--child", mode, "--cache", cache, "--tsv", tsv]
-    cmd += ["--passes", str(passes)]
+    cmd += ["--passes", str(passes), "--own", own]
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -146,17 +216,18 @@ def run_child(mode: str, cache: str, tsv: str, passes: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tsv", default=str(DEFAULT_TSV))
+    parser.add_argument("--own", default=str(DEFAULT_OWN), help="own set: text, intent, style")
     parser.add_argument("--passes", type=int, default=20)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", choices=["cold", "warm"])
     parser.add_argument("--cache")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.cache, args.tsv, args.passes)))
+        print(json.dumps(child(args.child, args.cache, args.tsv, args.passes, args.own)))
         return
     with tempfile.TemporaryDirectory(prefix="nlu-bench-") as cache:
-        cold = run_child("cold", cache, args.tsv, args.passes)
-        warm = run_child("warm", cache, args.tsv, args.passes)
+        cold = run_child("cold", cache, args.tsv, args.passes, args.own)
+        warm = run_child("warm", cache, args.tsv, args.passes, args.own)
     if args.json:
         print(json.dumps({"cold": cold, "warm": warm}, ensure_ascii=False))
         return
@@ -167,6 +238,12 @@ def main() -> None:
         f"parses/s, one core              warm {warm['warm_per_s']:.0f} median pass "
         f"({warm['warm_us_per_parse']} µs/parse; mean {warm['warm_mean_per_s']:.0f}), "
         f"first pass {warm['first_pass_per_s']:.0f}"
+    )
+    lat = warm["latency"]
+    print(
+        f"latency, every text new to the encoder  p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, "
+        f"max {lat['max_ms']} ms ({lat['per_s']:.0f}/s; "
+        f"{lat['encoder_share']:.1%} took the encoder)"
     )
     print(f"peak RSS (cached load + parsing) {warm['rss_mb']} MB")
     print(
@@ -181,6 +258,11 @@ def main() -> None:
         f"{oof['oos_recall']:.4f}), ECE {oof['ece']:.4f}"
     )
     print(f"threshold {warm['threshold']:.2f}, temperature {warm['temperature']}")
+    if warm["own"]:
+        own = warm["own"]
+        styles = ", ".join(f"{k} {v[0]:.3f} ({v[1]})" for k, v in own["styles"].items())
+        print(f"own set by style                 {styles}")
+        print(f"own set: in-scope messages that fell back {own['fallback_in_scope']:.4f}")
     print("\nper intent                 precision  recall  support")
     for name, m in warm["per_intent"].items():
         print(f"  {name:<24} {m['precision']:>8.3f} {m['recall']:>7.3f} {int(m['support']):>8d}")

@@ -26,15 +26,16 @@ REDIS_URL=${ABONENT_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}
 
 # The two passes run side by side (much of a pass is waiting on servers, browsers and
 # platform retry delays, so two fit on two cores); ABONENT_TEST_SERIAL=1 runs them one
-# after the other. Each pass's output is printed whole when both are done.
+# after the other. Each pass spreads its test files over two pytest-xdist workers (each with
+# its own database and Redis database number). Each pass's output is printed whole when both are done.
 # Tests marked `services` need PostgreSQL and Redis together; they run in the second pass.
 sqlite_pass() {
   env -u ABONENT_TEST_DATABASE_URL -u ABONENT_TEST_REDIS_URL \
-    .venv/bin/python -m pytest -q -p no:cacheprovider -m "not services" "$@"
+    .venv/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "not services" "$@"
 }
 services_pass() {
   ABONENT_TEST_DATABASE_URL=$PG_URL ABONENT_TEST_REDIS_URL=$REDIS_URL \
-    .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+    .venv/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile "$@"
 }
 
 if [[ ${ABONENT_TEST_SERIAL:-} == 1 ]]; then

@@ -119,6 +119,18 @@ def _real_clock() -> Iterator[None]:
     clock.set_clock(None)
 
 
+@pytest.fixture(autouse=True)
+def _own_environment() -> Iterator[None]:
+    """The CLI run in-process sets ABONENT_CONFIG and ABONENT_DATABASE_URL for its
+    command; they must not become the next test's settings."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("ABONENT_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("ABONENT_")]:
+        if key not in saved:
+            del os.environ[key]
+    os.environ.update(saved)
+
+
 @pytest.fixture
 def live_server(fresh_database_url: str) -> Iterator[LiveServer]:
     """The real server on a free port, demo accounts loaded, the readings window always open."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -31,7 +32,18 @@ from abonent.operators.users import add_user
 
 # The second pass of the suite (scripts/test.sh) points these at PostgreSQL and Redis.
 PG_URL = os.environ.get("ABONENT_TEST_DATABASE_URL", "")
-REDIS_URL = os.environ.get("ABONENT_TEST_REDIS_URL", "")
+
+
+def _worker_redis(url: str) -> str:
+    """Under pytest-xdist each worker gets a Redis database of its own (gw0 → 1, gw1 → 2 …),
+    so its keys and its bus channel (named after the database) meet no other worker's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not url or not worker.startswith("gw"):
+        return url
+    return urlunsplit(urlsplit(url)._replace(path=f"/{int(worker[2:]) + 1}"))
+
+
+REDIS_URL = _worker_redis(os.environ.get("ABONENT_TEST_REDIS_URL", ""))
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 

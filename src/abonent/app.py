@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from abonent import __version__
+from abonent.analytics.campaigns import ReminderStatsConsumer
 from abonent.analytics.reports import Stats
 from abonent.analytics.rollup import StatsConsumer
 from abonent.automation.hook_runtime import Hooks, build_hooks
@@ -162,6 +163,8 @@ def build_runtime(
     metrics = Metrics(bus)
     hooks.count_outcomes(lambda hook, outcome: metrics.hook_runs.labels(hook, outcome).inc())
     durable: list[Consumer] = [StatsConsumer(settings.company.tz, settings.company.working_hours)]
+    # reminders (issue 13): what followed each reminder, for the campaigns' statistics.
+    durable.append(ReminderStatsConsumer(settings.reminders.followup_days))
     webhooks = None
     if settings.webhooks:
         webhooks = WebhookSender(db, bus, settings.webhooks, metrics=metrics)
@@ -273,12 +276,19 @@ def create_app(
         await runtime.sweeper.start()
         if runtime.reminders is not None:
             await runtime.reminders.start()
+        # nlu/retrain.py: every process swaps in the newest accepted retrained model.
+        from abonent.nlu.retrain import ModelFollower
+
+        follower = ModelFollower(runtime.db, runtime.understander, settings.nlu.poll_seconds)
+        runtime.extra["nlu_follower"] = follower
+        await follower.start()
         log.info(
             "Abonent %s ready on %s", __version__, "SQLite" if settings.is_sqlite else "PostgreSQL"
         )
         try:
             yield
         finally:
+            await follower.stop()
             if runtime.reminders is not None:
                 await runtime.reminders.stop()
             await runtime.sweeper.stop()
@@ -312,9 +322,11 @@ def create_app(
         docs,
         errors,
         integrations_api,
+        kb_editor_api,
         links,
         operator_api,
         pages,
+        reminders_api,
         service,
         stats_api,
         templates_api,
@@ -345,6 +357,11 @@ def create_app(
     app.include_router(admin_api.router)
     app.include_router(integrations_api.router)
     app.include_router(integrations_api.page_router)
+    app.include_router(kb_editor_api.router)
+    app.include_router(kb_editor_api.page_router)
+    app.include_router(reminders_api.router)  # reminders (issue 13)
+    app.include_router(reminders_api.stats_router)
+    app.include_router(reminders_api.page_router)
     app.include_router(webhooks.router)
     app.include_router(workspace_api.router)
     app.include_router(templates_api.router)

@@ -424,6 +424,14 @@ class RemindersSettings(BaseModel):
     # Seconds a process's claim on reminders outlives it: after a crash, its reminders
     # not yet sent wait this long before another process takes them over.
     lease_seconds: float = Field(default=30.0, ge=1.0, le=600.0)
+    # The statistics count readings submitted for the reminded account, and opt-outs,
+    # this many days after a reminder as its outcome.
+    followup_days: int = Field(default=7, ge=1, le=90)
+    # Telegram's 1 message a second to one chat; other platforms' own per-chat limits.
+    per_chat_interval: float = Field(default=1.0, ge=0.0, le=60.0)
+    # With ``redis_url`` set, the rates above hold across every server process together
+    # (a shared one-second window in Redis); false: each process keeps its own.
+    shared_throttle: bool = True
 
     @field_validator("quiet_hours")
     @classmethod
@@ -431,6 +439,75 @@ class RemindersSettings(BaseModel):
         if value.strip() and not _HOURS_RE.match(value.strip()):
             raise ValueError(f"reminders.quiet_hours {value!r} must look like 21:00-09:00")
         return value.strip()
+
+
+class NluSettings(BaseModel):
+    """``[nlu]``: the editors' review page and retraining (nlu/retrain.py;
+    docs/kb-editing.md)."""
+
+    # How often each server process asks the database whether a newer model was accepted.
+    poll_seconds: float = Field(default=10.0, ge=0.5, le=3600.0)
+    # A retrained model replaces the running one only if its held-out accuracy is at
+    # most this much below the current one's (on the knowledge base's held-out fold and
+    # on the editors' examples alike).
+    retrain_tolerance: float = Field(default=0.01, ge=0.0, le=0.5)
+    # Customer messages of this many days are re-answered to show what changed.
+    changed_days: int = Field(default=7, ge=1, le=90)
+
+
+# --- [rate_limits] (issue 15: hardening; web/ratelimit.py, docs/hardening.md) ---------
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$")
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def parse_rate(value: str) -> tuple[int, int]:
+    """«20/minute», «5/10 seconds», «0/minute» (off) → (requests, seconds)."""
+    found = _RATE_RE.match(value.lower())
+    if not found:
+        raise ValueError(f"{value!r} is not a rate like '20/minute' or '5/10 seconds'")
+    count, times, period = found.groups()
+    return int(count), int(times or 1) * _PERIODS[period]
+
+
+class RateLimitSettings(BaseModel):
+    """``[rate_limits]``: requests to the public endpoints, counted per client address
+    and per conversation in fixed windows, shared through Redis when ``redis_url`` is
+    set; over the limit the answer is 429 with ``Retry-After``. "0/minute" turns one off."""
+
+    enabled: bool = True
+    # Proxies (addresses or networks) whose X-Forwarded-For is believed: the client's
+    # address is then the last one in that header not itself a trusted proxy. Behind a
+    # reverse proxy on the same machine, list it here ("127.0.0.1"), or every customer
+    # arrives from the proxy's (exempt) address.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Client addresses never limited: by default the machine itself (health checks,
+    # benchmarks, the test suite). "[]" limits loopback too.
+    exempt: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+    conversations: str = "10/minute"  # new web-chat conversations per address
+    messages_per_address: str = "60/minute"  # client-API messages per address
+    messages_per_conversation: str = "30/minute"  # … and per conversation
+    links: str = "120/minute"  # /r/<token> redirects per address
+    sign_in: str = "10/minute"  # workspace sign-in attempts per address
+
+    @field_validator(
+        "conversations", "messages_per_address", "messages_per_conversation", "links", "sign_in"
+    )
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
+    @field_validator("trusted_proxies", "exempt")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            ipaddress.ip_network(item.strip(), strict=False)
+        return [item.strip() for item in value]
+
+
+# --- end [rate_limits] ------------------------------------------------------------------
 
 
 class Settings(BaseSettings):
@@ -457,6 +534,8 @@ class Settings(BaseSettings):
     crm: CrmSettings = Field(default_factory=CrmSettings)
     hooks: HooksSettings = Field(default_factory=HooksSettings)
     reminders: RemindersSettings = Field(default_factory=RemindersSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)  # issue 15
+    nlu: NluSettings = Field(default_factory=NluSettings)
 
     @classmethod
     def settings_customise_sources(

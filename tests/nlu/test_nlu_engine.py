@@ -4,6 +4,7 @@ determinism, the model cache and hot reload, thread safety."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +157,41 @@ def test_thread_safe_parse(engine: Engine) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         got = list(pool.map(engine.parse, texts))
     assert got == expected
+
+
+def test_a_long_message_is_answered_by_its_question(engine: Engine) -> None:
+    story = (
+        "Добрый день. Вчера вечером у нас во всём доме пропал свет, потом дали, "
+        "соседи говорят, что авария была на подстанции. Теперь вопрос другой: "
+        "сколько сейчас стоит один киловатт-час по ночному тарифу?"
+    )
+    assert engine.parse(story).intent == "tariffs"
+
+
+def test_unsure_messages_get_the_sentence_encoders_view(engine: Engine, nlu_cache: Path) -> None:
+    bundle = engine._bundle
+    assert bundle.sentences is not None
+    assert bundle.sentences.matrix.shape[0] == len(engine.kb.training_data()[0])
+    assert bundle.vectors is not None
+    bundle.vectors._model()  # the encoder loaded (in a server: in the background)
+    for text in ("хочу узнать насчёт цены киловатта", "свет пропал", "ghbdtn"):
+        proba = engine.proba(text)
+        assert abs(sum(proba.values()) - 1.0) < 1e-4
+    # the index is cached with the model: a cached start does not encode the examples
+    again = Engine.load(FIXTURE_KB, cache_dir=nlu_cache, config=TrainConfig(folds=3))
+    assert again.from_cache and again._bundle.sentences is not None
+    np.testing.assert_array_equal(again._bundle.sentences.matrix, bundle.sentences.matrix)
+    # without the word vectors no encoder is asked for at all
+    plain = TrainConfig(folds=2, features=replace(TrainConfig().features, semantic=0.0))
+    assert Engine.load(FIXTURE_KB, cache_dir=nlu_cache, config=plain)._bundle.sentences is None
+
+
+def test_a_huge_message_parses(engine: Engine) -> None:
+    # one run of 20,000 letters, a 4,096-character message of spaced letters: bounded
+    # work (their cost is measured in bench/nlu_bench.py; here: they are answered)
+    assert engine.analyze("ы" * 20_000).tokens == engine.analyze("ыыыы").tokens
+    assert engine.parse("qwertyuiop" * 2_000).intent == FALLBACK
+    # spaced letters are tried as a hidden word a bounded number of times
+    assert not engine.parse("а б в г д " * 400).profanity
+    assert engine.parse("х у й " * 700).profanity
+    assert engine.parse("нет света. " * 400).intent == "power_outage"

@@ -5,7 +5,18 @@ from __future__ import annotations
 import pytest
 
 from abonent.nlu.layout import en_to_ru, ru_to_en
-from abonent.nlu.normalize import ACCT, NUM, PHONE, Normalizer, normalize
+from abonent.nlu.normalize import (
+    ACCT,
+    DATE,
+    MAX_CHARS,
+    MAX_WORD,
+    NUM,
+    PHONE,
+    Normalizer,
+    bounded,
+    normalize,
+    question_sentence,
+)
 from abonent.nlu.translit import to_latin
 
 
@@ -99,3 +110,38 @@ def test_lemmas(norm: Normalizer) -> None:
 def test_spelling_correction_uses_the_vocabulary() -> None:
     norm = Normalizer(["квитанция не пришла", "электроэнергия"])
     assert norm.analyze("квитанцыя").text == "квитанция"
+
+
+def test_sums_dates_and_times_keep_their_meaning(norm: Normalizer) -> None:
+    # a sum written with a thousands space and «₽» is one amount in roubles
+    assert norm.analyze("оплатила 2 340,50 ₽").tokens == ("оплатила", NUM, "рублей")
+    # a date or a time says when, not how much
+    assert norm.analyze("отключение 10.12 с 9:30").tokens == ("отключение", DATE, "с", DATE)
+    assert norm.analyze("показания 31.12.2025: 4521").tokens == ("показания", DATE, NUM)
+    # a reading with a decimal point or a month and year stay numbers
+    assert DATE not in norm.analyze("тариф 5.66 руб, счет за 09.2025").tokens
+
+
+def test_a_huge_word_or_message_is_cut_to_bounds(norm: Normalizer) -> None:
+    # a 20,000-letter «word» is read as its first MAX_WORD letters: every later step
+    # (layout, translit, spelling) works on that much only
+    assert bounded("ф" * 20_000) == "ф" * MAX_WORD
+    assert bounded("ab" * 10_000 + " свет") == "ab" * (MAX_WORD // 2) + " свет"
+    assert len(bounded("свет " * 5_000)) == MAX_CHARS
+    analysis = norm.analyze("qwertyuiop" * 2_000)
+    assert all(len(token) <= MAX_WORD for token in analysis.tokens)
+    assert len(norm.analyze("нет света " * 2_000).tokens) <= MAX_CHARS // 2
+
+
+def test_the_question_of_a_long_message() -> None:
+    story = (
+        "Мы с мужем уехали на месяц, квитанцию никто не забирал. "
+        "Соседи говорят, что приходил контролёр. Какая сумма сейчас к оплате?"
+    )
+    assert question_sentence(story) == "Какая сумма сейчас к оплате?"
+    # no «?»: the last sentence that asks or requests
+    request = "В октябре начислили 4800 кВт·ч, обычно около 150. Прошу сделать перерасчёт."
+    assert question_sentence(request) == "Прошу сделать перерасчёт."
+    assert question_sentence("сколько я должен за свет?") is None  # one sentence
+    # a story of thousands of sentences: only the first MAX_SENTENCES are looked at
+    assert question_sentence("Свет мигает. " * 2_000 + "Куда звонить?") is None

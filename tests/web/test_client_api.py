@@ -240,3 +240,31 @@ async def test_a_pressed_account_button_shows_its_title(live_server: LiveServer)
         )
         customer = [m for m in r.json()["messages"] if m["author"] == "customer"]
         assert customer[0]["text"] == button["title"] == f"Счёт ******{account[-4:]}"
+
+
+# --- issue 15: bodies bounded before parsing -------------------------------------------
+async def test_oversized_and_deeply_nested_bodies_are_refused_unparsed(
+    live_server: LiveServer,
+) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        me = Customer(live_server, http)
+        await me.start()
+        headers = {**me.headers, "Content-Type": "application/json"}
+        url = f"{live_server.url}{API}/messages"
+        before = await _count_messages(live_server.settings.database_url)
+        for body, status, code in (
+            (b'{"text": "' + b"a" * 70_000 + b'"}', 413, "body_too_large"),
+            (b'{"text": "x", "extra": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 413, ""),
+            (b'{"text": "x", "extra": ' + b"[" * 5_000 + b"]" * 5_000 + b"}", 400, "too_deep"),
+            (b'{"payload": {"a": ' * 40 + b"1" + b"}" * 40, 400, "too_deep"),
+        ):
+            r = await http.post(url, content=body, headers=headers)
+            assert r.status_code == status, r.text
+            assert r.json()["error"]["code"] == (code or "body_too_large")
+        await live_server.settle()
+        assert await _count_messages(live_server.settings.database_url) == before
+        # Brackets inside strings are text, not nesting.
+        r = await http.post(url, json={"text": "[[[[" * 100 + "{" * 50}, headers=me.headers)
+        assert r.status_code == 202, r.text
+        metrics = (await http.get(f"{live_server.url}/metrics")).text
+        assert 'abonent_inputs_refused_total{path="/api/client",reason="too_deep"} 2.0' in metrics

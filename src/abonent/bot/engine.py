@@ -16,7 +16,10 @@ failures.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 
 from abonent.bot import texts as t
@@ -38,6 +41,18 @@ FLOWS: dict[str, ModuleType] = {
 # How sure the consultant must be before text that could be the step's input (a name,
 # a word or two) is taken as a question instead.
 SURE = 0.9
+
+# What the consultant reads of a message. The longest Russian words have ~35 letters: a
+# longer run is not a word (a pasted hash, a held-down key) and costs the parser time
+# that grows faster than its length, so it is cut to its head. A question is asked in
+# its first sentences; a long message is read up to CONSULTANT_CHARS.
+WORD_LETTERS = 40
+CONSULTANT_CHARS = 1000
+_LONG_WORD = re.compile(r"\S{" + str(WORD_LETTERS + 1) + ",}")
+# Text shorter than this is parsed in the event loop: under a millisecond, cheaper than
+# the hand-over to a worker thread.
+INLINE_CHARS = 24
+_PARSER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consultant")
 
 COMMANDS = {
     "меню": t.P_MENU,
@@ -95,7 +110,7 @@ class Bot:
         for the operator, unanswered by the bot."""
         command = payload if payload in (t.P_MENU, t.P_CANCEL) else None
         if command is None and not payload:
-            command = COMMANDS.get(normalize(text).removeprefix("/"))
+            command = _command_of(text)
         if command not in (t.P_MENU, t.P_CANCEL):
             return False
         d.end()
@@ -145,7 +160,7 @@ class Bot:
             return
         command = payload if payload in (t.P_MENU, t.P_BACK, t.P_CANCEL) else None
         if command is None and not payload:
-            command = COMMANDS.get(normalize(text).removeprefix("/"))
+            command = _command_of(text)
         if command is not None:
             d.meta["command"] = command
             await self._command(d, command)
@@ -180,7 +195,7 @@ class Bot:
             d.meta["button"] = payload
             await self._intent(d, payload[len(t.P_INTENT) :], text, aside=flow)
         else:
-            meaning = self._aside_meaning(d, flow, text, payload)
+            meaning = await self._aside_meaning(d, flow, text, payload)
             if meaning is None:
                 await flow.handle(d, text, payload)
                 return
@@ -191,7 +206,7 @@ class Bot:
         elif d.flow == flow.FLOW and not d.meta.get("reprompted"):
             await self._offer_resume(d, flow)
 
-    def _aside_meaning(
+    async def _aside_meaning(
         self, d: Dialog, flow: ModuleType, text: str, payload: str | None
     ) -> Interpretation | None:
         """What the consultant makes of text that is not an answer to the waiting step;
@@ -202,7 +217,7 @@ class Bot:
         shape = expect.shape(text, d.settings)
         if shape == "attempt":
             return None
-        meaning = self.services.understander.parse(text)
+        meaning = await self._understand(text)
         if shape == "maybe" and not self._sure(meaning):
             return None
         return meaning
@@ -255,7 +270,19 @@ class Bot:
             await balance.begin(d)
 
     async def _free_text(self, d: Dialog, text: str) -> None:
-        await self._consult(d, text, self.services.understander.parse(text))
+        await self._consult(d, text, await self._understand(text))
+
+    async def _understand(self, text: str) -> Interpretation:
+        """The consultant's reading of ``text``, bounded in cost (:func:`consultant_input`)
+        and, past a few words, on the parser thread: a parse takes milliseconds, and the
+        event loop serves every other conversation meanwhile. One thread, not a pool:
+        parsing is pure Python, so parallel parses would only take turns at the GIL and,
+        several at once, starve the event loop of it."""
+        text = consultant_input(text)
+        parse = self.services.understander.parse
+        if len(text) < INLINE_CHARS:
+            return parse(text)
+        return await asyncio.get_running_loop().run_in_executor(_PARSER, parse, text)
 
     async def _consult(
         self, d: Dialog, text: str, meaning: Interpretation, aside: ModuleType | None = None
@@ -309,6 +336,22 @@ class Bot:
         elif not await faq.answer(d, intent, text=text):
             # A topic without an answer in this knowledge base: say so, offer the ways out.
             faq.fallback(d, Interpretation(intent, 0.0))
+
+
+def consultant_input(text: str) -> str:
+    """``text`` as the consultant reads it: at most ``CONSULTANT_CHARS`` characters, each
+    run of more than ``WORD_LETTERS`` non-space characters cut to that many."""
+    text = text[: CONSULTANT_CHARS * 2]  # no regex over more than this
+    if len(text) > WORD_LETTERS:
+        text = _LONG_WORD.sub(lambda m: m.group()[:WORD_LETTERS], text)
+    return text[:CONSULTANT_CHARS]
+
+
+def _command_of(text: str) -> str | None:
+    """«меню», «/start», «отмена»: a command is a word or two, never a long text."""
+    if len(text) > 40:
+        return None
+    return COMMANDS.get(normalize(text).removeprefix("/"))
 
 
 def _flow_for(intent: str) -> str | None:

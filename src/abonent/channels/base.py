@@ -21,6 +21,8 @@ from typing import Any, ClassVar, TypeVar
 import httpx
 
 from abonent.config import ChannelSettings
+from abonent.core.bounds import MAX_DEPTH, MAX_WEBHOOK_BYTES, too_deep
+from abonent.core.text import problem
 from abonent.core.types import Button, InboundMessage
 
 _T = TypeVar("_T")
@@ -150,6 +152,18 @@ class WebhookRejected(Exception):
         self.reason = reason
 
 
+class WebhookUnusable(Exception):
+    """An authentic request we cannot use (nested too deep, an id of the wrong type):
+    acknowledged with 2xx all the same, so the platform moves on instead of delivering it
+    again and holding the channel's later updates behind it. ``reason`` is a short label
+    for the log and the metrics."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
 class MessengerChannel(Channel):
     """A messenger platform reached over HTTP: webhook in, API calls out."""
 
@@ -197,6 +211,11 @@ class MessengerChannel(Channel):
     def webhook_url(self, public_url: str) -> str:
         return f"{public_url.rstrip('/')}/webhooks/{self.id}"
 
+    def acknowledge(self) -> WebhookResult:
+        """The answer to an authentic request we could not use: what the platform takes
+        as "received" (an empty 200 for most; VK wants ``ok``)."""
+        return WebhookResult()
+
 
 def transport_error(exc: httpx.HTTPError) -> SendError:
     """Network trouble (refused, reset, timeout) is always worth another try."""
@@ -230,11 +249,33 @@ def signed_with(given: str, key: str, body: bytes, prefix: str = "") -> bool:
 
 
 def parse_json(body: bytes) -> Any:
-    """The body as JSON, or 400: a malformed request must be refused, not crash."""
+    """The body as JSON, or 400: a malformed request must be refused, not crash. Nesting
+    deeper than any platform's is measured before parsing (``core.bounds``) and is
+    unusable, not malformed: the parser would recurse once per level."""
+    if len(body) > MAX_WEBHOOK_BYTES:
+        raise WebhookUnusable("too_large", f"{len(body)} bytes")
+    if too_deep(body):
+        raise WebhookUnusable("too_deep", f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WebhookRejected(400, f"body is not JSON: {exc}") from exc
+    except RecursionError as exc:  # pragma: no cover - too_deep measured it first
+        raise WebhookUnusable("too_deep") from exc
+
+
+def answerable_id(value: Any, limit: int = 256) -> str | None:
+    """An id we may send back to the platform (a callback query's, to stop a button's
+    spinner): None when the platform cannot have issued it — not a string or integer,
+    longer than ``limit``, or text no HTTP request can carry (NUL, a lone surrogate)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return None
+    text = str(value)
+    if not text or len(text) > limit or problem(text) is not None:
+        return None
+    return text
 
 
 def unix_time(value: Any, *, ms: bool = False) -> datetime | None:

@@ -49,6 +49,7 @@ from abonent.channels.base import (
     WebhookRejected,
     WebhookRequest,
     WebhookResult,
+    answerable_id,
     download,
     numbered_text,
     parse_json,
@@ -146,7 +147,9 @@ class MaxChannel(MessengerChannel):
             if parsed is not None:
                 message, callback_id = parsed
                 result.messages.append(message)
-                result.follow_ups.append(lambda: self._answer_callback(callback_id))
+                answerable = answerable_id(callback_id, limit=1024)
+                if answerable is not None:  # else MAX could not have issued it
+                    result.follow_ups.append(lambda: self._answer_callback(answerable))
         elif kind == "bot_started":
             message = self._bot_started(update)
             if message is not None:

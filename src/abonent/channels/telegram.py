@@ -49,6 +49,7 @@ from abonent.channels.base import (
     WebhookRejected,
     WebhookRequest,
     WebhookResult,
+    answerable_id,
     download,
     numbered_text,
     parse_json,
@@ -145,7 +146,9 @@ class TelegramChannel(MessengerChannel):
             message = self._callback(query, query_id)
             if message is not None:
                 result.messages.append(message)
-            result.follow_ups.append(self._answer_callback(query_id))
+            answerable = answerable_id(query_id)
+            if answerable is not None:  # else Telegram could not have issued it
+                result.follow_ups.append(self._answer_callback(answerable))
         # edited_message, my_chat_member (blocked/unblocked) and the rest: ack only.
         return result
 

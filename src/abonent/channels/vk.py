@@ -47,6 +47,7 @@ from abonent.channels.base import (
     WebhookRejected,
     WebhookRequest,
     WebhookResult,
+    answerable_id,
     download,
     numbered_text,
     parse_json,
@@ -165,6 +166,10 @@ class VkChannel(MessengerChannel):
     def deep_link(self) -> str | None:
         return self.settings.link or f"https://vk.me/club{self.settings.group_id}"
 
+    def acknowledge(self) -> WebhookResult:
+        # VK counts anything but the body ``ok`` as a failed delivery and retries it.
+        return WebhookResult(body="ok")
+
     # ------------------------------------------------------------------ API
     async def call(self, method: str, params: dict[str, Any], wait: float | None = None) -> Any:
         """``POST /method/<method>``; the ``response`` value, or ``VkApiError``.
@@ -228,7 +233,8 @@ class VkChannel(MessengerChannel):
             if press is not None:
                 message, answer = press
                 ok.messages.append(await self._named(message))
-                ok.follow_ups.append(answer)
+                if answerable_id(event.get("object", {}).get("event_id")) is not None:
+                    ok.follow_ups.append(answer)  # else VK could not have issued the id
         else:
             # message_reply (our own sends echoed), message_edit, typing, allow/deny …
             log.debug("vk %s: ignored event %s", self.id, kind)

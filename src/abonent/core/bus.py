@@ -15,13 +15,23 @@ import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from abonent.core.events import Event
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event], None]
-CHANNEL = "abonent:events"
+
+
+def channel_for(url: str) -> str:
+    """The pub/sub channel of the processes sharing ``url``'s database number.
+
+    Redis pub/sub ignores the database number, so without it in the name two deployments
+    (or two test workers) on one Redis would hear each other's events.
+    """
+    path = urlsplit(url).path.strip("/")
+    return f"abonent:{path or '0'}:events"
 
 
 class LocalBus:
@@ -73,6 +83,7 @@ class RedisBus(LocalBus):
     def __init__(self, url: str) -> None:
         super().__init__()
         self.url = url
+        self.channel = channel_for(url)
         self.origin = uuid.uuid4().hex
         self._redis: Any = None
         self._listener: asyncio.Task[None] | None = None
@@ -99,7 +110,7 @@ class RedisBus(LocalBus):
         self._dispatch(event)
         body = json.dumps({"o": self.origin, "t": event.type, "d": event.data}, default=str)
         try:
-            await self._redis.publish(CHANNEL, body)
+            await self._redis.publish(self.channel, body)
         except Exception:
             # Other processes miss a live update; the database still has everything.
             log.exception("could not relay %s to Redis", event.type)
@@ -113,7 +124,7 @@ class RedisBus(LocalBus):
         pipe = self._redis.pipeline(transaction=False)
         for event in events:
             body = json.dumps({"o": self.origin, "t": event.type, "d": event.data}, default=str)
-            pipe.publish(CHANNEL, body)
+            pipe.publish(self.channel, body)
         try:
             await pipe.execute()
         except Exception:
@@ -125,7 +136,7 @@ class RedisBus(LocalBus):
         while True:
             try:
                 pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(self.channel)
                 self._ready.set()
                 delay = 0.5
                 async for raw in pubsub.listen():

@@ -153,6 +153,27 @@ class Metrics:
             ["endpoint"],
             registry=self.registry,
         )
+        # --- hardening (web/bounds.py, web/webhooks.py, web/ratelimit.py): counted where
+        # the request is judged, since a refused request leaves no event to listen to.
+        self.inputs_refused = Counter(
+            "abonent_inputs_refused_total",
+            "Requests refused or acknowledged unused, by input path and reason",
+            ["path", "reason"],
+            registry=self.registry,
+        )
+        self.inputs_cleaned = Counter(
+            "abonent_inputs_cleaned_total",
+            "Platform messages stored after cleaning (NUL, lone surrogates, over-long "
+            "ids and names), by input path and reason",
+            ["path", "reason"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "abonent_rate_limited_total",
+            "Requests answered 429, by endpoint and what was counted (address, conversation)",
+            ["endpoint", "scope"],
+            registry=self.registry,
+        )
         # Customer messages of this process waiting for the bot's reply: id → when stored.
         self._waiting: OrderedDict[int, float] = OrderedDict()
         # Events relayed from other processes are counted there, not here.

@@ -93,3 +93,33 @@ def clean_inbound(msg: InboundMessage) -> InboundMessage:
         display_name=_cut(msg.display_name, NAME_LENGTH),
         phone=_cut(msg.phone, PHONE_LENGTH),
     )
+
+
+def cleaning_reasons(msg: InboundMessage) -> list[str]:
+    """Why :func:`clean_inbound` changes ``msg`` ("nul", "surrogate", "long_id",
+    "long_field"), for the metrics; empty when it is stored as sent."""
+    reasons: list[str] = []
+    strings = list(_strings(dataclasses.asdict(msg)))
+    if any("\x00" in s for s in strings):
+        reasons.append("nul")
+    if any(_SURROGATES.search(s) for s in strings):
+        reasons.append("surrogate")
+    ids = (msg.external_user_id, msg.external_id or "")
+    if any(len(i) > EXTERNAL_ID_LENGTH for i in ids):
+        reasons.append("long_id")
+    fields = ((msg.payload, PAYLOAD_LENGTH), (msg.display_name, NAME_LENGTH))
+    if any(v is not None and len(v) > n for v, n in (*fields, (msg.phone, PHONE_LENGTH))):
+        reasons.append("long_field")
+    return reasons
+
+
+def _strings(value: Any) -> Any:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _strings(v)

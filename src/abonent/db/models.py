@@ -958,8 +958,10 @@ class ReminderCampaign(Base):
     min_balance: Mapped[Decimal | None] = mapped_column(Rubles)
     due_within_days: Mapped[int | None] = mapped_column(Integer)
     channel: Mapped[str | None] = mapped_column(String(64))
-    # once | monthly (the same day and time each month), in the company timezone.
+    # once | monthly (the same day and time each month) | cron, in the company timezone.
     schedule: Mapped[str] = mapped_column(String(16), default="once")
+    # The cron expression of a ``cron`` schedule («0 10 1,15 * *»); migration 0014.
+    cron: Mapped[str | None] = mapped_column(String(100))
     start_at: Mapped[datetime]
     # "21:00-09:00": local hours without sends; "" for none.
     quiet_hours: Mapped[str] = mapped_column(String(16), default="21:00-09:00")
@@ -1031,6 +1033,36 @@ class ReminderConsent(Base):
     channel_id: Mapped[str | None] = mapped_column(String(64))
 
 
+class ReminderOutcome(Base):
+    """What followed one reminder the platform took or refused: written only by the
+    reminders' statistics listener (analytics/campaigns.py) from the event log
+    (migration 0014)."""
+
+    __tablename__ = "reminder_outcomes"
+    __table_args__ = (
+        Index("ix_reminder_outcomes_campaign", "campaign_id", "status"),
+        Index("ix_reminder_outcomes_contact", "contact_id", "at"),
+        Index("ix_reminder_outcomes_account", "account_number", "at"),
+        Index("ix_reminder_outcomes_conversation", "conversation_id", "at"),
+    )
+
+    send_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("reminder_campaigns.id", ondelete="CASCADE")
+    )
+    contact_id: Mapped[int] = mapped_column(BigId)
+    account_number: Mapped[str | None] = mapped_column(String(20))
+    conversation_id: Mapped[int | None] = mapped_column(BigId)
+    # delivered (the platform accepted it) | failed
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+    clicked_at: Mapped[datetime | None]
+    opted_out_at: Mapped[datetime | None]
+    # Readings submitted for the reminded account within the follow-up window.
+    followed_at: Mapped[datetime | None]
+
+
 class ReminderUnreachable(Base):
     """A channel identity the platform refused for good (blocked the bot, unsubscribed):
     skipped by every campaign until the customer writes on it again."""
@@ -1042,3 +1074,57 @@ class ReminderUnreachable(Base):
     )
     reason: Mapped[str] = mapped_column(String(300))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# ---- knowledge-base edits and retraining (nlu/edits.py, nlu/retrain.py; issue 14)
+# Written by nlu/ only: the editors' page and ``abonent nlu train``.
+class KbEdit(Base):
+    """One editor's change to the knowledge base, applied on top of the YAML files when
+    the consultant builds (nlu/edits.py): who and when, kept for the diff and the export."""
+
+    __tablename__ = "kb_edits"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # examples | out_of_scope | new_topic | answer
+    kind: Mapped[str] = mapped_column(String(16))
+    intent: Mapped[str | None] = mapped_column(String(64))
+    texts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    title: Mapped[str | None] = mapped_column(String(100))
+    answer: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The login as it was: the history still names a user deleted since.
+    author_login: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NluTraining(Base):
+    """A retraining run (nlu/retrain.py): its progress while it runs, then its verdict.
+    The newest ``accepted`` row is the model every server process follows."""
+
+    __tablename__ = "nlu_trainings"
+    __table_args__ = (Index("ix_nlu_trainings_status", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # running | accepted | rejected | failed
+    status: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The edits it learned from: every ``kb_edits`` row up to this id.
+    edits_upto: Mapped[int] = mapped_column(BigId, default=0)
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str] = mapped_column(String(200), default="")
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class NluLease(Base):
+    """A named lease between processes (``train``): the holder renews it while it works,
+    and a crashed holder's lease simply runs out."""
+
+    __tablename__ = "nlu_leases"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None]

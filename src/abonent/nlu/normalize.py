@@ -49,7 +49,10 @@ def normalize(text: str) -> str:
 NUM = "<num>"
 ACCT = "<acct>"
 PHONE = "<phone>"
-SPECIAL_TOKENS = frozenset({NUM, ACCT, PHONE})
+# A date or a time of day («12.11», «05.03.2025», «14:30»): a number that says *when*
+# (deadlines, outages, payments) rather than how much.
+DATE = "<date>"
+SPECIAL_TOKENS = frozenset({NUM, ACCT, PHONE, DATE})
 
 _INVISIBLE_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _LATIN = re.compile(r"[a-z]")
@@ -78,7 +81,21 @@ _PHONE = re.compile(
 )
 _ACCT = re.compile(r"(?<!\d)\d{8,}(?!\d)")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-_TOKEN = re.compile(r"<(?:num|acct|phone)>|[^\W_]+(?:-[^\W_]+)*")
+_DATE = re.compile(
+    r"(?<![\d.,])(?:(?:0?[1-9]|[12]\d|3[01])\.(?:0[1-9]|1[0-2])(?:\.(?:\d{4}|\d{2}))?"
+    r"|(?:[01]?\d|2[0-3]):[0-5]\d)(?!\d|[.,:]\d)"
+)
+# «2 340,50», «12 500»: thousands written apart are one sum, not two numbers
+_GROUPED = re.compile(r"(?<![\d.,])(\d{1,3})(?:[ \u00a0\u202f](\d{3}))+(?![\d])")
+_CURRENCY = re.compile(r"[₽$€]")
+_TOKEN = re.compile(r"<(?:num|acct|phone|date)>|[^\W_]+(?:-[^\W_]+)*")
+
+# Bounds on what one message may cost: a run of 41+ characters without a space is no
+# word (the layout, translit and spelling steps would spend seconds on a 20,000-letter
+# one), and nothing past the first MAX_CHARS characters changes what a message is about.
+MAX_WORD = 40
+MAX_CHARS = 4096
+_LONG_RUN = re.compile(rf"\S{{{MAX_WORD + 1},}}")
 
 # Chat slang and abbreviations → the words an editor would write.
 SLANG: dict[str, str] = {
@@ -370,7 +387,7 @@ class Normalizer:
         return best
 
     def analyze(self, text: str) -> Analysis:
-        raw = unicodedata.normalize("NFKC", text)
+        raw = unicodedata.normalize("NFKC", bounded(text))
         if _INVISIBLE_RE.search(raw):
             raw = _INVISIBLE_RE.sub("", raw)
         lowered = raw.lower().replace("ё", "е")
@@ -380,7 +397,14 @@ class Normalizer:
                 converted = pattern.sub(replacement, converted)
         if _DIGIT.search(converted):
             converted = _PHONE.sub(f" {PHONE} ", converted)
+            converted = _GROUPED.sub(
+                lambda m: m.group(0).replace(" ", "").replace("\u00a0", "").replace("\u202f", ""),
+                converted,
+            )
             converted = _ACCT.sub(f" {ACCT} ", converted)
+            converted = _DATE.sub(f" {DATE} ", converted)
+            if "₽" in converted or "$" in converted or "€" in converted:
+                converted = _CURRENCY.sub(" рублей ", converted)
             converted = _NUMBER.sub(f" {NUM} ", converted)
         tokens: list[str] = []
         lems: list[str] = []
@@ -413,6 +437,46 @@ class Normalizer:
             else:
                 out.append(word)
         return tuple(out), tuple(lemmas.lemma(w) for w in out)
+
+
+MAX_SENTENCES = 12
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
+_ASKING = re.compile(
+    r"^(?:\W*(?:а|и|но|так|вот|скажите|подскажите|пожалуйста|уважаемые)\b[\s,]*)*"
+    r"(?:как|где|куда|когда|сколько|почему|зачем|что|кто|какой|какая|какие|каким|можно|"
+    r"могу|нужно|надо|прошу|хочу|помогите|объясните|дайте|разъясните|верните|пересчитайте|"
+    r"сделайте|есть ли|будет ли|имеете ли|должен ли|должна ли)\b",
+    re.IGNORECASE,
+)
+
+
+def question_sentence(text: str) -> str | None:
+    """The sentence of a story-telling message that asks (the last with «?», else the
+    last that starts like a question or a request); None for a message of one sentence.
+
+    Only the first ``MAX_SENTENCES`` sentences are looked at: the cost stays linear."""
+    if len(text) < 60 or not _SENTENCE_END.search(text):
+        return None
+    sentences = [s for s in _SENTENCE_END.split(bounded(text), MAX_SENTENCES) if s.strip()]
+    sentences = sentences[:MAX_SENTENCES]
+    if len(sentences) < 2:
+        return None
+    asked = [s for s in sentences if "?" in s]
+    if not asked:
+        asked = [s for s in sentences if _ASKING.match(s.strip())]
+    if not asked or len(asked[-1].split()) < 2:
+        return None
+    return asked[-1]
+
+
+def bounded(text: str) -> str:
+    """The text cut to ``MAX_CHARS`` with every space-free run cut to ``MAX_WORD``: the
+    steps after it are linear in its length with a small constant."""
+    if len(text) > 16 * MAX_CHARS:  # what the APIs let through is far less
+        text = text[: 16 * MAX_CHARS]
+    if len(text) > MAX_WORD and _LONG_RUN.search(text):
+        text = _LONG_RUN.sub(lambda m: m.group(0)[:MAX_WORD], text)
+    return text[:MAX_CHARS]
 
 
 def _deletes1(word: str) -> list[str]:

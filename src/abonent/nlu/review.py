@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,28 @@ def group_messages(
             else:
                 groups_idx[best].append(i)
                 centroids[best] += row
+    return _with_intents(items, groups_idx, engine, top)
+
+
+def group_indices(
+    texts: Sequence[str], engine: Any, min_similarity: float = 0.35, top: int = 3
+) -> list[tuple[list[int], list[tuple[str, float]]]]:
+    """Like ``group_messages`` but by position in ``texts`` (all of them non-empty),
+    so a caller keeps each message's id and count beside its text."""
+    groups = group_messages(texts, engine, min_similarity, top)
+    where: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        where.setdefault(text.strip(), []).append(i)
+    out = []
+    for group in groups:
+        indices = [where[text].pop(0) for text in group.texts]
+        out.append((indices, group.intents))
+    return out
+
+
+def _with_intents(
+    items: list[str], groups_idx: list[list[int]], engine: Any, top: int
+) -> list[Group]:
     result = []
     for members in groups_idx:
         sums: dict[str, float] = {}
@@ -96,3 +119,61 @@ def group_messages(
         result.append(Group([items[i] for i in members], ranked[:top]))
     result.sort(key=lambda g: (-g.size, g.texts[0]))
     return result
+
+
+# --------------------------------------------------------------------------- stored
+REVIEW_LIMIT = 2000
+
+
+async def stored_misses(
+    db: Any, since: datetime, until: datetime, below: float = 0.6
+) -> list[dict[str, Any]]:
+    """Customer messages of [since, until) the consultant fell back on or was unsure of
+    (under ``below``), newest first, one entry per distinct text with its count."""
+    from sqlalchemy import or_, select
+
+    from abonent.db.models import Message
+
+    intent = Message.meta["intent"].as_string()
+    confidence = Message.meta["confidence"].as_float()
+    async with db.session() as session:
+        rows = await session.execute(
+            select(
+                Message.id,
+                Message.conversation_id,
+                Message.text,
+                Message.created_at,
+                intent,
+                confidence,
+            )
+            .where(
+                Message.author == "customer",
+                Message.created_at >= since,
+                Message.created_at < until,
+                intent.is_not(None),
+                or_(intent == "fallback", confidence < below),
+            )
+            .order_by(Message.id.desc())
+            .limit(REVIEW_LIMIT)
+        )
+        by_text: dict[str, dict[str, Any]] = {}
+        for mid, conv, text, at, guessed, conf in rows:
+            if not text or not text.strip():
+                continue
+            key = " ".join(text.split()).lower()
+            entry = by_text.get(key)
+            if entry is None:
+                by_text[key] = {
+                    "id": mid,
+                    "ids": [mid],
+                    "conversation_id": conv,
+                    "text": text.strip(),
+                    "at": at.isoformat(),
+                    "intent": guessed,
+                    "confidence": conf,
+                    "count": 1,
+                }
+            else:
+                entry["ids"].append(mid)
+                entry["count"] += 1
+        return list(by_text.values())

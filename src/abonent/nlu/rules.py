@@ -1,7 +1,8 @@
 """Domain knowledge the examples cannot teach a linear model reliably.
 
 * Another utility: gas, water, heating, waste, lifts, intercoms, capital repairs,
-  internet — a question about them is not ours even when it is worded exactly like one of
+  internet, mobile operators, the management company (ТСЖ) — a question about them is
+  not ours even when it is worded exactly like one of
   ours («как передать показания счётчика газа», «телефон водоканала»), unless
   electricity is mentioned too («газ есть, а плита электрическая — какой тариф?»).
 * Digits that cannot be meter readings: «123123», «1111», «12345» (periodic, one digit
@@ -43,8 +44,22 @@ OTHER_UTILITY_LEMMAS = frozenset(
         "хвс",
         "кубометр",
         "куб",
+        # telecoms and the building's management: their tariffs, balances and bills
+        # are worded like ours («тариф», «баланс», «квитанция»)
+        "сотовый",
+        "мтс",
+        "билайн",
+        "мегафон",
+        "ростелеком",
+        "провайдер",
+        "роутер",
+        "вайфай",
+        "управляйка",
+        "тсж",
     ]
 )
+# «мобильный» is ours in «мобильное приложение», another service's next to these.
+MOBILE_SERVICE_LEMMAS = frozenset(["связь", "тариф", "баланс", "пополнить", "минута", "гигабайт"])
 # Lemmas that tie a message to electricity whatever else it mentions.
 ELECTRIC_LEMMAS = frozenset(
     [
@@ -84,7 +99,9 @@ _DIGITS_ONLY = re.compile(r"[\d\s.,\-+]+")
 
 def other_utility(lemmas: Sequence[str]) -> bool:
     """The message is about another utility and does not mention electricity."""
-    if not any(lem in OTHER_UTILITY_LEMMAS for lem in lemmas):
+    if not any(lem in OTHER_UTILITY_LEMMAS for lem in lemmas) and not (
+        "мобильный" in lemmas and any(lem in MOBILE_SERVICE_LEMMAS for lem in lemmas)
+    ):
         return False
     return not any(lem in ELECTRIC_LEMMAS or lem.startswith(_ELECTRIC_PREFIXES) for lem in lemmas)
 

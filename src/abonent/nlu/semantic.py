@@ -145,3 +145,85 @@ class WordVectors:
             words = [str(w) for w in data["words"]]
             matrix = np.asarray(data["vectors"], dtype=np.float32)
         self._base = {w: matrix[i] for i, w in enumerate(words)}
+
+
+class SentenceIndex:
+    """The knowledge base's examples encoded whole: the second opinion for a message the
+    fast model is unsure of.
+
+    Encoding a sentence costs a few milliseconds, too much for every message but fine
+    for the few percent where the linear model's best probability is low. The message's
+    neighbours among the examples (cosine, the normalised text of both) give each intent
+    the similarity of its nearest example; a softmax of those is mixed into the model's
+    probabilities (``Bundle.proba``). Examples are encoded in their normalised form so
+    that translit, wrong-layout and misspelt examples land where their meaning is."""
+
+    def __init__(self, matrix: FloatArray, label_ids: npt.NDArray[np.int32], n_labels: int) -> None:
+        self.matrix = matrix
+        self.label_ids = label_ids
+        self.n_labels = n_labels
+        self._cache: OrderedDict[str, FloatArray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def build(cls, texts: Sequence[str], label_ids: Sequence[int], n_labels: int) -> SentenceIndex:
+        encoder = shared_encoder()
+        parts = [
+            np.asarray(encoder.encode(list(texts[i : i + 64])), dtype=np.float32)
+            for i in range(0, len(texts), 64)
+        ]
+        matrix = np.vstack(parts) if parts else np.zeros((0, DIM), dtype=np.float32)
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-6)
+        matrix = matrix.astype(np.float16).astype(np.float32)
+        return cls(matrix, np.asarray(label_ids, dtype=np.int32), n_labels)
+
+    @staticmethod
+    def ready() -> bool:
+        """Whether the encoder is loaded: until then the index is not consulted (a start
+        never waits for it)."""
+        return _encoder is not None
+
+    def encode(self, text: str) -> FloatArray:
+        with self._lock:
+            vector = self._cache.get(text)
+            if vector is not None:
+                self._cache.move_to_end(text)
+                return vector
+        vector = np.asarray(shared_encoder().encode([text])[0], dtype=np.float32)
+        vector /= max(float(np.linalg.norm(vector)), 1e-6)
+        with self._lock:
+            self._cache[text] = vector
+            if len(self._cache) > 20_000:
+                self._cache.popitem(last=False)
+        return vector
+
+    def proba(self, text: str, k: int = 10, temperature: float = 0.05) -> FloatArray:
+        """Per-label probabilities from the ``k`` nearest examples' similarities."""
+        sims = self.matrix @ self.encode(text)
+        k = min(k, len(sims))
+        best = np.argpartition(-sims, k - 1)[:k]
+        per_label = np.full(self.n_labels, -1.0, dtype=np.float32)
+        np.maximum.at(per_label, self.label_ids[best], sims[best])
+        z = (per_label - per_label.max()) / np.float32(temperature)
+        out: FloatArray = np.exp(z).astype(np.float32)
+        out /= out.sum()
+        return out
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(
+            tmp,
+            matrix=self.matrix.astype(np.float16),
+            label_ids=self.label_ids,
+            n_labels=np.array([self.n_labels]),
+        )
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> SentenceIndex:
+        with np.load(path) as data:
+            return cls(
+                np.asarray(data["matrix"], dtype=np.float32),
+                np.asarray(data["label_ids"], dtype=np.int32),
+                int(data["n_labels"][0]),
+            )

@@ -25,9 +25,12 @@ from abonent.core.events import Event
 from abonent.db.models import LoginFailure, User, UserSession
 from abonent.db.session import Database
 
-ROLES = ("operator", "supervisor", "admin")
-# Who may do what is decided by rank: a supervisor can do what an operator can.
-RANK = {"operator": 1, "supervisor": 2, "admin": 3}
+ROLES = ("operator", "editor", "supervisor", "admin")
+# Who may do what is decided by rank: a supervisor can do what an operator can. An
+# editor ranks with operators for chats and may also edit the knowledge base.
+RANK = {"operator": 1, "editor": 1, "supervisor": 2, "admin": 3}
+# Who may change the knowledge base from the editors' page (supervisors may look).
+KB_EDITORS = frozenset({"editor", "admin"})
 
 SESSION_COOKIE = "abonent_session"
 SESSION_TTL = timedelta(hours=12)

@@ -32,6 +32,7 @@ from abonent.db.models import ChannelIdentity, Message
 from abonent.web.deps import MAX_ID, BearerDep, RuntimeDep
 from abonent.web.errors import ApiError
 from abonent.web.fields import ApiModel
+from abonent.web.ratelimit import limit
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +287,9 @@ async def post_message(
     idempotency_key: Annotated[str | None, Header(max_length=64)] = None,
 ) -> JSONResponse:
     identity_id = await bearer_identity(request, credentials)
+    # Per address before any route runs (web/bounds.py); per conversation here, where the
+    # token names it: one chat cannot flood the bot from many addresses either.
+    await limit(request, "messages:conversation", conversation=identity_id)
     text = (body.text or "").strip()
     payload = (body.payload or "").strip() or None
     if not text and not payload:

@@ -19,12 +19,21 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **details: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        # Sent with the answer (``Retry-After`` of a 429).
+        self.headers = headers or {}
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -69,11 +78,17 @@ def _nul_in(scope: Scope) -> str | None:
 
 
 def install(app: FastAPI) -> None:
+    from abonent.web.bounds import Guard
+
+    # Inside the CORS middleware (added after this), so a widget on another site can
+    # read a 429 and say «слишком часто»; NUL in the address is judged first.
+    app.add_middleware(Guard)
     app.add_middleware(StorableAddress)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        headers.update(exc.headers)
         return JSONResponse(
             error_body(exc.code, exc.message, exc.details or None), exc.status, headers=headers
         )

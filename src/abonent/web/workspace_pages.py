@@ -39,6 +39,8 @@ ASSETS = (
     "supervisor.js",
     "operator_templates.js",
     "integrations.js",
+    "kb_editor.js",
+    "reminders.js",
     "reports.css",
     "reports.js",
     "vendor/chart.umd.min.js",
@@ -60,6 +62,7 @@ STATUS_LABELS = {"online": "На линии", "break": "Перерыв", "offlin
 # The role identifiers stay English (config, CLI); people read these, in one word each place.
 ROLE_LABELS = {
     "operator": "оператор",
+    "editor": "редактор",
     "supervisor": "старший оператор",
     "admin": "администратор",
 }

@@ -25,10 +25,12 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from abonent.billing.accounts import normalise_account_number
 from abonent.billing.base import AccountInfo, Billing
 from abonent.billing.readings import format_rub
 from abonent.config import RemindersSettings
 from abonent.db.models import (
+    Account,
     ChannelIdentity,
     Contact,
     ContactAccount,
@@ -285,6 +287,18 @@ class Audience:
         return channel_id, self.channel_types.get(channel_id, "")
 
     async def _accounts(self, numbers: list[str]) -> dict[str, AccountInfo]:
+        from abonent.billing.local import LocalBilling, account_info
+
+        if isinstance(self.billing, LocalBilling):
+            # The local tables live in our own database: one query a page instead of
+            # one a account (expansion was bound by those round trips: ~330 accounts/s
+            # on the 2-core machine).
+            keys: dict[str, list[str]] = defaultdict(list)
+            for number in numbers:
+                keys[normalise_account_number(number)].append(number)
+            async with self.db.session() as session:
+                rows = await session.scalars(select(Account).where(Account.number.in_(list(keys))))
+                return {n: account_info(row) for row in rows for n in keys[row.number]}
         gate = asyncio.Semaphore(BILLING_CONCURRENCY)
 
         async def one(number: str) -> AccountInfo | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
+from cronsim import CronSim, CronSimError
 from sqlalchemy import func, select, update
 
 from abonent.automation.reminders import quiet
@@ -16,7 +17,7 @@ from abonent.db.models import ReminderCampaign, ReminderConsent, ReminderSend
 from abonent.db.session import Database
 
 KINDS = ("payment_due", "readings_window", "custom")
-SCHEDULES = ("once", "monthly")
+SCHEDULES = ("once", "monthly", "cron")
 STATES = ("draft", "running", "paused", "done")
 # Every status a send can be in; "remaining" in the progress is the first three.
 OPEN = ("queued", "claimed", "sending")
@@ -72,6 +73,8 @@ def period_of(campaign: ReminderCampaign, now: datetime, tz: tzinfo) -> tuple[st
         return None
     if campaign.schedule == "once":
         return "once", start
+    if campaign.schedule == "cron":
+        return cron_period(campaign.cron or "", start, now, tz)
     local_start = start.astimezone(tz)
     local_now = now.astimezone(tz)
     year, month = local_now.year, local_now.month
@@ -82,6 +85,40 @@ def period_of(campaign: ReminderCampaign, now: datetime, tz: tzinfo) -> tuple[st
             return f"{year}-{month:02d}", moment
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     return None
+
+
+def cron_period(
+    expr: str, start: datetime, now: datetime, tz: tzinfo
+) -> tuple[str, datetime] | None:
+    """The latest fire time of ``expr`` at or before ``now`` (and not before the
+    campaign's start), in the company timezone. The key is that fire time as local
+    «YYYY-MM-DDTHH:MM», so two schedulers that look at the same moment agree on the
+    period, and the unique (campaign, contact, period) row stops a second send. A fire
+    missed while every server was down is not made up: only the latest one counts."""
+    local_now = now.astimezone(tz).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    try:
+        fired = next(CronSim(expr, local_now, reverse=True))
+    except (CronSimError, StopIteration):
+        return None
+    if fired < start:
+        return None
+    return fired.strftime("%Y-%m-%dT%H:%M"), fired
+
+
+def check_cron(expr: str) -> str:
+    """The expression, or CampaignError saying what is wrong with it."""
+    expr = " ".join(expr.split())
+    if not expr:
+        raise CampaignError("a cron schedule needs its expression, e.g. «0 10 1 * *»")
+    try:
+        CronSim(expr, datetime(2026, 1, 1))
+    except CronSimError as exc:
+        raise CampaignError(f"cron expression {expr!r}: {exc}") from exc
+    return expr
+
+
+def describe_schedule(campaign: ReminderCampaign) -> str:
+    return f"cron {campaign.cron}" if campaign.schedule == "cron" else campaign.schedule
 
 
 async def create(
@@ -97,11 +134,15 @@ async def create(
     channel: str | None = None,
     quiet_hours: str = "21:00-09:00",
     whatsapp_template: str | None = None,
+    cron: str | None = None,
 ) -> ReminderCampaign:
+    if cron and schedule == "once":
+        schedule = "cron"  # an expression given is the schedule meant
     if kind not in KINDS:
         raise CampaignError(f"kind must be one of {', '.join(KINDS)}")
     if schedule not in SCHEDULES:
         raise CampaignError(f"schedule must be one of {', '.join(SCHEDULES)}")
+    expr = check_cron(cron or "") if schedule == "cron" else None
     body = (text or DEFAULT_TEXTS[kind]).strip()
     if not body:
         raise CampaignError("a custom campaign needs its text")
@@ -119,6 +160,7 @@ async def create(
         kind=kind,
         text=body,
         schedule=schedule,
+        cron=expr,
         start_at=start_at or utcnow(),
         min_balance=min_balance
         if min_balance is not None
@@ -200,6 +242,30 @@ async def progress(db: Database, name: str) -> Progress:
         {str(k): int(v) for k, v in counts.items()},
         opted_out=int(opted_out or 0),
     )
+
+
+async def by_id(db: Database, campaign_id: int) -> ReminderCampaign:
+    async with db.session() as session:
+        row = await session.get(ReminderCampaign, campaign_id)
+    if row is None:
+        raise CampaignError(f"no campaign {campaign_id}")
+    return row
+
+
+async def progress_all(db: Database) -> dict[int, dict[str, int]]:
+    """Every campaign's sends by status, in one grouped read (the admin page's list)."""
+    async with db.session() as session:
+        found = (
+            await session.execute(
+                select(ReminderSend.campaign_id, ReminderSend.status, func.count()).group_by(
+                    ReminderSend.campaign_id, ReminderSend.status
+                )
+            )
+        ).all()
+    out: dict[int, dict[str, int]] = {}
+    for campaign_id, status, n in found:
+        out.setdefault(int(campaign_id), {})[str(status)] = int(n)
+    return out
 
 
 async def skip_reasons(db: Database, name: str) -> dict[str, int]:

@@ -89,8 +89,19 @@ def create_command(
         ),
     ] = None,
     schedule: Annotated[
-        str, typer.Option(help="once, or monthly (the same day and time each month).")
+        str,
+        typer.Option(
+            help="once, monthly (the same day and time each month), or cron (see --cron)."
+        ),
     ] = "once",
+    cron: Annotated[
+        str | None,
+        typer.Option(
+            metavar="'MIN HOUR DAY MONTH WEEKDAY'",
+            help="A cron expression in company time, e.g. '0 10 1,15 * *' (implies "
+            "--schedule cron).",
+        ),
+    ] = None,
     min_balance: Annotated[
         str | None, typer.Option(metavar="RUBLES", help="Only debts above this.")
     ] = None,
@@ -131,6 +142,7 @@ def create_command(
             channel=channel,
             quiet_hours=quiet if quiet is not None else settings.reminders.quiet_hours,
             whatsapp_template=template,
+            cron=cron,
         )
 
     row = _run(work, create=True)
@@ -151,7 +163,8 @@ def list_command() -> None:
     for r in rows:
         start = r.start_at.astimezone(tz)
         typer.echo(
-            f"{r.name}\t{r.kind}\t{r.state}\t{r.schedule} from {start:%Y-%m-%d %H:%M}"
+            f"{r.name}\t{r.kind}\t{r.state}\t{campaigns.describe_schedule(r)}"
+            f" from {start:%Y-%m-%d %H:%M}"
             f"\tquiet {r.quiet_hours or 'none'}"
         )
 
@@ -220,11 +233,18 @@ def status_command(
     name: Annotated[str, typer.Argument(metavar="CAMPAIGN")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
-    """Progress: sent, skipped (and why), failed, remaining."""
+    """Progress: sent, skipped (and why), failed, remaining; and what followed: accepted
+    by the platform, opted out, link clicks, readings submitted within the follow-up
+    window (the statistics listener's figures, a few seconds behind the log)."""
 
     async def work(db: Database, settings: Settings) -> dict[str, Any]:
+        from abonent.analytics.campaigns import campaign_stats
+
         found = (await campaigns.progress(db, name)).as_dict()
         found["skipped_by_reason"] = await campaigns.skip_reasons(db, name)
+        [stats] = await campaign_stats(db, [name])
+        found["statistics"] = stats.as_dict()
+        found["followup_days"] = settings.reminders.followup_days
         return found
 
     result = _run(work)
@@ -238,3 +258,10 @@ def status_command(
     )
     for reason, n in sorted(result["skipped_by_reason"].items()):
         typer.echo(f"  skipped, {reason}: {n}")
+    s = result["statistics"]
+    typer.echo(
+        f"Statistics: handed to the platform {s['sent']}, delivered {s['delivered']}, "
+        f"failed {s['failed']}; within {result['followup_days']} days: opted out "
+        f"{s['opted_out']}, readings submitted {s['followed']}; link clicks "
+        f"{s['link_clicks']} by {s['clicked']} recipients"
+    )

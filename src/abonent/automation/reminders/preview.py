@@ -25,6 +25,8 @@ class Preview:
     channels: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     samples: list[tuple[str, str, str]] = field(default_factory=list)  # channel, mode, text
+    # Whose texts the samples are: the workspace audits that an admin saw them.
+    sample_contacts: list[int] = field(default_factory=list)
 
     @property
     def reached(self) -> int:
@@ -54,6 +56,7 @@ async def preview(
             found.channels[f"{r.identity.channel_id} ({r.channel_type}, {r.mode})"] += 1
             if len(found.samples) < SAMPLES:
                 found.samples.append(_sample(campaign, r, payment_link))
+                found.sample_contacts.append(r.contact_id)
     return found
 
 

@@ -12,8 +12,10 @@ yet sent goes back to the queue.
 
 Reminders do not go through the outbox: they would queue 100,000 messages in front of
 live replies. Instead they wait while the outbox holds more than a few unsent replies
-for the same channel, and go out through a token bucket per channel type, under the
-platform's own rate; a 429 pauses that bucket for as long as the platform asked.
+for the same channel, make way for a moment after each customer message (``_give_way``),
+and go out at a rate per channel type under the platform's own
+(``throttle``: per process, or shared by every process through Redis); a 429 pauses
+that channel type for as long as the platform asked.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from abonent.automation.reminders.audience import (
     Recipient,
 )
 from abonent.automation.reminders.campaigns import OPEN, period_of
+from abonent.automation.reminders.throttle import Throttle, build_throttle
 from abonent.billing.base import Billing
 from abonent.bot import texts as t
 from abonent.channels.base import Channel, OutgoingMessage, SendError, SendResult
@@ -70,6 +73,11 @@ CLAIM_BATCH = 50
 # a dead process's claim is taken over once it runs out; a live one renews it).
 RENEW_EVERY = 5.0
 IN_FLIGHT = 4
+# Live replies first: a reminder waits until no customer has written (in any process,
+# the bus carries it) for LIVE_QUIET seconds, but never longer than LIVE_WAIT_MAX, so a
+# busy chat slows a campaign down without stopping it.
+LIVE_QUIET = 0.05
+LIVE_WAIT_MAX = 0.5
 MAX_ATTEMPTS = 8
 # Permanent errors that are the campaign's or the configuration's, not the customer's:
 # the identity is not marked unreachable for them (WhatsApp template and window errors,
@@ -82,27 +90,6 @@ _NOT_THE_CUSTOMER = re.compile(
 
 def backoff(attempts: int) -> float:
     return float(min(2 ** max(attempts - 1, 0) * 5, 600))
-
-
-class Bucket:
-    """A token bucket of one channel type in this process: ``rate`` sends a second."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def take(self) -> None:
-        async with self._lock:
-            now = time.monotonic()
-            wait = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if wait > 0:
-            await asyncio.sleep(wait)
-
-    def pause(self, seconds: float) -> None:
-        """The platform said «too many requests»: nobody of this type for a while."""
-        self._next = max(self._next, time.monotonic() + seconds)
 
 
 @dataclass
@@ -160,10 +147,11 @@ class ReminderSender(Worker):
         batch: int = CLAIM_BATCH,
         lease: timedelta | None = None,
         renew_every: float | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         super().__init__(
             bus,
-            set(),
+            {events.MESSAGE_RECEIVED},
             name="reminders",
             poll=poll,
             logger=log,
@@ -186,16 +174,34 @@ class ReminderSender(Worker):
         self.lease = lease or timedelta(seconds=settings.reminders.lease_seconds)
         # Renewed several times per lease, so one or two failed renewals do not lose it.
         self.renew_every = renew_every or min(RENEW_EVERY, self.lease.total_seconds() / 4)
-        self._buckets: dict[str, Bucket] = {}
+        r = settings.reminders
+        self.throttle: Throttle = throttle or build_throttle(
+            settings.redis_url, r.rates, r.per_chat_interval, r.shared_throttle
+        )
         self._slots = {cid: asyncio.Semaphore(IN_FLIGHT) for cid in channels}
         # Tests stop a sender between committing ``sending`` and calling the platform.
         self.before_send: Any = None
+        self._live_at = 0.0
 
-    def bucket(self, channel_type: str) -> Bucket:
-        if channel_type not in self._buckets:
-            rate = self.settings.reminders.rates.get(channel_type, 10.0)
-            self._buckets[channel_type] = Bucket(rate)
-        return self._buckets[channel_type]
+    def _on_event(self, event: Event) -> None:
+        """A customer's message is not work for the sender: it marks live traffic,
+        which reminders make way for (``_give_way``)."""
+        if event.type == events.MESSAGE_RECEIVED:
+            self._live_at = time.monotonic()
+
+    async def _give_way(self) -> None:
+        waited = 0.0
+        while waited < LIVE_WAIT_MAX:
+            quiet_for = time.monotonic() - self._live_at
+            if quiet_for >= LIVE_QUIET:
+                return
+            pause = LIVE_QUIET - quiet_for
+            await asyncio.sleep(pause)
+            waited += pause
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.throttle.close()
 
     async def _step(self) -> bool:
         await self.schedule()
@@ -447,13 +453,14 @@ class ReminderSender(Worker):
                 await self._skip(c, "channel_not_configured")
                 return
             async with self._slots[channel.id]:
+                await self._give_way()
                 try:
                     prepared = await self._prepare(c)
                 except _Lost:
                     return
                 if prepared is None:
                     return
-                await self.bucket(channel.type).take()
+                await self.throttle.take(channel.type, prepared.recipient)
                 if self.before_send is not None:
                     await self.before_send(prepared)
                 result: SendResult | None = None
@@ -466,7 +473,7 @@ class ReminderSender(Worker):
                     log.exception("channel %s failed to send reminder %s", channel.id, c.send_id)
                     error = SendError(f"{type(exc).__name__}: {exc}")
                 if error is not None and error.retry_after is not None:
-                    self.bucket(channel.type).pause(error.retry_after)
+                    await self.throttle.pause(channel.type, error.retry_after)
                 await self._record(prepared, result, error)
         finally:
             flight.held.discard(c.send_id)

@@ -1455,3 +1455,44 @@
 
   start();
 })();
+
+// ---- reminders (issue 13): the campaigns' figures, from /api/workspace/v1/reminders/stats.
+// Cumulative per campaign (not bound to the period above): what followed each reminder.
+(function () {
+  "use strict";
+  var section = document.getElementById("rp-reminders");
+  if (!section) return;
+  var COLUMNS = ["sent", "delivered", "failed", "skipped", "remaining", "opted_out", "link_clicks", "clicked", "followed"];
+  fetch("/api/workspace/v1/reminders/stats", { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
+    .then(function (resp) {
+      if (!resp.ok) throw new Error(resp.statusText);
+      return resp.json();
+    })
+    .then(function (data) {
+      var rows = data.campaigns || [];
+      if (!rows.length) return;
+      var body = section.querySelector("tbody");
+      rows.forEach(function (c) {
+        var tr = document.createElement("tr");
+        tr.setAttribute("data-campaign", c.campaign);
+        var name = document.createElement("td");
+        name.textContent = c.campaign;
+        tr.appendChild(name);
+        COLUMNS.forEach(function (key) {
+          var td = document.createElement("td");
+          td.className = "rp-rem-" + key;
+          td.textContent = String(c[key] || 0);
+          tr.appendChild(td);
+        });
+        body.appendChild(tr);
+      });
+      document.getElementById("rp-reminders-note").textContent =
+        "За всё время кампании. «Доставлено» — принято платформой; «Отписались» и «Передали показания» — в течение " +
+        data.followup_days + " дн. после напоминания.";
+      section.hidden = false;
+    })
+    .catch(function () {
+      /* the rest of the reports stands without this section */
+    });
+})();
+// ---- end reminders

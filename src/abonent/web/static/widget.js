@@ -35,6 +35,7 @@
     placeholder: "Введите сообщение…",
     sending: "Отправляется…",
     notSent: "Не отправлено.",
+    tooOften: "Слишком часто, подождите немного",
     retry: "Повторить",
     discard: "Удалить",
     connecting: "Подключаемся к чату…",
@@ -336,11 +337,24 @@
 
   // ---------------------------------------------------------------- HTTP
 
-  function HttpError(status, code, message) {
+  function HttpError(status, code, message, retryAfter) {
     this.name = "HttpError";
     this.status = status;
     this.code = code;
     this.message = message;
+    // Seconds the server asks to wait (429 Retry-After), or 0.
+    this.retryAfter = retryAfter || 0;
+  }
+
+  function isRateLimited(err) {
+    return err instanceof HttpError && err.status === 429;
+  }
+
+  /** How long to wait before retrying a refused request: the server's Retry-After,
+   * kept within 1..60 s. */
+  function retryDelay(err) {
+    var seconds = err && err.retryAfter > 0 ? err.retryAfter : 5;
+    return Math.min(60, Math.max(1, seconds)) * 1000;
   }
   HttpError.prototype = Object.create(Error.prototype);
 
@@ -370,7 +384,9 @@
         try { data = raw ? JSON.parse(raw) : null; } catch (err) { data = null; }
         if (!resp.ok) {
           var error = data && data.error ? data.error : {};
-          throw new HttpError(resp.status, error.code || null, error.message || "HTTP " + resp.status);
+          var wait = parseInt(resp.headers.get("Retry-After") || "", 10);
+          throw new HttpError(resp.status, error.code || null, error.message || "HTTP " + resp.status,
+            isNaN(wait) ? 0 : wait);
         }
         setConnected(true);
         return data;
@@ -1001,6 +1017,7 @@
     if (p.status === "done") return;
     if (p.file) { deliverFile(p); return; }
     p.status = "sending";
+    p.limited = false;
     renderPending(p);
     var token = state.token;
     var body = { client_message_id: p.cmid };
@@ -1030,7 +1047,15 @@
         });
         return;
       }
-      if (err instanceof HttpError && err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429) {
+      if (isRateLimited(err)) {
+        // Too many messages too fast: say so, and send it again once the server allows.
+        p.status = "failed";
+        p.limited = true;
+        renderPending(p);
+        setTimeout(function () { if (p.status === "failed" && p.limited) deliver(p); }, retryDelay(err));
+        return;
+      }
+      if (err instanceof HttpError && err.status >= 400 && err.status < 500 && err.status !== 408) {
         p.status = "rejected";
         p.error = err.message;
       } else {
@@ -1051,7 +1076,8 @@
     } else {
       status.classList.add("ab-status--error");
       status.appendChild(el("span", {
-        text: p.status === "rejected" && p.error ? T.notSent + " " + p.error : T.notSent
+        text: p.limited && p.status === "failed" ? T.tooOften
+          : p.status === "rejected" && p.error ? T.notSent + " " + p.error : T.notSent
       }));
       if (p.status === "failed") {
         status.appendChild(el("button", { type: "button", text: T.retry, onclick: function () {
@@ -1359,7 +1385,7 @@
       state.starting = null;
       state.startError = true;
       if (!(err instanceof HttpError)) setConnected(false);
-      showNotice(T.startFailed, T.retry, function () { startChat(); });
+      showNotice(isRateLimited(err) ? T.tooOften : T.startFailed, T.retry, function () { startChat(); });
       throw err;
     });
     return state.starting;
